@@ -1,0 +1,107 @@
+// Case: one scenario from a TOML case file, as plain values. load_case() parses and
+// validates everything before anything is built: a bad file throws CaseError with
+// file:line:column and what was expected (exit code 2 at the CLI).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kah {
+
+struct SourcePos {
+  std::string file;
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based; 0 = unknown
+  std::string str() const;  // "file:line:column" (parts that are unknown left out)
+};
+
+class CaseError : public std::runtime_error {
+ public:
+  CaseError(SourcePos where, const std::string& message);
+  const SourcePos& where() const noexcept { return where_; }
+  const std::string& message() const noexcept { return message_; }
+
+ private:
+  SourcePos where_;
+  std::string message_;
+};
+
+enum class Family { ipv4, ipv6 };
+enum class ExpectedOutcome { timeout, reset, alive };
+
+enum class FaultKind {
+  none,            // healthy peer
+  blackhole,       // nftables drops everything both ways at the server
+  drop_to_client,  // the server's replies (probe ACKs) are lost
+  drop_to_server,  // the client's segments (probes) are lost
+  link_down,       // the server's end of the link is unplugged
+  peer_reboot,     // the server silently loses all connection state (TCP_REPAIR close)
+  peer_freeze,     // the server application (a separate process) is SIGSTOPped
+};
+
+// What the client does after the data exchange.
+enum class Traffic {
+  idle,     // one exchange, then silence (the default)
+  sending,  // keeps data unacknowledged once the fault hits: retransmission timer
+};
+
+struct KeepaliveSpec {
+  bool enabled = true;              // SO_KEEPALIVE
+  std::optional<int> idle_s;        // TCP_KEEPIDLE, 1..32767; unset -> namespace sysctl
+  std::optional<int> interval_s;    // TCP_KEEPINTVL, 1..32767
+  std::optional<int> count;         // TCP_KEEPCNT, 1..127
+};
+
+struct ConnectionSpec {
+  std::string name;
+  Family family = Family::ipv4;
+  KeepaliveSpec keepalive;
+  int user_timeout_ms = 0;  // TCP_USER_TIMEOUT, 0 = off
+  int copies = 1;
+  Traffic traffic = Traffic::idle;
+  SourcePos where;  // the [[connection]] table
+};
+
+struct FaultSpec {
+  FaultKind kind = FaultKind::none;
+  SourcePos where;
+};
+
+struct Expectation {
+  ExpectedOutcome outcome = ExpectedOutcome::alive;
+  std::optional<double> deadline_ms;  // user requirement on top of the model's window
+  SourcePos where;
+};
+
+struct Case {
+  std::string name;
+  std::string description;
+  std::filesystem::path file;
+  std::vector<ConnectionSpec> connections;  // "family = both" already expanded
+  // Per host ("client", "server"): sysctl key -> value, written inside that namespace.
+  std::map<std::string, std::map<std::string, std::string>> sysctls;
+  std::vector<FaultSpec> faults;  // at least one ("none" if the file has none)
+  Expectation expect;
+  // How long to watch after the fault; unset -> derived from the model.
+  std::optional<double> horizon_s;
+  SourcePos where;  // the file itself (line 1)
+};
+
+// Parses and validates one case file.
+Case load_case(const std::filesystem::path& file);
+// Same, from text (file is used for messages only).
+Case parse_case(const std::string& text, const std::filesystem::path& file);
+
+// Expands PATHs (files, or folders searched for *.toml, sorted) into case files.
+// Throws CaseError for a path that does not exist.
+std::vector<std::filesystem::path> find_case_files(const std::vector<std::filesystem::path>& paths);
+
+std::string to_string(Family f);
+std::string to_string(ExpectedOutcome o);
+std::string to_string(FaultKind k);
+
+}  // namespace kah

@@ -1,0 +1,40 @@
+// UniqueFd: sole owner of one file descriptor (a namespace, a socket, a netlink fd).
+// Move-only; a moved-from object owns nothing (-1). The destructor closes quietly;
+// close() reports failure by throwing std::system_error. Not thread-safe per object.
+#pragma once
+
+#include <string>
+#include <utility>
+
+namespace kah {
+
+class UniqueFd {
+ public:
+  UniqueFd() noexcept = default;
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  ~UniqueFd() { reset(); }
+
+  int get() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  // Gives up ownership without closing.
+  int release() noexcept { return std::exchange(fd_, -1); }
+  // Closes the current descriptor (errors ignored) and takes `fd`.
+  void reset(int fd = -1) noexcept;
+  // Closes and throws std::system_error if the kernel reports an error.
+  void close();
+
+ private:
+  int fd_ = -1;
+};
+
+// Throws std::system_error(errno, what) — "what: strerror".
+[[noreturn]] void throw_errno(const std::string& what);
+
+}  // namespace kah
