@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kah {
@@ -96,12 +97,22 @@ Case load_case(const std::filesystem::path& file);
 // Same, from text (file is used for messages only).
 Case parse_case(const std::string& text, const std::filesystem::path& file);
 
-// Expands PATHs (files, or folders searched for *.toml, sorted) into case files.
-// Throws CaseError for a path that does not exist.
+// Expands PATHs into case files: a file is taken as given (whatever its extension),
+// a folder is searched recursively for *.toml, sorted. Throws CaseError for a path
+// that does not exist.
 std::vector<std::filesystem::path> find_case_files(const std::vector<std::filesystem::path>& paths);
 
+// The spellings used in case files ("drop-to-client", "ipv6", ...).
 std::string to_string(Family f);
 std::string to_string(ExpectedOutcome o);
 std::string to_string(FaultKind k);
+std::string to_string(Traffic t);
+
+// Inverses of to_string: exact, case-sensitive spelling; nullopt for anything else.
+// "both" is not a Family: load_case expands it into one ipv4 and one ipv6 connection.
+std::optional<Family> family_from_string(std::string_view s);
+std::optional<ExpectedOutcome> expected_outcome_from_string(std::string_view s);
+std::optional<FaultKind> fault_kind_from_string(std::string_view s);
+std::optional<Traffic> traffic_from_string(std::string_view s);
 
 }  // namespace kah
