@@ -36,5 +36,8 @@ class UniqueFd {
 
 // Throws std::system_error(errno, what) — "what: strerror".
 [[noreturn]] void throw_errno(const std::string& what);
+// Same with an errno value saved by the caller: building `what` (allocation,
+// formatting) may clobber errno, so save it first when the message is computed.
+[[noreturn]] void throw_errno(int err, const std::string& what);
 
 }  // namespace kah

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <thread>
 #include <type_traits>
+#include <vector>
 
 #include "netns/fd.h"
 
@@ -26,11 +27,14 @@ class Namespace {
   // Creates a new anonymous network namespace with its loopback up. `label` is
   // for messages only (e.g. "peer-blackhole/client"); nothing is named in the system.
   static Namespace create(std::string label);
-  // Opens the namespace of the calling process (used for root-namespace checks).
+  // Opens the namespace of the calling thread, which is the process's own unless the
+  // caller is inside run() (used for root-namespace checks).
   static Namespace current(std::string label = "current");
 
-  Namespace(Namespace&&) noexcept = default;
-  Namespace& operator=(Namespace&&) noexcept = default;
+  // Hand-written: the source is left owning nothing (no fd, no pin), so a pin is
+  // removed exactly once, by whichever object holds it last.
+  Namespace(Namespace&& other) noexcept;
+  Namespace& operator=(Namespace&& other) noexcept;
   Namespace(const Namespace&) = delete;
   Namespace& operator=(const Namespace&) = delete;
   ~Namespace();
@@ -73,6 +77,8 @@ class Namespace {
   Namespace(UniqueFd fd, std::string label) : fd_(std::move(fd)), label_(std::move(label)) {}
   // Runs body on a new thread that has setns()ed into this namespace; captures exceptions.
   void run_void(const std::function<void()>& body, std::exception_ptr& error) const;
+  // Unmounts and unlinks the pin, if any; failures are reported on stderr, never thrown.
+  void unpin() noexcept;
 
   UniqueFd fd_;
   std::string label_;
@@ -82,5 +88,14 @@ class Namespace {
 // Sysctl key "net.ipv4.tcp_keepalive_time" -> "/proc/sys/net/ipv4/tcp_keepalive_time".
 // Throws std::invalid_argument for keys outside "net." or with "..", "/".
 std::filesystem::path sysctl_path(std::string_view key);
+
+// Where pin() puts namespaces, as iproute2 does ("ip netns" lists them).
+inline constexpr std::string_view kPinDirectory = "/run/netns";
+
+// For `kaharness gc`: unmounts and unlinks every /run/netns entry whose name starts
+// with `prefix`, and nothing else; returns the names removed. A missing /run/netns
+// is not an error. Refuses (std::invalid_argument) a prefix shorter than 4
+// characters or containing '/', so a typo cannot sweep other tools' namespaces.
+std::vector<std::string> remove_pinned_namespaces(std::string_view prefix);
 
 }  // namespace kah::netns
