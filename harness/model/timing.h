@@ -9,6 +9,17 @@
 // Sources: ../shared/design/keepalive-timing.md, net/ipv4/tcp_timer.c,
 // kernel/time/timer.c (timer wheel: a timer armed L jiffies ahead lands on the
 // level whose granularity g = 8^n covers L and fires 1..g jiffies late).
+//
+// How windows are made: the model replays the kernel's timer chain in whole jiffies
+// (which bucket each timer lands in, what the callback decides there) for every
+// place t_r can sit on the jiffy grid, and a window is the hull of the instants that
+// replay allows. Without a calibration that is every alignment modulo the coarsest
+// granularity in the chain, so a window is as wide as the wheel's rounding makes it
+// (about the sum of the granularities in the chain, plus one tick for where t_r falls
+// inside its tick, plus the wake-up slack) and never a percentage. With a
+// JiffyCalibration only the alignments the calibration allows are replayed.
+// Assumption: a timer's callback runs in the tick of its bucket (the softirq is not
+// a whole tick late), which holds on an idle machine; wakeup_slack_ms absorbs the rest.
 #pragma once
 
 #include <cstdint>
@@ -59,11 +70,24 @@ struct Retransmission {
   double rto_min_ms = 200;     // TCP_RTO_MIN
   double rto_max_ms = 120000;  // TCP_RTO_MAX
   double initial_rto_ms = 1000;  // TCP_TIMEOUT_INIT (SYN)
-  double first_rto_ms = 200;   // RTO of the first data retransmission (srtt-based; >= rto_min)
+  // RTO of the first data retransmission (srtt-based; >= rto_min). Read it from
+  // TCP_INFO (tcpi_rto) before the fault: a LAN peer gives 204 ms (51 jiffies at
+  // HZ=250), not 200, and that shifts the whole doubling chain onto other buckets
+  // (a tcp_retries2 = 15 abort moves by ~3 s).
+  double first_rto_ms = 200;
+  // net.ipv4.tcp_syn_linear_timeouts (kernels >= 6.5, default 4): the first N SYN
+  // retransmissions keep the initial RTO instead of doubling it, and add N to the
+  // number of SYN retransmissions allowed. 0 on older kernels.
+  int syn_linear_timeouts = 4;
+  // net.ipv4.tcp_early_retrans >= 3 (default) with SACK: a tail-loss probe may go out
+  // before the first RTO; it does not count as a retransmission but restarts the RTO,
+  // so the first retransmission comes up to one RTO later.
+  bool tail_loss_probe = true;
 };
 
 // Relates the kernel's jiffies to CLOCK_MONOTONIC when the run could measure it
-// (root reads /proc/timer_list). With it, each timer's bucket is known exactly.
+// (root reads /proc/timer_list: kah::JiffyClock in harness/kernel_info.h). With it,
+// each timer's bucket is known exactly and windows shrink to about a tick.
 struct JiffyCalibration {
   std::uint64_t jiffies_at_origin = 0;  // value of jiffies at t_r = 0
   double origin_phase = 0;  // fraction of a tick already elapsed at t_r, in [0, 1)
@@ -73,6 +97,13 @@ struct JiffyCalibration {
 struct Kernel {
   std::optional<int> hz;          // CONFIG_HZ; unknown -> union over 100, 250, 300, 1000
   double wakeup_slack_ms = 5;     // softirq and user-space wake-up latency allowed after a timer fires
+  // The kernel stamps rcv_tstamp (and arms timers) when its softirq processes a
+  // segment, which can be this long after the instant the harness measured for it
+  // (the packet's timestamp), and the measured arming instant may be off by as much
+  // either way. It decides which jiffy the kernel counts from, so it matters most
+  // with a calibration (seen here under load: 0.6 ms, one jiffy later than the
+  // timestamp said).
+  double receive_delay_ms = 1;
   double rtt_ms = 1;              // round trip to the peer (reset arrives one RTT after the probe)
   std::optional<JiffyCalibration> calibration;
 };
@@ -83,9 +114,14 @@ struct Input {
   Kernel kernel;
   PeerBehaviour peer = PeerBehaviour::silent;
   Traffic traffic = Traffic::idle;
-  // When the keepalive timer was last armed (connection established, or option set),
-  // relative to t_r. Normally slightly negative: armed at establishment, just before
-  // the last data arrived. 0 if unknown.
+  // When the keepalive timer was last armed for a full idle period (connection
+  // established, or SO_KEEPALIVE switched on), relative to t_r. Normally slightly
+  // negative: armed at establishment, just before the last data arrived. 0 if unknown.
+  // If TCP_KEEPIDLE is set after connect(), it re-arms the timer for what is left of
+  // the idle time: give the instant of the last segment received before that
+  // setsockopt (the timer then expires at that instant + idle). At or before -idle,
+  // the timer has been cycling with the traffic and only its bound is known.
+  // For Traffic::connecting there is no t_r: times count from the first SYN (connect()).
   double armed_at_ms = 0;
   // For Traffic::data_in_flight: when the first unacknowledged segment was sent, relative to t_r.
   double data_sent_at_ms = 0;
@@ -97,6 +133,9 @@ struct ProbeWindow {
   int index = 0;            // 0-based
   double nominal_ms = 0;    // idle + index * interval (no lateness)
   Window window;            // when the probe leaves the client
+  // false: sent only for some alignments of the timer wheel (with TCP_USER_TIMEOUT the
+  // firing that crosses the timeout may come one period earlier or later).
+  bool certain = true;
 };
 
 struct Prediction {
@@ -107,14 +146,37 @@ struct Prediction {
   std::vector<ProbeWindow> probes;    // every probe expected before the outcome (or the horizon)
   bool rst_sent = false;              // does the client send an RST when it gives up
   std::vector<std::string> steps;     // human explanation, one line per step
+  // Traffic::data_in_flight: the RTO retransmissions (index 0 = the first, which starts
+  // retrans_stamp); Traffic::connecting: the SYN retransmissions. Empty when idle.
+  std::vector<ProbeWindow> retransmissions;
+  std::vector<int> hz_values;         // the HZ values the windows cover (several when HZ is unknown)
 };
 
 Prediction predict(const Input& input);
 
 // Helpers exposed for tests and `kaharness predict`.
-// Wheel granularity (jiffies) of a timer armed `delay_jiffies` ahead.
+// The HZ values the model covers when the kernel's is unknown.
+inline constexpr int kCommonHz[] = {100, 250, 300, 1000};
+// Wheel level (0..8; 0..7 at HZ=100) of a timer armed `delay_jiffies` ahead of the wheel's clock.
+int wheel_level(std::uint64_t delay_jiffies, int hz = 1000);
+// Wheel granularity (jiffies) of a timer armed `delay_jiffies` ahead: 8^level.
 std::uint64_t wheel_granularity(std::uint64_t delay_jiffies);
+std::uint64_t wheel_granularity(std::uint64_t delay_jiffies, int hz);
 // Bounds of the lateness (jiffies) of such a timer: [1, g] for an unknown phase.
+struct JiffyRange {
+  std::uint64_t min = 0;
+  std::uint64_t max = 0;
+};
+JiffyRange wheel_lateness(std::uint64_t delay_jiffies, int hz = 1000);
+// calc_wheel_index(): the jiffy a timer with this absolute expiry runs in, when it is
+// enqueued while the wheel's clock reads `clk` (jiffies, or jiffies + 1 from inside a
+// timer callback).
+std::uint64_t bucket_expiry(std::uint64_t expires, std::uint64_t clk, int hz);
+// Period (jiffies) of a timer that re-arms itself for `delay_jiffies` from its own
+// callback: a fixed g - (delay mod g) late each time. 30000 jiffies at HZ=250 -> 30208.
+std::uint64_t self_rearm_period(std::uint64_t delay_jiffies, int hz);
+// msecs_to_jiffies(): rounds up.
+std::uint64_t msecs_to_jiffies(double ms, int hz);
 // tcp_model_timeout(): the retransmission-abort time in ms.
 double retransmission_timeout_ms(int boundary, double rto_base_ms, double rto_max_ms);
 

@@ -1,0 +1,934 @@
+// The timing model. It replays, in whole jiffies, what the kernel's timers do:
+// which wheel bucket each timer lands in (kernel/time/timer.c calc_wheel_index),
+// and what the callback decides when it runs (net/ipv4/tcp_timer.c
+// tcp_keepalive_timer, tcp_retransmit_timer, tcp_write_timeout). The replay is
+// repeated for every alignment of t_r on the jiffy grid that is possible, and each
+// window is the hull of the instants the replays produce.
+#include "harness/model/timing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace kah::model {
+namespace {
+
+using Jiffies = std::uint64_t;  // an absolute jiffies value, or a delay
+using Offset = std::int64_t;    // jiffies after the jiffy t_r falls in
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// kernel/time/timer.c
+constexpr int kLevelClockShift = 3;  // LVL_CLK_SHIFT: each level is 8 times coarser
+constexpr Jiffies kLevelSize = 64;   // LVL_SIZE: buckets per level
+
+// Replays use absolute jiffies counted from this origin: a multiple of every wheel
+// granularity, so bucket arithmetic is the same as from 0, and far enough from 0
+// that nothing goes negative.
+constexpr Jiffies kJiffyOrigin = Jiffies{1} << 40;
+
+// A replay may not run away (healthy peers are replayed up to the horizon).
+constexpr double kHealthyReplayBudget = 2e7;
+constexpr std::size_t kMaxListedEvents = 100000;
+
+int wheel_depth(int hz) { return hz > 100 ? 9 : 8; }  // LVL_DEPTH
+Jiffies level_start(int level) { return (kLevelSize - 1) << (kLevelClockShift * (level - 1)); }
+Jiffies level_granularity(int level) { return Jiffies{1} << (kLevelClockShift * level); }
+
+// A timer armed from process or softirq context (connect, setsockopt, a segment
+// being received): the wheel's clock is the current jiffy.
+Jiffies arm_from_task(Jiffies now, Jiffies delay, int hz) { return bucket_expiry(now + delay, now, hz); }
+
+// A timer re-armed from inside its own callback: __run_timers() has already moved
+// the wheel's clock one past the bucket it is expiring, so the level is chosen for
+// delay - 1 (the bucket rounding itself is unchanged).
+Jiffies arm_from_callback(Jiffies fired, Jiffies delay, int hz) {
+  return bucket_expiry(fired + delay, fired + 1, hz);
+}
+
+Offset signed_diff(Jiffies a, Jiffies b) { return static_cast<Offset>(a) - static_cast<Offset>(b); }
+
+Offset ceil_div(Offset a, Offset b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+// An interval of instants (ms) that grows by hull.
+struct Span {
+  double lo = kInf;
+  double hi = -kInf;
+  bool empty() const { return lo > hi; }
+  void add(double a, double b) {
+    lo = std::min(lo, a);
+    hi = std::max(hi, b);
+  }
+  void add(const Span& s) {
+    if (!s.empty()) add(s.lo, s.hi);
+  }
+  Span plus(double d) const { return empty() ? *this : Span{lo + d, hi + d}; }
+};
+
+// Where in its tick t_r may fall: a fraction of a tick in [lo, hi].
+struct Phase {
+  double lo = 0;
+  double hi = 1;
+};
+
+// One hypothesis on the jiffy grid: t_r falls in jiffy `jr`, at a phase in `phase`.
+struct Alignment {
+  Jiffies jr = 0;
+  Phase phase;
+};
+
+struct Grid {
+  int hz = 250;
+  double tick_ms = 4;
+
+  explicit Grid(int h) : hz(h), tick_ms(1000.0 / h) {}
+  Jiffies seconds(int s) const { return static_cast<Jiffies>(s) * static_cast<Jiffies>(hz); }
+  double ms(Jiffies j) const { return static_cast<double>(j) * tick_ms; }
+  double ms(Offset j) const { return static_cast<double>(j) * tick_ms; }
+  // The start of jiffy jr + off, seen from t_r, for t_r at a phase in `p`.
+  Span instants(Offset first, Offset last, Phase p) const {
+    return {(static_cast<double>(first) - p.hi) * tick_ms, (static_cast<double>(last) - p.lo) * tick_ms};
+  }
+  Span instants(Offset off, Phase p) const { return instants(off, off, p); }
+};
+
+// The jiffy an instant somewhere in [t_lo, t_hi] ms after t_r falls in, relative to
+// t_r's jiffy: it depends on t_r's phase, so the phase range is split by the answers
+// it allows (pieces overlap where the instant's own spread allows two jiffies).
+struct PhasedOffset {
+  Offset offset = 0;
+  Phase phase;
+};
+std::vector<PhasedOffset> jiffy_of_instant(double t_lo, double t_hi, const Grid& grid, Phase p) {
+  const double x_lo = t_lo / grid.tick_ms;
+  const double x_hi = t_hi / grid.tick_ms;
+  std::vector<PhasedOffset> pieces;
+  const auto first = static_cast<Offset>(std::floor(p.lo + x_lo));
+  const auto last = static_cast<Offset>(std::floor(p.hi + x_hi));
+  for (Offset o = first; o <= last; ++o) {
+    // phase + x lands in [o, o + 1) for some x in [x_lo, x_hi]
+    const double lo = std::max(p.lo, static_cast<double>(o) - x_hi);
+    const double hi = std::min(p.hi, static_cast<double>(o + 1) - x_lo);
+    if (lo < hi || (lo == hi && o == first)) pieces.push_back({o, {lo, hi}});
+  }
+  return pieces;
+}
+
+// The same for an instant the harness measured (`t_ms`), which the kernel may have
+// acted on receive_delay_ms earlier or later.
+std::vector<PhasedOffset> jiffy_of_measured(double t_ms, const Kernel& k, const Grid& grid, Phase p) {
+  return jiffy_of_instant(t_ms - k.receive_delay_ms, t_ms + k.receive_delay_ms, grid, p);
+}
+
+bool calibrated_for(const Kernel& k, int hz) { return k.calibration && k.hz && *k.hz == hz; }
+
+// Visits every alignment of t_r the model must consider: those the calibration allows,
+// else one per residue of the jiffy modulo `period` (the coarsest granularity in the
+// chain: the replay only depends on the jiffy modulo it), at any phase.
+template <class Visit>
+void for_each_alignment(const Kernel& k, int hz, Jiffies period, Visit&& visit) {
+  if (calibrated_for(k, hz)) {
+    const auto& c = *k.calibration;
+    const double u = std::max(0.0, c.phase_uncertainty);
+    const double lo = c.origin_phase - u;
+    // The kernel may have stamped rcv_tstamp a little after the measured t_r.
+    const double hi = c.origin_phase + u + std::max(0.0, k.receive_delay_ms) * hz / 1000.0;
+    for (auto step = static_cast<Offset>(std::floor(lo)); step <= static_cast<Offset>(std::floor(hi)); ++step) {
+      const Phase p{std::max(0.0, lo - static_cast<double>(step)), std::min(1.0, hi - static_cast<double>(step))};
+      if (p.lo > p.hi) continue;
+      visit(Alignment{static_cast<Jiffies>(static_cast<Offset>(c.jiffies_at_origin) + step), p});
+    }
+    return;
+  }
+  for (Jiffies r = 0; r < period; ++r) visit(Alignment{kJiffyOrigin + r, Phase{}});
+}
+
+std::string ms_text(double ms) {
+  if (std::abs(ms) >= 1000) return fmt::format("{:.3f} s", ms / 1000);
+  return fmt::format("{:.1f} ms", ms);
+}
+
+// Added to the end of every window: the wake-up latency after a timer fires, and
+// t_r itself may be up to receive_delay_ms before the instant the kernel counts from.
+double slack_of(const Kernel& k) { return k.wakeup_slack_ms + std::max(0.0, k.receive_delay_ms); }
+
+std::string span_text(const Span& s, double slack_ms) {
+  return fmt::format("[{}, {}]", ms_text(s.lo), ms_text(s.hi + slack_ms));
+}
+
+// How a timer armed `delay` ahead lands on the wheel, in words.
+std::string wheel_text(Jiffies delay, const Grid& grid) {
+  const int level = wheel_level(delay, grid.hz);
+  const Jiffies g = level_granularity(level);
+  return fmt::format("wheel level {} ({} jiffies = {} at HZ={}): fires {}..{} late", level, g, ms_text(grid.ms(g)),
+                     grid.hz, ms_text(grid.tick_ms), ms_text(grid.ms(g)));
+}
+
+// One HZ's answer, before the windows get the wake-up slack.
+struct Events {
+  std::vector<Span> probes;
+  std::vector<bool> probe_certain;
+  std::vector<Span> retransmissions;
+  std::vector<bool> retransmission_certain;
+  Span outcome;  // the instant the kernel decides (abort firing, or the probe the RST answers)
+  std::vector<std::string> steps;
+};
+
+// ---------------------------------------------------------------------------
+// Keepalive: tcp_keepalive_timer()
+
+struct KeepaliveTimers {
+  Jiffies idle = 0;
+  Jiffies interval = 0;
+  Jiffies user_timeout = 0;  // msecs_to_jiffies(TCP_USER_TIMEOUT), 0 = off
+  int count = 0;
+  Jiffies period = 0;                // a probe's timer re-armed for interval from its callback
+  Jiffies idle_granularity = 0;      // the full idle timer armed from a task
+  Jiffies interval_granularity = 0;  // the interval timer armed from its callback
+  // Latest probe 0 (jiffies after t_r's) when the timer was armed long before t_r.
+  Jiffies cycling_bound = 0;
+};
+
+KeepaliveTimers keepalive_timers(const Keepalive& k, const Grid& grid) {
+  KeepaliveTimers t;
+  t.idle = grid.seconds(k.idle_s);
+  t.interval = grid.seconds(k.interval_s);
+  t.user_timeout = k.user_timeout_ms > 0 ? msecs_to_jiffies(k.user_timeout_ms, grid.hz) : 0;
+  t.count = k.count;
+  t.period = self_rearm_period(t.interval, grid.hz);
+  t.idle_granularity = wheel_granularity(t.idle, grid.hz);
+  t.interval_granularity = wheel_granularity(t.interval - 1, grid.hz);
+  const Jiffies longest = std::max(t.idle, t.interval);
+  t.cycling_bound = longest + wheel_granularity(longest, grid.hz);
+  return t;
+}
+
+// Where probe 0 goes (jiffies after t_r's jiffy) when the timer was armed in jiffy
+// jr + armed for a full idle period. Empty when that timer fires at or before t_r's
+// jiffy: the traffic before t_r then decided how it was re-armed.
+struct FirstProbe {
+  Offset offset = 0;
+  Jiffies remainder = 0;  // 0: sent at the armed timer's first firing
+};
+std::optional<FirstProbe> first_probe(Jiffies jr, Offset armed, const KeepaliveTimers& t, int hz) {
+  const auto armed_jiffy = static_cast<Jiffies>(static_cast<Offset>(jr) + armed);
+  const Jiffies first = arm_from_task(armed_jiffy, t.idle, hz);
+  if (first <= jr) return std::nullopt;
+  const Jiffies elapsed = first - jr;  // tcp_jiffies32 - rcv_tstamp
+  if (elapsed >= t.idle) return FirstProbe{signed_diff(first, jr), 0};
+  const Jiffies remainder = t.idle - elapsed;  // "It is tp->rcv_tstamp + keepalive_time_when(tp)"
+  return FirstProbe{signed_diff(arm_from_callback(first, remainder, hz), jr), remainder};
+}
+
+// The firing (1-based, counted after probe 0) at which the connection is aborted.
+// Without TCP_USER_TIMEOUT: the one after probe `count`-1 (probes_out >= count). With
+// it: the first one at or past the timeout, since at least one probe is out.
+int abort_firing(Offset probe1, const KeepaliveTimers& t) {
+  if (t.user_timeout == 0) return t.count;
+  const auto limit = static_cast<Offset>(t.user_timeout);
+  if (probe1 >= limit) return 1;
+  return 1 + static_cast<int>(ceil_div(limit - probe1, static_cast<Offset>(t.period)));
+}
+
+// Per abort firing: where probe 0 and probe 1 (the first self re-armed one) fall
+// (indices from 0 in code; the steps count probes from 1 for people).
+struct AbortGroup {
+  Span probe0;
+  Span probe1;
+};
+
+void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
+  const auto t = keepalive_timers(in.keepalive, grid);
+  const bool rebooted = in.peer == PeerBehaviour::rebooted;
+  const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
+
+  std::map<int, AbortGroup> groups;
+  Span probe0;
+  bool cycling = false;
+  Phase cycling_phase{kInf, -kInf};
+  std::map<int, int> remainder_levels;  // level -> how many alignments took that path
+  int direct = 0;
+
+  for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
+    for (const auto& armed : jiffy_of_measured(in.armed_at_ms, in.kernel, grid, a.phase)) {
+      const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
+      if (!p0) {
+        cycling = true;
+        cycling_phase.lo = std::min(cycling_phase.lo, armed.phase.lo);
+        cycling_phase.hi = std::max(cycling_phase.hi, armed.phase.hi);
+        continue;
+      }
+      if (p0->remainder == 0) ++direct;
+      else ++remainder_levels[wheel_level(p0->remainder - 1, grid.hz)];
+      const Span at0 = grid.instants(p0->offset, armed.phase);
+      probe0.add(at0);
+      if (rebooted) continue;
+      const Jiffies p0_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0->offset);
+      const Offset p1 = signed_diff(arm_from_callback(p0_jiffy, t.interval, grid.hz), a.jr);
+      auto& g = groups[abort_firing(p1, t)];
+      g.probe0.add(at0);
+      g.probe1.add(grid.instants(p1, armed.phase));
+    }
+  });
+
+  // The timer fired before t_r: the traffic before t_r decided how it was re-armed:
+  // for the rest of idle after an earlier segment, or for interval after a probe that
+  // the peer then answered. Either way it expires by t_r + max(idle, interval), from a
+  // delay of at most that. Probe 0 then falls in [idle, max(idle, interval) + g] and
+  // may sit anywhere modulo the interval's granularity, which moves probe 1 by up to
+  // that granularity.
+  if (cycling) {
+    const auto lo0 = static_cast<Offset>(t.idle);
+    const Offset hi0 = static_cast<Offset>(t.cycling_bound);
+    probe0.add(grid.instants(lo0, hi0, cycling_phase));
+    if (!rebooted) {
+      const auto step_lo = static_cast<Offset>(t.interval) + 1;
+      const Offset step_hi = static_cast<Offset>(t.interval + t.interval_granularity);
+      if (t.user_timeout == 0) {
+        auto& g = groups[t.count];
+        g.probe0.add(grid.instants(lo0, hi0, cycling_phase));
+        g.probe1.add(grid.instants(lo0 + step_lo, hi0 + step_hi, cycling_phase));
+      } else {
+        for (Offset p1 = lo0 + step_lo; p1 <= hi0 + step_hi; ++p1) {
+          auto& g = groups[abort_firing(p1, t)];
+          g.probe0.add(grid.instants(std::max(lo0, p1 - step_hi), std::min(hi0, p1 - step_lo), cycling_phase));
+          g.probe1.add(grid.instants(p1, cycling_phase));
+        }
+      }
+    }
+  }
+
+  // Words: how the first probe comes about.
+  ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
+  ev.steps.push_back(fmt::format(
+      "keepalive timer armed {} t_r for idle {} s = {} jiffies → {}", in.armed_at_ms == 0 ? "at" :
+      (in.armed_at_ms < 0 ? fmt::format("{} before", ms_text(-in.armed_at_ms)) : fmt::format("{} after", ms_text(in.armed_at_ms))),
+      in.keepalive.idle_s, t.idle, wheel_text(t.idle, grid)));
+  if (direct > 0)
+    ev.steps.push_back("when it fires at or after t_r + idle (elapsed since the last received segment >= idle), probe 1 goes out then");
+  for (const auto& [level, n] : remainder_levels) {
+    (void)n;
+    ev.steps.push_back(fmt::format(
+        "when it fires before t_r + idle (elapsed < idle), it re-arms for the remainder, up to {} jiffies "
+        "→ wheel level {} ({} late at most): probe 1 pays a second period of lateness",
+        level_start(level + 1), level, ms_text(grid.ms(level_granularity(level)))));
+  }
+  if (cycling)
+    ev.steps.push_back(fmt::format(
+        "the timer was armed {} s before t_r, at least one idle period: the traffic (or answered probes) before "
+        "t_r kept re-arming it, so probe 1 is only known to fall in [idle, {}]",
+        -in.armed_at_ms / 1000, ms_text(grid.ms(t.cycling_bound))));
+  ev.steps.push_back(fmt::format("probe 1 (nominal {}): {}", ms_text(1000.0 * in.keepalive.idle_s),
+                                 span_text(probe0, slack_of(in.kernel))));
+
+  if (rebooted) {
+    ev.probes.push_back(probe0);
+    ev.probe_certain.push_back(true);
+    ev.outcome = probe0;
+    ev.steps.push_back(fmt::format(
+        "the rebooted peer answers probe 1 with an RST carrying exactly our rcv_nxt: ECONNRESET one round trip "
+        "({}) later",
+        ms_text(in.kernel.rtt_ms)));
+    return;
+  }
+
+  ev.steps.push_back(fmt::format(
+      "each probe re-arms the timer for interval {} s = {} jiffies from its own callback → wheel level {} "
+      "(granularity {} jiffies): one probe every {} jiffies = {} ({} late each time, fixed)",
+      in.keepalive.interval_s, t.interval, wheel_level(t.interval - 1, grid.hz), t.interval_granularity, t.period,
+      ms_text(grid.ms(t.period)), ms_text(grid.ms(t.period - t.interval))));
+  if (t.interval_granularity > 1 && t.idle_granularity < t.interval_granularity)
+    ev.steps.push_back(
+        "probe 1 sits on a finer level than the interval timer, so the first interval is late by "
+        "1..g jiffies depending on where probe 1 fell; the later ones by the fixed amount");
+
+  int min_abort = std::numeric_limits<int>::max();
+  int max_abort = 0;
+  for (const auto& [k, g] : groups) {
+    (void)g;
+    min_abort = std::min(min_abort, k);
+    max_abort = std::max(max_abort, k);
+  }
+  const double period_ms = grid.ms(t.period);
+  for (int k = 0; k < max_abort && static_cast<std::size_t>(k) < kMaxListedEvents; ++k) {
+    Span s;
+    for (const auto& [abort_at, g] : groups) {
+      if (abort_at <= k) continue;
+      s.add(k == 0 ? g.probe0 : g.probe1.plus(period_ms * (k - 1)));
+    }
+    ev.probes.push_back(s);
+    ev.probe_certain.push_back(k < min_abort);
+  }
+  for (const auto& [abort_at, g] : groups) ev.outcome.add(g.probe1.plus(period_ms * (abort_at - 1)));
+
+  if (t.user_timeout > 0) {
+    ev.steps.push_back(fmt::format(
+        "TCP_USER_TIMEOUT {} ms = {} jiffies: TCP_KEEPCNT is ignored; the timer aborts at its first firing after a "
+        "probe where the time since t_r has reached it",
+        in.keepalive.user_timeout_ms, t.user_timeout));
+    if (min_abort != max_abort)
+      ev.steps.push_back(fmt::format(
+          "depending on where the wheel put the probes, that is the firing after probe {} or after probe {}",
+          min_abort, max_abort));
+  }
+  const std::size_t shown = std::min<std::size_t>(ev.probes.size(), 12);
+  for (std::size_t k = 1; k < shown; ++k)
+    ev.steps.push_back(fmt::format("probe {} (nominal {}): {}{}", k + 1,
+                                   ms_text(1000.0 * (in.keepalive.idle_s + static_cast<double>(k) * in.keepalive.interval_s)),
+                                   span_text(ev.probes[k], slack_of(in.kernel)),
+                                   ev.probe_certain[k] ? "" : " (only for some alignments)"));
+  if (ev.probes.size() > shown) ev.steps.push_back(fmt::format("... {} probes in all", ev.probes.size()));
+  ev.steps.push_back(fmt::format(
+      "abort at the firing after the last probe: RST sent, ETIMEDOUT: {} (the window's end allows {} for wake-up "
+      "and receive delays)",
+      span_text(ev.outcome, slack_of(in.kernel)), ms_text(slack_of(in.kernel))));
+}
+
+// A healthy peer ACKs each probe: rcv_tstamp moves and probes_out resets. The timer,
+// re-armed for `interval` when the probe went out, then finds elapsed < idle and
+// re-arms for what is left of idle: one probe per idle period, not per interval.
+void keepalive_healthy_peer(const Input& in, const Grid& grid, Events& ev) {
+  const auto t = keepalive_timers(in.keepalive, grid);
+  const auto ack_delay = static_cast<Offset>(std::floor(in.kernel.rtt_ms / grid.tick_ms));
+  const auto horizon = static_cast<Offset>(std::floor(in.horizon_ms / grid.tick_ms)) + 1;
+  const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
+  const double expected = std::max(1.0, in.horizon_ms / (1000.0 * std::max(in.keepalive.idle_s, in.keepalive.interval_s)));
+  const auto cap = static_cast<std::size_t>(std::clamp(kHealthyReplayBudget / static_cast<double>(period) / 2, 1.0,
+                                                       std::min(expected + 2, static_cast<double>(kMaxListedEvents))));
+
+  // The probes after one at `first` (absolute), relative to t_r's jiffy `jr`.
+  auto replay = [&](Jiffies jr, Jiffies first, Phase p, Offset shift_lo, Offset shift_hi) {
+    Jiffies probe = first;
+    for (std::size_t n = 0; n < cap; ++n) {
+      const Offset off = signed_diff(probe, jr);
+      if (off + shift_lo > horizon) break;
+      if (ev.probes.size() <= n) ev.probes.resize(n + 1);
+      ev.probes[n].add(grid.instants(off + shift_lo, off + shift_hi, p));
+      const Jiffies acked = probe + static_cast<Jiffies>(ack_delay);
+      const Jiffies fired = arm_from_callback(probe, t.interval, grid.hz);
+      const Jiffies elapsed = fired > acked ? fired - acked : 0;
+      probe = elapsed >= t.idle ? fired : arm_from_callback(fired, acked + t.idle - fired, grid.hz);
+    }
+  };
+
+  bool cycling = false;
+  Phase cycling_phase{kInf, -kInf};
+  for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
+    for (const auto& armed : jiffy_of_measured(in.armed_at_ms, in.kernel, grid, a.phase)) {
+      const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
+      if (!p0) {
+        cycling = true;
+        cycling_phase.lo = std::min(cycling_phase.lo, armed.phase.lo);
+        cycling_phase.hi = std::max(cycling_phase.hi, armed.phase.hi);
+        continue;
+      }
+      replay(a.jr, static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0->offset), armed.phase, 0, 0);
+    }
+  });
+  if (cycling) {
+    // Probe 0 anywhere in [idle, cycling bound], at any residue: replay from each
+    // residue and widen by the range of probe 0.
+    for (Jiffies r = 0; r < period; ++r) {
+      const Jiffies jr = kJiffyOrigin + period + r - t.idle;
+      replay(jr, kJiffyOrigin + period + r, cycling_phase, 0, static_cast<Offset>(t.cycling_bound - t.idle));
+    }
+  }
+  ev.probe_certain.assign(ev.probes.size(), true);
+  for (std::size_t n = 0; n < ev.probes.size(); ++n) ev.probe_certain[n] = ev.probes[n].hi <= in.horizon_ms;
+
+  ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
+  ev.steps.push_back(fmt::format("keepalive timer armed for idle {} s = {} jiffies → {}", in.keepalive.idle_s, t.idle,
+                                 wheel_text(t.idle, grid)));
+  ev.steps.push_back(fmt::format(
+      "the peer's kernel ACKs every probe: rcv_tstamp moves and probes_out goes back to 0; the timer, re-armed for "
+      "interval {} s when the probe left, then finds less than idle elapsed and re-arms for the rest: about one "
+      "probe per max(idle, interval) = {} s, each with its own wheel lateness",
+      in.keepalive.interval_s, std::max(in.keepalive.idle_s, in.keepalive.interval_s)));
+  if (!ev.probes.empty())
+    ev.steps.push_back(fmt::format("probe 1: {}; {} probe{} before the horizon {}",
+                                   span_text(ev.probes[0], slack_of(in.kernel)), ev.probes.size(),
+                                   ev.probes.size() == 1 ? "" : "s", ms_text(in.horizon_ms)));
+}
+
+// ---------------------------------------------------------------------------
+// Retransmissions: tcp_retransmit_timer() and tcp_write_timeout()
+
+struct RtoRules {
+  Jiffies first_rto = 0;
+  Jiffies rto_max = 0;
+  bool syn = false;                 // SYN_SENT: count limit and linear first backoffs
+  int syn_retransmissions_max = 0;  // tcp_syn_retries + tcp_syn_linear_timeouts
+  int syn_linear_timeouts = 0;
+  double abort_after_ms = 0;        // tcp_model_timeout() or TCP_USER_TIMEOUT, from retrans_stamp
+                                    // (the SYN itself when connecting, else the first retransmission)
+  double user_timeout_ms = 0;       // clamps each RTO to what is left of it
+};
+
+// One replay of the retransmission timer, in jiffies after it was armed.
+struct RtoReplay {
+  std::vector<Offset> retransmissions;
+  std::vector<Offset> aborts;  // firings where the abort may happen; the last one is certain
+};
+
+RtoReplay replay_rto(Jiffies armed, bool from_callback, const RtoRules& r, const Grid& grid) {
+  // retransmits_timed_out() compares milliseconds of the TCP clock against the
+  // jiffy-driven firings: near the limit, either answer is possible.
+  const double doubt_ms = grid.tick_ms + 1;
+  RtoReplay out;
+  Jiffies rto = r.first_rto;
+  Jiffies fired = from_callback ? arm_from_callback(armed, rto, grid.hz) : arm_from_task(armed, rto, grid.hz);
+  // retrans_stamp: tcp_connect() stamps the SYN itself; on an established
+  // connection tcp_retransmit_skb() stamps the first retransmission.
+  Jiffies stamp = r.syn ? armed : 0;
+  int retransmits = 0;
+  int backoff = 0;
+  for (int step = 0; step < 512; ++step) {
+    bool certain = false;
+    bool possible = false;
+    if (r.syn && retransmits >= r.syn_retransmissions_max) certain = true;
+    if (!certain && retransmits > 0) {
+      const double elapsed = grid.ms(fired - stamp);
+      certain = elapsed >= r.abort_after_ms + doubt_ms;
+      possible = elapsed >= r.abort_after_ms - doubt_ms;
+    }
+    if (certain || possible) out.aborts.push_back(signed_diff(fired, armed));
+    if (certain) break;
+    if (retransmits == 0 && !r.syn) stamp = fired;
+    ++retransmits;
+    out.retransmissions.push_back(signed_diff(fired, armed));
+    ++backoff;
+    if (!r.syn || backoff > r.syn_linear_timeouts) rto = std::min(rto * 2, r.rto_max);
+    Jiffies delay = rto;
+    if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
+      const double remaining = r.user_timeout_ms - grid.ms(fired - stamp);
+      delay = remaining <= 0 ? 1 : std::min(rto, msecs_to_jiffies(remaining, grid.hz));
+    }
+    fired = arm_from_callback(fired, delay, grid.hz);
+  }
+  return out;
+}
+
+// Hulls of the replays from every residue of the arming jiffy (in jiffies after arming).
+struct RtoHull {
+  std::vector<Offset> retrans_min, retrans_max;
+  std::vector<int> retrans_seen;
+  Offset abort_min = std::numeric_limits<Offset>::max();
+  Offset abort_max = std::numeric_limits<Offset>::min();
+  int replays = 0;
+  void add(const RtoReplay& r) {
+    ++replays;
+    if (retrans_min.size() < r.retransmissions.size()) {
+      retrans_min.resize(r.retransmissions.size(), std::numeric_limits<Offset>::max());
+      retrans_max.resize(r.retransmissions.size(), std::numeric_limits<Offset>::min());
+      retrans_seen.resize(r.retransmissions.size(), 0);
+    }
+    for (std::size_t k = 0; k < r.retransmissions.size(); ++k) {
+      retrans_min[k] = std::min(retrans_min[k], r.retransmissions[k]);
+      retrans_max[k] = std::max(retrans_max[k], r.retransmissions[k]);
+      ++retrans_seen[k];
+    }
+    for (const Offset a : r.aborts) {
+      abort_min = std::min(abort_min, a);
+      abort_max = std::max(abort_max, a);
+    }
+  }
+};
+
+// Collects the retransmission events of several groups of replays; a retransmission
+// is certain only if every group has it in every replay.
+struct RtoEvents {
+  std::vector<Span> retransmissions;
+  std::vector<int> missing;  // per index: groups where some replay lacks it
+  int groups = 0;
+  Span abort;
+
+  // Replays summarised in `hull`, of timers armed `first`..`last` jiffies after t_r's
+  // jiffy, t_r at phase `p`.
+  void add(const RtoHull& hull, Offset first, Offset last, Phase p, const Grid& grid) {
+    if (retransmissions.size() < hull.retrans_min.size()) {
+      retransmissions.resize(hull.retrans_min.size());
+      missing.resize(hull.retrans_min.size(), groups);  // earlier groups lacked these
+    }
+    for (std::size_t k = 0; k < retransmissions.size(); ++k) {
+      if (k >= hull.retrans_min.size()) {
+        ++missing[k];
+        continue;
+      }
+      retransmissions[k].add(grid.instants(first + hull.retrans_min[k], last + hull.retrans_max[k], p));
+      if (hull.retrans_seen[k] != hull.replays) ++missing[k];
+    }
+    if (hull.abort_min <= hull.abort_max) abort.add(grid.instants(first + hull.abort_min, last + hull.abort_max, p));
+    ++groups;
+  }
+};
+
+Jiffies coarsest_granularity(Jiffies max_delay, int hz) { return wheel_granularity(max_delay, hz); }
+
+void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
+  const auto& rt = in.retransmission;
+  const bool syn = in.traffic == Traffic::connecting;
+  RtoRules r;
+  r.syn = syn;
+  r.rto_max = msecs_to_jiffies(rt.rto_max_ms, grid.hz);
+  r.first_rto = std::min(r.rto_max, msecs_to_jiffies(syn ? rt.initial_rto_ms : std::max(rt.first_rto_ms, rt.rto_min_ms), grid.hz));
+  r.syn_linear_timeouts = syn ? rt.syn_linear_timeouts : 0;
+  r.syn_retransmissions_max = rt.syn_retries + r.syn_linear_timeouts;
+  r.user_timeout_ms = in.keepalive.user_timeout_ms;
+  r.abort_after_ms = r.user_timeout_ms > 0 ? r.user_timeout_ms
+                                           : retransmission_timeout_ms(syn ? rt.syn_retries : rt.retries2,
+                                                                       syn ? rt.initial_rto_ms : rt.rto_min_ms, rt.rto_max_ms);
+  const Jiffies period = coarsest_granularity(r.rto_max, grid.hz);
+  const double start_ms = syn ? 0.0 : in.data_sent_at_ms;
+  const bool tlp = !syn && rt.tail_loss_probe;
+  // A tail-loss probe fires at most one RTO (plus its wheel lateness) after the send,
+  // and the RTO restarts from its callback.
+  const auto tlp_last = static_cast<Offset>(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
+
+  RtoEvents events;
+  if (calibrated_for(in.kernel, grid.hz)) {
+    for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
+      for (const auto& sent : jiffy_of_measured(start_ms, in.kernel, grid, a.phase)) {
+        const auto sent_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + sent.offset);
+        RtoHull direct;
+        direct.add(replay_rto(sent_jiffy, false, r, grid));
+        events.add(direct, sent.offset, sent.offset, sent.phase, grid);
+        if (!tlp) continue;
+        for (Offset o = 1; o <= tlp_last; ++o) {
+          RtoHull after;
+          after.add(replay_rto(sent_jiffy + static_cast<Jiffies>(o), true, r, grid));
+          events.add(after, sent.offset + o, sent.offset + o, sent.phase, grid);
+        }
+      }
+    });
+  } else {
+    // The replay only depends on the arming jiffy modulo the coarsest granularity, and
+    // with t_r's alignment unknown every residue is possible whatever the offset.
+    RtoHull direct, after;
+    for (Jiffies res = 0; res < period; ++res) {
+      direct.add(replay_rto(kJiffyOrigin + res, false, r, grid));
+      if (tlp) after.add(replay_rto(kJiffyOrigin + res, true, r, grid));
+    }
+    for (const auto& sent : jiffy_of_measured(start_ms, in.kernel, grid, Phase{})) {
+      events.add(direct, sent.offset, sent.offset, sent.phase, grid);
+      if (tlp) events.add(after, sent.offset + 1, sent.offset + tlp_last, sent.phase, grid);
+    }
+  }
+  ev.retransmissions = events.retransmissions;
+  ev.outcome = events.abort;
+  ev.retransmission_certain.resize(events.missing.size());
+  for (std::size_t k = 0; k < events.missing.size(); ++k) ev.retransmission_certain[k] = events.missing[k] == 0;
+
+  ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
+  if (syn) {
+    ev.steps.push_back(fmt::format(
+        "connect() sends the SYN at 0 and arms the retransmission timer for {} = {} jiffies → {}",
+        ms_text(rt.initial_rto_ms), r.first_rto, wheel_text(r.first_rto, grid)));
+    ev.steps.push_back(fmt::format(
+        "the first {} SYN retransmissions keep that RTO (tcp_syn_linear_timeouts), then it doubles up to {}; "
+        "each timer is re-armed from its own callback",
+        r.syn_linear_timeouts, ms_text(rt.rto_max_ms)));
+    ev.steps.push_back(fmt::format(
+        "connect() fails with ETIMEDOUT at the firing after {} retransmissions (tcp_syn_retries {} + {} linear), or "
+        "earlier at the first firing {} after the SYN (tcp_connect() stamps retrans_stamp with the SYN; "
+        "tcp_model_timeout(tcp_syn_retries, initial RTO))",
+        r.syn_retransmissions_max, rt.syn_retries, r.syn_linear_timeouts, ms_text(r.abort_after_ms)));
+  } else {
+    ev.steps.push_back(fmt::format(
+        "data sent at {} stays unacknowledged: keepalive stands aside (packets_out > 0), the retransmission timer "
+        "owns the connection",
+        ms_text(start_ms)));
+    ev.steps.push_back(fmt::format("first RTO {} = {} jiffies → {}{}", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
+                                   r.first_rto, wheel_text(r.first_rto, grid),
+                                   tlp ? "; a tail-loss probe may go first and restart it, delaying the first "
+                                         "retransmission by up to one RTO"
+                                       : ""));
+    ev.steps.push_back(fmt::format(
+        "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",
+        ms_text(rt.rto_max_ms), r.rto_max, self_rearm_period(r.rto_max, grid.hz),
+        ms_text(grid.ms(self_rearm_period(r.rto_max, grid.hz)))));
+    ev.steps.push_back(fmt::format(
+        "the connection is aborted (ETIMEDOUT, no RST) at the first firing {} after the first retransmission "
+        "(retrans_stamp){}",
+        ms_text(r.abort_after_ms),
+        r.user_timeout_ms > 0 ? " (TCP_USER_TIMEOUT; each RTO is clamped to what is left of it)"
+                              : fmt::format(" (tcp_model_timeout(tcp_retries2={}, TCP_RTO_MIN))", rt.retries2)));
+  }
+  if (!ev.retransmissions.empty())
+    ev.steps.push_back(fmt::format("retransmission 1: {}; {} in all", span_text(ev.retransmissions[0], slack_of(in.kernel)),
+                                   ev.retransmissions.size()));
+  ev.steps.push_back(fmt::format("ETIMEDOUT: {}", span_text(ev.outcome, slack_of(in.kernel))));
+}
+
+// ---------------------------------------------------------------------------
+
+void validate(const Input& in) {
+  const auto& k = in.keepalive;
+  if (in.kernel.hz && *in.kernel.hz <= 0) throw std::invalid_argument(fmt::format("HZ must be positive, not {}", *in.kernel.hz));
+  if (k.enabled && in.traffic == Traffic::idle) {
+    if (k.idle_s < 1 || k.interval_s < 1)
+      throw std::invalid_argument(
+          fmt::format("keepalive idle and interval must be at least 1 s (got {} and {})", k.idle_s, k.interval_s));
+    if (k.count < 1) throw std::invalid_argument(fmt::format("keepalive count must be at least 1 (got {})", k.count));
+  }
+  if (k.user_timeout_ms < 0) throw std::invalid_argument("TCP_USER_TIMEOUT cannot be negative");
+  if (in.retransmission.rto_min_ms <= 0 || in.retransmission.rto_max_ms < in.retransmission.rto_min_ms)
+    throw std::invalid_argument("RTO bounds must satisfy 0 < rto_min <= rto_max");
+}
+
+// The textbook figures: no lateness at all.
+double nominal_keepalive_abort_ms(const Keepalive& k) {
+  if (k.user_timeout_ms <= 0) return 1000.0 * (k.idle_s + k.count * k.interval_s);
+  for (int n = 1;; ++n) {
+    const double at = 1000.0 * (k.idle_s + static_cast<double>(n) * k.interval_s);
+    if (at >= k.user_timeout_ms) return at;
+  }
+}
+
+double nominal_retransmission_abort_ms(const Input& in) {
+  const auto& rt = in.retransmission;
+  if (in.traffic == Traffic::connecting) {
+    const double limit = in.keepalive.user_timeout_ms > 0
+                             ? in.keepalive.user_timeout_ms
+                             : retransmission_timeout_ms(rt.syn_retries, rt.initial_rto_ms, rt.rto_max_ms);
+    double fire = rt.initial_rto_ms;
+    double rto = rt.initial_rto_ms;
+    for (int retransmits = 0; retransmits < 512;) {  // at each firing, as tcp_write_timeout() decides
+      if (retransmits >= rt.syn_retries + rt.syn_linear_timeouts) return fire;
+      if (retransmits > 0 && fire >= limit) return fire;  // retrans_stamp is the SYN, at 0
+      ++retransmits;
+      if (retransmits > rt.syn_linear_timeouts) rto = std::min(2 * rto, rt.rto_max_ms);
+      fire += rto;
+    }
+    return fire;
+  }
+  const double first = in.data_sent_at_ms + std::max(rt.first_rto_ms, rt.rto_min_ms);
+  const double limit = in.keepalive.user_timeout_ms > 0
+                           ? in.keepalive.user_timeout_ms
+                           : retransmission_timeout_ms(rt.retries2, rt.rto_min_ms, rt.rto_max_ms);
+  return first + limit;
+}
+
+Window with_slack(const Span& s, double slack) {
+  if (s.empty()) return Window{};
+  return Window{s.lo, s.hi + slack};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Wheel helpers
+
+int wheel_level(std::uint64_t delay_jiffies, int hz) {
+  const int depth = wheel_depth(hz);
+  for (int n = 1; n < depth; ++n)
+    if (delay_jiffies < level_start(n)) return n - 1;
+  return depth - 1;
+}
+
+std::uint64_t wheel_granularity(std::uint64_t delay_jiffies) { return wheel_granularity(delay_jiffies, 1000); }
+
+std::uint64_t wheel_granularity(std::uint64_t delay_jiffies, int hz) {
+  return level_granularity(wheel_level(delay_jiffies, hz));
+}
+
+JiffyRange wheel_lateness(std::uint64_t delay_jiffies, int hz) {
+  return JiffyRange{1, wheel_granularity(delay_jiffies, hz)};
+}
+
+std::uint64_t bucket_expiry(std::uint64_t expires, std::uint64_t clk, int hz) {
+  if (expires < clk) return clk;  // already due: the next tick runs it
+  const int depth = wheel_depth(hz);
+  const Jiffies delta = expires - clk;
+  const int level = wheel_level(delta, hz);
+  const Jiffies cutoff = level_start(depth);  // WHEEL_TIMEOUT_CUTOFF
+  if (delta >= cutoff) expires = clk + cutoff - level_granularity(depth - 1);  // WHEEL_TIMEOUT_MAX
+  // calc_index(): "Round up with level granularity" so a timer never fires early.
+  const int shift = kLevelClockShift * level;
+  return ((expires >> shift) + 1) << shift;
+}
+
+std::uint64_t self_rearm_period(std::uint64_t delay_jiffies, int hz) {
+  // The callback runs in a bucket of its level, i.e. at a multiple of the granularity.
+  const Jiffies fired = kJiffyOrigin;
+  return arm_from_callback(fired, delay_jiffies, hz) - fired;
+}
+
+std::uint64_t msecs_to_jiffies(double ms, int hz) {
+  if (ms <= 0) return 0;
+  const double j = std::ceil(ms * hz / 1000.0 - 1e-9);
+  return static_cast<std::uint64_t>(j);
+}
+
+double retransmission_timeout_ms(int boundary, double rto_base_ms, double rto_max_ms) {
+  const auto ratio = static_cast<std::uint64_t>(rto_max_ms / rto_base_ms);
+  int thresh = 0;  // ilog2()
+  while ((std::uint64_t{2} << thresh) <= ratio) ++thresh;
+  if (boundary <= thresh) return static_cast<double>((std::uint64_t{2} << boundary) - 1) * rto_base_ms;
+  return static_cast<double>((std::uint64_t{2} << thresh) - 1) * rto_base_ms + (boundary - thresh) * rto_max_ms;
+}
+
+// ---------------------------------------------------------------------------
+
+Prediction predict(const Input& in) {
+  validate(in);
+  Prediction p;
+  if (in.kernel.hz) p.hz_values = {*in.kernel.hz};
+  else p.hz_values.assign(std::begin(kCommonHz), std::end(kCommonHz));
+
+  enum class Path { keepalive_dead, keepalive_healthy, retransmission, nothing };
+  Path path = Path::nothing;
+  switch (in.traffic) {
+    case Traffic::idle:
+      if (!in.keepalive.enabled) {
+        p.outcome = Outcome::alive;
+        p.steps.push_back("SO_KEEPALIVE is off: nothing probes an idle connection, so a dead peer is never detected");
+        break;
+      }
+      switch (in.peer) {
+        case PeerBehaviour::silent:
+          p.outcome = Outcome::timeout;
+          p.rst_sent = true;
+          p.nominal_ms = nominal_keepalive_abort_ms(in.keepalive);
+          path = Path::keepalive_dead;
+          break;
+        case PeerBehaviour::rebooted:
+          p.outcome = Outcome::reset;
+          p.nominal_ms = 1000.0 * in.keepalive.idle_s;
+          path = Path::keepalive_dead;
+          break;
+        case PeerBehaviour::answers:
+          p.outcome = Outcome::alive;
+          path = Path::keepalive_healthy;
+          break;
+      }
+      break;
+    case Traffic::data_in_flight:
+    case Traffic::connecting:
+      switch (in.peer) {
+        case PeerBehaviour::silent:
+          p.outcome = Outcome::timeout;
+          p.nominal_ms = nominal_retransmission_abort_ms(in);
+          path = Path::retransmission;
+          break;
+        case PeerBehaviour::rebooted: {
+          // The peer's kernel has no socket for this segment and answers it with an RST
+          // at once: the data (or the SYN) itself draws it, no timer is involved.
+          const double sent = in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms;
+          p.outcome = Outcome::reset;
+          p.nominal_ms = sent + in.kernel.rtt_ms;
+          p.window = Window{sent - std::max(0.0, in.kernel.receive_delay_ms), sent + in.kernel.rtt_ms + slack_of(in.kernel)};
+          p.steps.push_back(fmt::format(
+              "the peer lost the connection: it answers the {} sent at {} with an RST, {} one round trip later",
+              in.traffic == Traffic::connecting ? "SYN" : "data", ms_text(sent),
+              in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET"));
+          return p;
+        }
+        case PeerBehaviour::answers:
+          p.outcome = Outcome::alive;
+          p.steps.push_back(in.traffic == Traffic::connecting
+                                ? "the peer answers the SYN: the connection is established"
+                                : "the peer acknowledges the data: nothing times out");
+          break;
+      }
+      break;
+  }
+
+  if (p.outcome == Outcome::alive && path != Path::keepalive_healthy) {
+    p.nominal_ms = in.horizon_ms;
+    p.window = Window{in.horizon_ms, kInf};
+    return p;
+  }
+
+  const double slack = slack_of(in.kernel);
+  if (p.hz_values.size() > 1) {
+    p.steps.push_back("HZ unknown: the windows are the union of those for HZ 100, 250, 300 and 1000");
+    if (in.kernel.calibration) p.steps.push_back("a jiffies calibration needs a known HZ: ignored");
+  }
+  std::vector<Events> per_hz;
+  for (const int hz : p.hz_values) {
+    const Grid grid(hz);
+    Events ev;
+    if (path == Path::keepalive_dead) keepalive_dead_peer(in, grid, ev);
+    else if (path == Path::keepalive_healthy) keepalive_healthy_peer(in, grid, ev);
+    else retransmission_chain(in, grid, ev);
+    if (calibrated_for(in.kernel, hz))
+      ev.steps.insert(ev.steps.begin() + 1,
+                      fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
+                                  in.kernel.calibration->jiffies_at_origin, in.kernel.calibration->origin_phase,
+                                  in.kernel.calibration->phase_uncertainty));
+    for (auto& line : ev.steps) p.steps.push_back(std::move(line));
+    per_hz.push_back(std::move(ev));
+  }
+  // Union over HZ: an event is certain only if every HZ has it, certainly.
+  auto merge = [&](auto spans, auto flags, std::vector<Span>& out, std::vector<bool>& certain) {
+    std::size_t n = 0;
+    for (const auto& ev : per_hz) n = std::max(n, (ev.*spans).size());
+    out.assign(n, Span{});
+    certain.assign(n, true);
+    for (const auto& ev : per_hz)
+      for (std::size_t k = 0; k < n; ++k) {
+        if (k < (ev.*spans).size()) out[k].add((ev.*spans)[k]);
+        certain[k] = certain[k] && k < (ev.*flags).size() && (ev.*flags)[k];
+      }
+  };
+  std::vector<Span> probes, retransmissions;
+  std::vector<bool> probe_certain, retransmission_certain;
+  merge(&Events::probes, &Events::probe_certain, probes, probe_certain);
+  merge(&Events::retransmissions, &Events::retransmission_certain, retransmissions, retransmission_certain);
+  Span outcome;
+  for (const auto& ev : per_hz) outcome.add(ev.outcome);
+
+  for (std::size_t k = 0; k < probes.size(); ++k) {
+    ProbeWindow w;
+    w.index = static_cast<int>(k);
+    w.nominal_ms = 1000.0 * in.keepalive.idle_s;
+    if (path == Path::keepalive_dead)
+      w.nominal_ms += 1000.0 * static_cast<double>(k) * in.keepalive.interval_s;
+    else  // a healthy peer: one probe per idle period (or per interval, if longer)
+      w.nominal_ms += 1000.0 * static_cast<double>(k) * std::max(in.keepalive.idle_s, in.keepalive.interval_s);
+    w.window = with_slack(probes[k], slack);
+    w.certain = probe_certain[k];
+    p.probes.push_back(w);
+  }
+  for (std::size_t k = 0; k < retransmissions.size(); ++k) {
+    ProbeWindow w;
+    w.index = static_cast<int>(k);
+    w.nominal_ms = 0;  // filled below from the textbook chain
+    w.window = with_slack(retransmissions[k], slack);
+    w.certain = retransmission_certain[k];
+    p.retransmissions.push_back(w);
+  }
+  if (!p.retransmissions.empty()) {
+    // Textbook retransmission times: no lateness, no tail-loss probe.
+    const auto& rt = in.retransmission;
+    const bool syn = in.traffic == Traffic::connecting;
+    double rto = syn ? rt.initial_rto_ms : std::max(rt.first_rto_ms, rt.rto_min_ms);
+    double t = (syn ? 0.0 : in.data_sent_at_ms) + rto;
+    for (std::size_t k = 0; k < p.retransmissions.size(); ++k) {
+      p.retransmissions[k].nominal_ms = t;
+      if (!syn || static_cast<int>(k) + 1 > rt.syn_linear_timeouts) rto = std::min(2 * rto, rt.rto_max_ms);
+      t += rto;
+    }
+  }
+
+  if (path == Path::keepalive_healthy)
+    p.steps.push_back("the connection stays open: a peer whose kernel answers is never declared dead by keepalive");
+  switch (p.outcome) {
+    case Outcome::timeout:
+      p.window = with_slack(outcome, slack);
+      break;
+    case Outcome::reset:
+      p.window = with_slack(outcome, slack + in.kernel.rtt_ms);
+      break;
+    case Outcome::alive:
+      p.nominal_ms = in.horizon_ms;
+      p.window = Window{in.horizon_ms, kInf};
+      break;
+  }
+  return p;
+}
+
+}  // namespace kah::model
