@@ -1,0 +1,95 @@
+// What the running kernel is, as far as timing goes: its release, its CONFIG_HZ,
+// and how its jiffies line up with CLOCK_MONOTONIC.
+//
+// The kernel does not export HZ (getconf CLK_TCK is USER_HZ, always 100), so it is
+// read from the kernel config (/proc/config.gz, /boot/config-$(uname -r)) or
+// measured from /proc/timer_list, which prints the kernel's CLOCK_MONOTONIC ("now
+// at N nsecs") and jiffies side by side (root only). The same samples locate the
+// instants where jiffies advances, so a monotonic instant (a packet's timestamp, say)
+// can be mapped to the jiffy the kernel saw and how far into it it was: a
+// model::JiffyCalibration, which narrows the model's windows to about one tick.
+//
+// Stateless free functions and a value type; safe from any thread. Reading
+// /proc/timer_list takes ~35 us per sample; JiffyClock::measure() takes ~0.3 s.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "harness/model/timing.h"
+
+namespace kah {
+
+struct HzInfo {
+  std::optional<int> hz;  // empty: unknown, the model then covers HZ 100, 250, 300 and 1000
+  std::string source;     // where the value comes from, for people
+};
+
+// CONFIG_HZ from /proc/config.gz, else /boot/config-$(uname -r), else measured from
+// /proc/timer_list, else unknown.
+HzInfo detect_hz();
+// The same with the places to look given (tests); measuring is skipped if !measure.
+HzInfo detect_hz(const std::filesystem::path& proc_config, const std::filesystem::path& boot_config, bool measure);
+
+// "CONFIG_HZ=250" in a kernel config text; only the values Kconfig offers count.
+std::optional<int> hz_from_config_text(std::string_view config);
+// The same from a file, gzip-compressed or plain.
+std::optional<int> hz_from_config_file(const std::filesystem::path& path);
+
+// uname -r.
+std::string kernel_release();
+
+// One reading of /proc/timer_list.
+struct JiffySample {
+  std::int64_t monotonic_ns = 0;  // "now at": the kernel's CLOCK_MONOTONIC when it began printing
+  std::uint64_t jiffies = 0;      // "jiffies:", printed a little later
+  std::int64_t read_ns = 0;       // jiffies was read at most this long after monotonic_ns
+};
+
+// Parses "now at ... nsecs" and the first "jiffies: ..." of /proc/timer_list.
+std::optional<JiffySample> parse_timer_list(std::string_view text);
+// `count` readings, `spacing` apart on average (randomised, so they fall at every
+// phase of the tick). Empty if /proc/timer_list cannot be read (not root).
+std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds spacing);
+// HZ from readings at least ~100 ms apart: the nearest of 100, 250, 300, 1000, if
+// within 5 %.
+std::optional<int> measure_hz(const std::vector<JiffySample>& samples);
+
+// The map from CLOCK_MONOTONIC to jiffies: jiffies advances at boundary_ns + n *
+// TICK_NSEC, so a monotonic instant t falls in jiffy base + floor((t - boundary) /
+// tick), at phase frac((t - boundary) / tick).
+class JiffyClock {
+ public:
+  // Samples /proc/timer_list (a coarse pass, then readings placed around the
+  // boundary found). Empty if it cannot be read or the readings do not fit one clock.
+  static std::optional<JiffyClock> measure(int hz);
+  // The clock the readings allow: every boundary offset that agrees with every
+  // reading (each reading knows jiffies only between monotonic_ns and + read_ns).
+  static std::optional<JiffyClock> fit(int hz, const std::vector<JiffySample>& samples);
+
+  // Where a CLOCK_MONOTONIC instant (ms) falls on the jiffy grid.
+  model::JiffyCalibration at(double monotonic_ms) const;
+
+  int hz() const { return hz_; }
+  std::int64_t tick_ns() const { return tick_ns_; }
+  // Offset of the instants jiffies advances at, modulo the tick (the middle of
+  // what the readings allow).
+  std::int64_t boundary_ns() const { return boundary_ns_; }
+  // Half the range of boundary offsets the readings allow, in ticks: how far a
+  // computed phase may be off.
+  double uncertainty_ticks() const { return uncertainty_ticks_; }
+
+ private:
+  int hz_ = 0;
+  std::int64_t tick_ns_ = 0;
+  std::int64_t boundary_ns_ = 0;
+  std::int64_t jiffies_base_ = 0;  // jiffies at the boundary at monotonic boundary_ns
+  double uncertainty_ticks_ = 1;
+};
+
+}  // namespace kah

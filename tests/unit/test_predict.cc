@@ -1,0 +1,257 @@
+// `kaharness predict` text and JSON, and what kernel_info reads from the kernel
+// (config parsing, /proc/timer_list parsing, HZ and the jiffy clock fitted from readings).
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "harness/kernel_info.h"
+#include "harness/predict.h"
+
+namespace {
+
+using namespace kah;
+
+model::Input silent_peer(int idle, int interval, int count, std::optional<int> hz = 250) {
+  model::Input in;
+  in.keepalive = {true, idle, interval, count, 0};
+  in.kernel.hz = hz;
+  in.armed_at_ms = -0.3;
+  return in;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// A directory of its own under the system temp dir, removed at the end of the test.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    std::string name = (std::filesystem::temp_directory_path() / "kah-test-XXXXXX").string();
+    path = mkdtemp(name.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+// Readings of a known jiffy clock, as /proc/timer_list would give them: jiffies is
+// read somewhere in [now, now + read_ns].
+std::vector<JiffySample> synthetic_samples(std::int64_t tick, std::int64_t boundary, std::int64_t base, int n,
+                                           std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::uniform_int_distribution<std::int64_t> when(5'000'000'000, 6'000'000'000);
+  std::uniform_int_distribution<std::int64_t> lag(0, 30'000);
+  std::vector<JiffySample> samples;
+  for (int i = 0; i < n; ++i) {
+    const std::int64_t now = when(random);
+    const std::int64_t read_at = now + lag(random);
+    const std::int64_t jiffies = base + (read_at - boundary) / tick;
+    samples.push_back({now, static_cast<std::uint64_t>(jiffies), 30'000});
+  }
+  return samples;
+}
+
+}  // namespace
+
+TEST_CASE("human_duration", "[predict]") {
+  CHECK(human_duration(7875000) == "2 h 11 min 15 s");
+  CHECK(human_duration(120832) == "2 min 0.832 s");
+  CHECK(human_duration(3072) == "3.072 s");
+  CHECK(human_duration(924600) == "15 min 24.6 s");
+  CHECK(human_duration(7200000) == "2 h");
+  CHECK(human_duration(1000) == "1 s");
+  CHECK(human_duration(250) == "250 ms");
+  CHECK(human_duration(0.3) == "0.3 ms");
+  CHECK(human_duration(0) == "0 ms");
+  CHECK(human_duration(90061001) == "1 d 1 h 1 min 1.001 s");
+  CHECK(human_duration(-4) == "-4 ms");
+  CHECK(human_duration(std::numeric_limits<double>::infinity()) == "unbounded");
+}
+
+TEST_CASE("describe_prediction: 7200 / 75 / 9 explains the textbook and the wheel", "[predict]") {
+  const auto in = silent_peer(7200, 75, 9);
+  const auto text = describe_prediction(in, model::predict(in));
+  CHECK(has(text, "7200 + 9 × 75 = 7875 s = 2 h 11 min 15 s"));
+  CHECK(has(text, "HZ=250"));
+  CHECK(has(text, "wheel level 5"));
+  CHECK(has(text, "131.072 s"));
+  CHECK(has(text, "the client sends an RST"));
+  CHECK(has(text, "probe 9"));
+  CHECK(has(text, "ETIMEDOUT"));
+  CHECK_FALSE(has(text, "probe 10"));
+}
+
+TEST_CASE("describe_prediction: unknown HZ, a healthy peer, a rebooted one, a SYN", "[predict]") {
+  auto in = silent_peer(2, 1, 3, std::nullopt);
+  CHECK(has(describe_prediction(in, model::predict(in)), "HZ unknown, covering HZ 100, 250, 300 and 1000"));
+
+  in = silent_peer(2, 1, 3);
+  in.peer = model::PeerBehaviour::answers;
+  in.horizon_ms = 9000;
+  const auto healthy = describe_prediction(in, model::predict(in));
+  CHECK(has(healthy, "stays open"));
+  CHECK(has(healthy, "about every 2 s"));
+
+  in.peer = model::PeerBehaviour::rebooted;
+  CHECK(has(describe_prediction(in, model::predict(in)), "ECONNRESET"));
+
+  model::Input syn;
+  syn.kernel.hz = 250;
+  syn.traffic = model::Traffic::connecting;
+  const auto text = describe_prediction(syn, model::predict(syn));
+  CHECK(has(text, "Retransmission by retransmission"));
+  CHECK(has(text, "after connect()"));
+  CHECK(has(text, "no RST is sent"));
+}
+
+TEST_CASE("prediction_json: the keys other tools read", "[predict]") {
+  const auto in = silent_peer(7200, 75, 9);
+  const auto p = model::predict(in);
+  const auto j = prediction_json(in, p);
+  CHECK(j.at("outcome") == "timeout");
+  CHECK(j.at("nominal_ms").get<double>() == Approx(7875000));
+  CHECK(j.at("earliest_ms").get<double>() == Approx(p.window.earliest_ms));
+  CHECK(j.at("latest_ms").get<double>() == Approx(p.window.latest_ms));
+  CHECK(j.at("rst_sent") == true);
+  CHECK(j.at("hz") == 250);
+  REQUIRE(j.at("probes").size() == 9);
+  for (std::size_t k = 0; k < 9; ++k) {
+    const auto& probe = j.at("probes").at(k);
+    CHECK(probe.at("index") == k);
+    CHECK(probe.at("nominal_ms").get<double>() == Approx(7200000 + 75000.0 * static_cast<double>(k)));
+    CHECK(probe.contains("earliest_ms"));
+    CHECK(probe.contains("latest_ms"));
+  }
+  CHECK(j.at("steps").is_array());
+  CHECK_FALSE(j.at("steps").empty());
+
+  auto alive = silent_peer(2, 1, 3, std::nullopt);
+  alive.peer = model::PeerBehaviour::answers;
+  alive.horizon_ms = 5000;
+  const auto ja = prediction_json(alive, model::predict(alive));
+  CHECK(ja.at("outcome") == "alive");
+  CHECK(ja.at("latest_ms").is_null());
+  CHECK(ja.at("hz").is_null());
+  CHECK(ja.at("hz_values").size() == 4);
+}
+
+TEST_CASE("kernel config: CONFIG_HZ from text, plain and gzip files", "[kernel_info]") {
+  CHECK(hz_from_config_text("CONFIG_HZ_250=y\n# CONFIG_HZ_300 is not set\nCONFIG_HZ=250\nCONFIG_HZ_PERIODIC=n\n") == 250);
+  CHECK(hz_from_config_text("CONFIG_HZ=1000") == 1000);
+  CHECK_FALSE(hz_from_config_text("# CONFIG_HZ is not set\nCONFIG_HZ_100=y\n").has_value());
+  CHECK_FALSE(hz_from_config_text("CONFIG_HZ=banana\n").has_value());
+
+  TempDir dir;
+  const auto plain = dir.path / "config-plain";
+  std::ofstream(plain) << "CONFIG_NO_HZ=y\nCONFIG_HZ_300=y\nCONFIG_HZ=300\n";
+  CHECK(hz_from_config_file(plain) == 300);
+
+  const auto gz = dir.path / "config.gz";
+  gzFile out = gzopen(gz.c_str(), "wb");
+  REQUIRE(out != nullptr);
+  const std::string body = "CONFIG_HZ_100=y\nCONFIG_HZ=100\n";
+  gzwrite(out, body.data(), static_cast<unsigned>(body.size()));
+  gzclose(out);
+  CHECK(hz_from_config_file(gz) == 100);
+  CHECK_FALSE(hz_from_config_file(dir.path / "missing").has_value());
+
+  SECTION("detect_hz: /proc/config.gz first, then /boot, then unknown") {
+    auto info = detect_hz(gz, plain, false);
+    CHECK(info.hz == 100);
+    CHECK(info.source == gz.string());
+    info = detect_hz(dir.path / "missing", plain, false);
+    CHECK(info.hz == 300);
+    CHECK(info.source == plain.string());
+    info = detect_hz(dir.path / "missing", dir.path / "missing-too", false);
+    CHECK_FALSE(info.hz.has_value());
+    CHECK(info.source == "unknown: using the union of windows for HZ 100, 250, 300, 1000");
+  }
+}
+
+TEST_CASE("kernel_release is uname -r", "[kernel_info]") { CHECK_FALSE(kernel_release().empty()); }
+
+TEST_CASE("/proc/timer_list: the clock and jiffies", "[kernel_info]") {
+  const std::string text =
+      "Timer List Version: v0.10\nHRTIMER_MAX_CLOCK_BASES: 8\nnow at 243292906186 nsecs\n\ncpu: 0\n"
+      "  .last_jiffies   : 4294953063\n  .next_timer     : 9223372036854775807\njiffies: 4294953064\n\ncpu: 1\n"
+      "jiffies: 4294953065\n";
+  const auto s = parse_timer_list(text);
+  REQUIRE(s);
+  CHECK(s->monotonic_ns == 243292906186);
+  CHECK(s->jiffies == 4294953064);  // the first "jiffies:" line, not ".last_jiffies"
+  CHECK_FALSE(parse_timer_list("nothing here").has_value());
+}
+
+TEST_CASE("HZ measured from two readings", "[kernel_info]") {
+  const std::uint64_t j0 = 4294953064;
+  auto at = [&](std::int64_t ns, std::uint64_t dj) {
+    return std::vector<JiffySample>{{1'000'000'000, j0, 0}, {1'000'000'000 + ns, j0 + dj, 0}};
+  };
+  CHECK(measure_hz(at(200'000'000, 50)) == 250);
+  CHECK(measure_hz(at(200'000'000, 51)) == 250);
+  CHECK(measure_hz(at(200'000'000, 60)) == 300);
+  CHECK(measure_hz(at(200'000'000, 20)) == 100);
+  CHECK(measure_hz(at(200'000'000, 200)) == 1000);
+  CHECK_FALSE(measure_hz(at(200'000'000, 55)).has_value());  // 275 Hz: neither
+  CHECK_FALSE(measure_hz(at(10'000'000, 3)).has_value());     // too close together
+}
+
+TEST_CASE("JiffyClock::fit recovers a known clock from readings", "[kernel_info]") {
+  for (const int hz : {100, 250, 300, 1000}) {
+    const std::int64_t tick = (1'000'000'000 + hz / 2) / hz;
+    for (const std::int64_t boundary : {std::int64_t{0}, std::int64_t{12'345}, tick / 2, tick - 3'000}) {
+      const std::int64_t base = 4294892239;
+      const auto samples = synthetic_samples(tick, boundary, base, 400, static_cast<std::uint64_t>(hz + boundary));
+      const auto clock = JiffyClock::fit(hz, samples);
+      INFO("HZ " << hz << " boundary " << boundary);
+      REQUIRE(clock);
+      CHECK(clock->tick_ns() == tick);
+      // Random readings pin the boundary to about a reading's spread plus the gaps
+      // between readings: well under a tenth of a tick.
+      CHECK(clock->uncertainty_ticks() < 0.1);
+      std::int64_t off = clock->boundary_ns() - boundary;
+      if (off > tick / 2) off -= tick;
+      if (off < -tick / 2) off += tick;
+      CHECK(static_cast<double>(std::abs(off)) <= clock->uncertainty_ticks() * static_cast<double>(tick) + 1000);
+      // Instants map to the jiffy the clock was in and how far into it.
+      for (const std::int64_t t : {std::int64_t{5'500'000'000}, std::int64_t{5'500'000'000} + boundary + tick / 3}) {
+        const auto c = clock->at(static_cast<double>(t) / 1e6);
+        const std::int64_t true_jiffies = base + (t - boundary) / tick;
+        const double true_phase = static_cast<double>((t - boundary) % tick) / static_cast<double>(tick);
+        const double mapped = static_cast<double>(c.jiffies_at_origin) + c.origin_phase;
+        const double truth = static_cast<double>(true_jiffies) + true_phase;
+        CHECK(std::abs(mapped - truth) <= c.phase_uncertainty + 1e-3);
+        CHECK(c.phase_uncertainty == clock->uncertainty_ticks());
+      }
+    }
+  }
+}
+
+TEST_CASE("JiffyClock::fit refuses readings that no single clock explains", "[kernel_info]") {
+  auto samples = synthetic_samples(4'000'000, 0, 1000, 50, 7);
+  samples.push_back({5'200'000'000, 5, 0});  // jiffies far off for its instant
+  CHECK_FALSE(JiffyClock::fit(250, samples).has_value());
+  CHECK_FALSE(JiffyClock::fit(250, {}).has_value());
+}
+
+TEST_CASE("JiffyClock::measure on this machine (root only)", "[kernel_info][live]") {
+  if (access("/proc/timer_list", R_OK) != 0) {
+    WARN("/proc/timer_list is not readable here (not root): skipped");
+    return;
+  }
+  const auto hz = detect_hz();
+  REQUIRE(hz.hz);
+  const auto clock = JiffyClock::measure(*hz.hz);
+  REQUIRE(clock);
+  CHECK(clock->uncertainty_ticks() < 0.1);
+  // A fresh reading agrees with the clock (its jiffies was read after its "now").
+  const auto samples = read_jiffy_samples(1, std::chrono::microseconds(0));
+  REQUIRE(samples.size() == 1);
+  const auto c = clock->at(static_cast<double>(samples[0].monotonic_ns) / 1e6);
+  const auto j = static_cast<std::int64_t>(samples[0].jiffies);
+  const auto mapped = static_cast<std::int64_t>(c.jiffies_at_origin);
+  CHECK((j == mapped || j == mapped + 1));
+}
