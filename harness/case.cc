@@ -77,6 +77,7 @@ std::string to_string(Traffic t) {
   switch (t) {
     case Traffic::idle: return "idle";
     case Traffic::sending: return "sending";
+    case Traffic::connecting: return "connect";
   }
   return fmt::format("Traffic({})", static_cast<int>(t));
 }
@@ -93,7 +94,7 @@ constexpr FaultKind kFaultKinds[] = {
     FaultKind::drop_to_server, FaultKind::link_down, FaultKind::peer_reboot,
     FaultKind::peer_freeze,
 };
-constexpr Traffic kTraffics[] = {Traffic::idle, Traffic::sending};
+constexpr Traffic kTraffics[] = {Traffic::idle, Traffic::sending, Traffic::connecting};
 
 template <typename Enum, std::size_t N>
 std::optional<Enum> enum_from_string(const Enum (&all)[N], std::string_view s) {

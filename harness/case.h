@@ -44,10 +44,11 @@ enum class FaultKind {
   peer_freeze,     // the server application (a separate process) is SIGSTOPped
 };
 
-// What the client does after the data exchange.
+// What the client does around the fault.
 enum class Traffic {
-  idle,     // one exchange, then silence (the default)
-  sending,  // keeps data unacknowledged once the fault hits: retransmission timer
+  idle,        // one exchange, then silence (the default): the keepalive timer
+  sending,     // writes once the fault hits, so data stays unacknowledged: the retransmission timer
+  connecting,  // connects only after the fault: SYN retransmissions to a silent peer
 };
 
 struct KeepaliveSpec {

@@ -312,7 +312,7 @@ TEST_CASE("every kind of mistake is reported where it is", "[case]") {
       {"unknown family", minimal_with("family = \"ipv5\"\n"), 5, 10,
        "unknown family 'ipv5'; did you mean 'ipv4'?"},
       {"unknown traffic", minimal_with("traffic = \"busy\"\n"), 5, 11,
-       "unknown traffic 'busy'; expected one of: idle, sending"},
+       "unknown traffic 'busy'; expected one of: idle, sending, connect"},
       {"unknown outcome", "name = \"t\"\ndescription = \"d\"\n[[connection]]\nname = \"c1\"\n"
                           "[expect]\noutcome = \"dead\"\n",
        6, 11,
@@ -416,7 +416,7 @@ TEST_CASE("enum spellings round-trip", "[case]") {
   for (auto o : {kah::ExpectedOutcome::timeout, kah::ExpectedOutcome::reset, kah::ExpectedOutcome::alive}) {
     CHECK(kah::expected_outcome_from_string(kah::to_string(o)) == o);
   }
-  for (auto t : {kah::Traffic::idle, kah::Traffic::sending}) CHECK(kah::traffic_from_string(kah::to_string(t)) == t);
+  for (auto t : {kah::Traffic::idle, kah::Traffic::sending, kah::Traffic::connecting}) CHECK(kah::traffic_from_string(kah::to_string(t)) == t);
 }
 
 TEST_CASE("load_case reports files it cannot read", "[case]") {

@@ -1,0 +1,240 @@
+// The command line of kaharness (in the library so tests can drive it). Parses arguments, loads and validates every case
+// before anything is built, checks privileges, runs, reports, and maps the result
+// to the contract's exit codes: 0 all passed, 1 a case failed, 2 bad input,
+// 3 the environment cannot run it.
+#include <unistd.h>
+
+#include <fnmatch.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "harness/cli.h"
+#include "harness/case.h"
+#include "harness/environment.h"
+#include "harness/kernel_info.h"
+#include "harness/predict.h"
+#include "harness/report.h"
+#include "harness/runner.h"
+#include "netns/namespace.h"
+
+namespace {
+
+constexpr int kExitPass = 0;
+constexpr int kExitBadInput = 2;
+constexpr int kExitEnvironment = 3;
+constexpr const char* kKeepPrefix = "kaharness-";
+
+struct RunArgs {
+  std::vector<std::string> paths;
+  std::string json, junit, report, pcap, filter, shard;
+  int jobs = 0;
+  int hz = 0;
+  bool keep = false;
+};
+
+struct PredictArgs {
+  int idle = 7200, interval = 75, count = 9, user_timeout_ms = 0, hz = 0;
+  std::string fault = "blackhole";
+  bool json = false;
+};
+
+// "K/N" -> (K, N) with 1 <= K <= N.
+std::pair<int, int> parse_shard(const std::string& text) {
+  int k = 0, n = 0;
+  char slash = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d", &k, &slash, &n) != 3 || slash != '/' || n < 1 || k < 1 || k > n)
+    throw CLI::ValidationError("--shard", "expected K/N with 1 <= K <= N, e.g. 2/4, found '" + text + "'");
+  return {k, n};
+}
+
+kah::model::Kernel kernel_for(int hz_override, std::string& source) {
+  kah::model::Kernel k;
+  if (hz_override > 0) {
+    k.hz = hz_override;
+    source = "--hz";
+    return k;
+  }
+  const auto hz = kah::detect_hz();
+  k.hz = hz.hz;
+  source = hz.source;
+  return k;
+}
+
+int run_command(const RunArgs& args, bool verbose) {
+  std::vector<kah::Case> cases;
+  try {
+    std::vector<std::filesystem::path> paths(args.paths.begin(), args.paths.end());
+    if (paths.empty()) paths.emplace_back("cases");
+    for (const auto& file : kah::find_case_files(paths)) cases.push_back(kah::load_case(file));
+  } catch (const kah::CaseError& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return kExitBadInput;
+  }
+  if (!args.filter.empty())
+    std::erase_if(cases, [&](const kah::Case& c) { return fnmatch(args.filter.c_str(), c.name.c_str(), 0) != 0; });
+  if (!args.shard.empty()) {
+    const auto [k, n] = parse_shard(args.shard);
+    std::vector<kah::Case> mine;
+    for (std::size_t i = 0; i < cases.size(); ++i)
+      if (static_cast<int>(i % static_cast<std::size_t>(n)) == k - 1) mine.push_back(std::move(cases[i]));
+    cases = std::move(mine);
+  }
+  if (cases.empty()) {
+    fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
+    return kExitBadInput;
+  }
+  if (!args.junit.empty() || !args.report.empty() || !args.pcap.empty()) {
+    fmt::print(stderr, "kaharness: --junit, --report and --pcap are not implemented yet in this version\n");
+    return kExitBadInput;
+  }
+  const auto privileges = kah::check_privileges();
+  if (!kah::all_required_ok(privileges)) {
+    fmt::print(stderr, "kaharness: this environment cannot run cases:\n{}", kah::describe(privileges));
+    return kExitEnvironment;
+  }
+
+  kah::RunOptions options;
+  options.jobs = args.jobs;
+  std::string hz_source;
+  options.kernel = kernel_for(args.hz, hz_source);
+  options.keep = args.keep;
+  options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
+  options.on_case_done = [verbose](const kah::CaseResult& c) {
+    fmt::print("{}", kah::console_case(c, verbose));
+    std::fflush(stdout);
+  };
+  fmt::print("running {} case{} ({} at a time), HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
+             args.jobs > 0 ? std::to_string(args.jobs) : "all",
+             options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
+  std::fflush(stdout);
+
+  auto run = kah::run_cases(cases, options);
+  run.hz_source = hz_source;
+  fmt::print("{}", kah::console_summary(run));
+  if (args.keep)
+    fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",
+               options.keep_prefix);
+  if (!args.json.empty()) {
+    std::ofstream out(args.json);
+    out << kah::result_json(run).dump(2) << '\n';
+    if (!out) {
+      fmt::print(stderr, "kaharness: cannot write {}\n", args.json);
+      return kExitBadInput;
+    }
+  }
+  return kah::exit_code(run);
+}
+
+int predict_command(const PredictArgs& args) {
+  kah::model::Input in;
+  in.keepalive = {true, args.idle, args.interval, args.count, args.user_timeout_ms};
+  std::string hz_source;
+  in.kernel = kernel_for(args.hz, hz_source);
+  if (args.fault == "blackhole") in.peer = kah::model::PeerBehaviour::silent;
+  else if (args.fault == "reboot") in.peer = kah::model::PeerBehaviour::rebooted;
+  else in.peer = kah::model::PeerBehaviour::answers;
+  in.horizon_ms = 1000.0 * (3 * args.idle + args.count * args.interval);
+  const auto prediction = kah::model::predict(in);
+  if (args.json) {
+    auto j = kah::prediction_json(in, prediction);
+    j["hz_source"] = hz_source;
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    fmt::print("HZ {} ({})\n{}", in.kernel.hz ? std::to_string(*in.kernel.hz) : "unknown", hz_source,
+               kah::describe_prediction(in, prediction));
+  }
+  return kExitPass;
+}
+
+int check_env_command() {
+  const auto checks = kah::check_environment();
+  fmt::print("{}", kah::describe(checks));
+  if (!kah::all_required_ok(checks)) {
+    fmt::print("\nkaharness cannot run cases here: see the lines marked MISS.\n");
+    return kExitEnvironment;
+  }
+  fmt::print("\nkaharness can run cases here.\n");
+  return kExitPass;
+}
+
+int gc_command() {
+  const auto removed = kah::netns::remove_pinned_namespaces(kKeepPrefix);
+  for (const auto& name : removed) fmt::print("removed /run/netns/{}\n", name);
+  fmt::print("{} namespace{} removed (only names starting with '{}')\n", removed.size(),
+             removed.size() == 1 ? "" : "s", kKeepPrefix);
+  return kExitPass;
+}
+
+}  // namespace
+
+int kah::cli_main(int argc, const char* const* argv) {
+  CLI::App app{
+      "kaharness: proves on the running kernel when and how TCP keepalive detects a dead peer.\n"
+      "It builds private network namespaces, opens real keepalive connections, injects a fault\n"
+      "(blackhole, lost probes or ACKs, unplugged link, rebooted or frozen peer) and checks that\n"
+      "the kernel ends each connection inside the window the timing model predicts.\n"
+      "Exit codes: 0 all cases passed, 1 a case failed, 2 bad input, 3 the environment cannot run it."};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "print every connection and debug logs");
+
+  RunArgs run;
+  auto* run_cmd = app.add_subcommand("run", "run case files (TOML) and judge every connection");
+  run_cmd->add_option("paths", run.paths, "case files or folders (default: cases/)");
+  run_cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
+  run_cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (not yet implemented)")->type_name("FILE");
+  run_cmd->add_option("--report", run.report, "write an HTML report to DIR (not yet implemented)")->type_name("DIR");
+  run_cmd->add_option("--pcap", run.pcap, "write packet captures to DIR (not yet implemented)")->type_name("DIR");
+  run_cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
+      ->check(CLI::Range(1, 100000));
+  run_cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");
+  run_cmd->add_option("--shard", run.shard, "run the K-th of N equal shares of the cases, e.g. 1/4")->type_name("K/N");
+  run_cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
+  run_cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
+  run_cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
+
+  PredictArgs predict;
+  auto* predict_cmd = app.add_subcommand("predict", "explain when the kernel declares a silent peer dead");
+  predict_cmd->add_option("--idle", predict.idle, "TCP_KEEPIDLE, seconds (default 7200)")->check(CLI::Range(1, 32767));
+  predict_cmd->add_option("--interval", predict.interval, "TCP_KEEPINTVL, seconds (default 75)")->check(CLI::Range(1, 32767));
+  predict_cmd->add_option("--count", predict.count, "TCP_KEEPCNT (default 9)")->check(CLI::Range(1, 127));
+  predict_cmd->add_option("--user-timeout", predict.user_timeout_ms, "TCP_USER_TIMEOUT, ms (default 0 = off)")
+      ->check(CLI::Range(0, 2147483647));
+  predict_cmd->add_option("--fault", predict.fault, "blackhole (silent peer), reboot (peer answers RST), none")
+      ->check(CLI::IsMember({"blackhole", "reboot", "none"}));
+  predict_cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
+  predict_cmd->add_flag("--json", predict.json, "print JSON");
+
+  auto* env_cmd = app.add_subcommand("check-env", "check privileges, namespaces, veth, nftables, kernel and HZ");
+  auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (names kaharness-*, nothing else)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitPass : kExitBadInput;
+  }
+  if (!spdlog::get("kaharness")) spdlog::set_default_logger(spdlog::stderr_color_mt("kaharness"));
+  spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
+
+  try {
+    if (*run_cmd) return run_command(run, verbose);
+    if (*predict_cmd) return predict_command(predict);
+    if (*env_cmd) return check_env_command();
+    if (*gc_cmd) return gc_command();
+  } catch (const CLI::ValidationError& e) {
+    fmt::print(stderr, "kaharness: {}\n", e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kaharness: {}\n", e.what());
+    return kExitEnvironment;
+  }
+  return kExitBadInput;
+}

@@ -1,0 +1,107 @@
+#include "harness/report.h"
+
+#include <fmt/format.h>
+
+namespace kah {
+namespace {
+
+std::string window_text(const model::Window& w) {
+  if (!w.bounded()) return fmt::format("[{:.1f} ms, never]", w.earliest_ms);
+  return fmt::format("[{:.1f}, {:.1f}] ms", w.earliest_ms, w.latest_ms);
+}
+
+const char* verdict_tag(Verdict v) {
+  switch (v) {
+    case Verdict::pass: return "PASS ";
+    case Verdict::fail: return "FAIL ";
+    case Verdict::error: return "ERROR";
+    case Verdict::skip: return "SKIP ";
+  }
+  return "?    ";
+}
+
+nlohmann::json number_or_null(double v) {
+  return v == std::numeric_limits<double>::infinity() ? nlohmann::json(nullptr) : nlohmann::json(v);
+}
+
+double round1(double v) { return static_cast<double>(static_cast<long long>(v * 10.0 + (v < 0 ? -0.5 : 0.5))) / 10.0; }
+
+}  // namespace
+
+std::string console_case(const CaseResult& c, bool verbose) {
+  std::string out = fmt::format("{} {}  ({}, {:.1f} s)\n", verdict_tag(c.verdict), c.name, c.file, c.wall_ms / 1000.0);
+  if (!c.error.empty()) out += fmt::format("      {}\n", c.error);
+  for (const auto& r : c.connections) {
+    if (!verbose && r.verdict == Verdict::pass && c.verdict == Verdict::pass) continue;
+    const auto& o = r.observed;
+    out += fmt::format("  {} {:<14} {:<7} {:<10} at {:>9.1f} ms  expected {} {}  probes {}\n",
+                       verdict_tag(r.verdict), r.name, to_string(o.outcome),
+                       o.errno_name.empty() ? "-" : o.errno_name, o.at_ms, to_string(r.expected.outcome),
+                       window_text(r.expected.window), o.probes);
+    if (!r.message.empty()) out += fmt::format("        {}\n", r.message);
+  }
+  return out;
+}
+
+std::string console_summary(const RunResult& run) {
+  int passed = 0, failed = 0, errors = 0, connections = 0;
+  for (const auto& c : run.cases) {
+    connections += static_cast<int>(c.connections.size());
+    passed += c.verdict == Verdict::pass;
+    failed += c.verdict == Verdict::fail;
+    errors += c.verdict == Verdict::error;
+  }
+  return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {})\n",
+                     run.cases.size(), passed, failed, errors, connections, run.wall_ms / 1000.0, run.kernel,
+                     run.hz ? std::to_string(*run.hz) : std::string("unknown"));
+}
+
+nlohmann::json result_json(const RunResult& run) {
+  nlohmann::json cases = nlohmann::json::array();
+  for (const auto& c : run.cases) {
+    nlohmann::json conns = nlohmann::json::array();
+    for (const auto& r : c.connections) {
+      nlohmann::json probes = nlohmann::json::array();
+      for (const auto& p : r.prediction.probes)
+        probes.push_back({{"index", p.index},
+                          {"nominal_ms", p.nominal_ms},
+                          {"earliest_ms", round1(p.window.earliest_ms)},
+                          {"latest_ms", number_or_null(round1(p.window.latest_ms))}});
+      conns.push_back({
+          {"name", r.name},
+          {"family", to_string(r.family)},
+          {"expected",
+           {{"outcome", to_string(r.expected.outcome)},
+            {"earliest_ms", round1(r.expected.window.earliest_ms)},
+            {"latest_ms", number_or_null(round1(r.expected.window.latest_ms))},
+            {"nominal_ms", r.prediction.nominal_ms},
+            {"probes", probes}}},
+          {"observed",
+           {{"outcome", to_string(r.observed.outcome)},
+            {"errno", r.observed.errno_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.observed.errno_name)},
+            {"at_ms", round1(r.observed.at_ms)},
+            {"probes", r.observed.probes}}},
+          {"verdict", to_string(r.verdict)},
+      });
+      if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
+      if (!r.message.empty()) conns.back()["message"] = r.message;
+    }
+    nlohmann::json jc = {{"name", c.name}, {"file", c.file}, {"verdict", to_string(c.verdict)},
+                         {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
+    if (!c.error.empty()) jc["error"] = c.error;
+    cases.push_back(std::move(jc));
+  }
+  return {{"kernel", run.kernel},
+          {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
+          {"hz_source", run.hz_source},
+          {"wall_ms", round1(run.wall_ms)},
+          {"cases", cases}};
+}
+
+int exit_code(const RunResult& run) {
+  for (const auto& c : run.cases)
+    if (c.verdict == Verdict::fail || c.verdict == Verdict::error) return 1;
+  return 0;
+}
+
+}  // namespace kah

@@ -1,0 +1,63 @@
+// What a run produced: per connection the expectation (outcome and window from the
+// model), the observation, and the verdict. Plain values, filled by the runner and
+// the judge, read by the reporters.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/case.h"
+#include "harness/model/timing.h"
+
+namespace kah {
+
+enum class Verdict { pass, fail, error, skip };
+std::string to_string(Verdict v);
+
+enum class ObservedOutcome { timeout, reset, alive, eof, error };
+std::string to_string(ObservedOutcome o);
+
+struct Expected {
+  ExpectedOutcome outcome = ExpectedOutcome::alive;
+  model::Window window;                   // from the model (alive: [horizon, inf))
+  std::optional<double> deadline_ms;      // the case's own requirement
+  std::optional<model::Outcome> model_outcome;  // what the model predicts for this connection
+};
+
+struct Observed {
+  ObservedOutcome outcome = ObservedOutcome::alive;
+  std::string errno_name;   // "ETIMEDOUT", "ECONNRESET", ... ("" when alive or eof)
+  double at_ms = 0;         // from the last segment received before the fault; horizon when alive
+  int probes = 0;           // keepalive probes the client sent after the fault
+};
+
+struct ConnectionResult {
+  std::string name;     // "c1-v4", or "c1-v4#2" for the second copy
+  Family family = Family::ipv4;
+  SourcePos where;      // the [[connection]] in the case file
+  Expected expected;
+  Observed observed;
+  model::Prediction prediction;
+  Verdict verdict = Verdict::error;
+  std::string message;  // why it failed, or "" when it passed
+};
+
+struct CaseResult {
+  std::string name;
+  std::string file;
+  Verdict verdict = Verdict::error;
+  std::string error;    // set when the case could not run (verdict error)
+  double wall_ms = 0;
+  std::vector<ConnectionResult> connections;
+};
+
+struct RunResult {
+  std::string kernel;
+  std::optional<int> hz;
+  std::string hz_source;
+  double wall_ms = 0;
+  std::vector<CaseResult> cases;
+};
+
+}  // namespace kah

@@ -1,0 +1,321 @@
+#include "harness/runner.h"
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "harness/endpoints.h"
+#include "harness/judge.h"
+#include "harness/nft.h"
+#include "harness/nft_rules.h"
+#include "harness/topology.h"
+#include "harness/watcher.h"
+
+namespace kah {
+
+model::PeerBehaviour peer_behaviour(FaultKind fault) {
+  switch (fault) {
+    case FaultKind::none:
+    case FaultKind::peer_freeze: return model::PeerBehaviour::answers;
+    case FaultKind::blackhole:
+    case FaultKind::drop_to_client:
+    case FaultKind::drop_to_server:
+    case FaultKind::link_down: return model::PeerBehaviour::silent;
+    case FaultKind::peer_reboot: return model::PeerBehaviour::rebooted;
+  }
+  return model::PeerBehaviour::silent;
+}
+
+namespace {
+
+constexpr std::uint16_t kServerPort = 7000;
+constexpr double kIdleTimeoutMs = 2000;       // for the last ACK of the exchange to arrive
+constexpr double kHorizonMarginMs = 1000;     // watched beyond the latest expected end
+constexpr double kAliveExtraMs = 3000;        // an alive peer is watched this long past the last probe
+
+// One tested connection: a copy of a [[connection]].
+struct Instance {
+  const ConnectionSpec* spec = nullptr;
+  std::string name;
+  UniqueFd client;
+  Established link;  // empty for Traffic::connecting until after the fault
+  EffectiveKeepalive keepalive;
+  double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
+  model::Input model_input;
+  model::Prediction prediction;
+};
+
+// What the Watcher reports, shared with its callbacks (which may outlive a wait).
+struct Ends {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::optional<SocketEnd>> ends;
+  std::size_t open = 0;
+};
+
+std::string instance_name(const ConnectionSpec& spec, int copy) {
+  return spec.copies == 1 ? spec.name : fmt::format("{}#{}", spec.name, copy + 1);
+}
+
+model::Traffic model_traffic(Traffic t) {
+  switch (t) {
+    case Traffic::idle: return model::Traffic::idle;
+    case Traffic::sending: return model::Traffic::data_in_flight;
+    case Traffic::connecting: return model::Traffic::connecting;
+  }
+  return model::Traffic::idle;
+}
+
+model::Input model_input(const Instance& inst, const FaultSpec& fault, const model::Kernel& kernel,
+                         const model::Retransmission& retransmission) {
+  model::Input in;
+  in.keepalive.enabled = inst.keepalive.enabled;
+  in.keepalive.idle_s = inst.keepalive.idle_s;
+  in.keepalive.interval_s = inst.keepalive.interval_s;
+  in.keepalive.count = inst.keepalive.count;
+  in.keepalive.user_timeout_ms = inst.keepalive.user_timeout_ms;
+  in.kernel = kernel;
+  in.retransmission = retransmission;
+  in.peer = peer_behaviour(fault.kind);
+  in.traffic = model_traffic(inst.spec->traffic);
+  if (inst.spec->traffic != Traffic::connecting)
+    in.armed_at_ms = inst.link.established_ms - inst.link.last_received_ms;
+  return in;
+}
+
+// The namespace's retransmission settings, as the client's kernel will use them.
+model::Retransmission retransmission_settings(const netns::Namespace& client) {
+  model::Retransmission r;
+  r.retries2 = std::stoi(client.read_sysctl("net.ipv4.tcp_retries2"));
+  r.syn_retries = std::stoi(client.read_sysctl("net.ipv4.tcp_syn_retries"));
+  return r;
+}
+
+// Data that stays unacknowledged once the peer is gone (Traffic::sending).
+constexpr char kPayload[] = "data the peer never acknowledges";
+
+// How long to watch, from the last received segment: the case's horizon, else just
+// past the latest end the model allows, else (a connection expected to live) a few
+// seconds past the point where a dead peer would have been declared dead.
+double default_horizon_ms(const Instance& inst) {
+  if (inst.prediction.window.bounded()) return inst.prediction.window.latest_ms + kHorizonMarginMs;
+  const auto& k = inst.keepalive;
+  if (!k.enabled) return 5000;
+  return 1000.0 * (k.idle_s + k.count * k.interval_s) + kAliveExtraMs;
+}
+
+void apply_fault(const FaultSpec& fault, Topology& topology, std::vector<Instance>& instances,
+                 std::optional<PeerProcess>& peer_app) {
+  switch (fault.kind) {
+    case FaultKind::none: return;
+    case FaultKind::blackhole:
+    case FaultKind::drop_to_client:
+    case FaultKind::drop_to_server:
+      nft_apply(topology.ns(Host::server), fault_ruleset(fault.kind));
+      return;
+    case FaultKind::link_down: topology.set_link_up(Host::server, false); return;
+    case FaultKind::peer_reboot:
+      for (auto& inst : instances) close_silently(std::move(inst.link.server));
+      return;
+    case FaultKind::peer_freeze: peer_app->freeze(); return;
+  }
+}
+
+}  // namespace
+
+CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) {
+  CaseResult result;
+  result.name = c.name;
+  result.file = c.file.string();
+  const double started = monotonic_ms();
+  try {
+    const FaultSpec fault = c.faults.empty() ? FaultSpec{} : c.faults.front();
+    auto topology = build_pair_topology(c.name, c.sysctls);
+    const auto& client_ns = topology->ns(Host::client);
+    const auto& server_ns = topology->ns(Host::server);
+
+    std::set<Family> families;
+    for (const auto& spec : c.connections) families.insert(spec.family);
+    // Listeners stay open: a rebooted peer is listening again and still answers a
+    // segment of the forgotten connection with RST.
+    std::map<Family, UniqueFd> listeners;
+    for (auto f : families)
+      listeners[f] = open_listener(server_ns, f, topology->address(Host::server, f), kServerPort);
+
+    std::vector<Instance> instances;
+    for (const auto& spec : c.connections) {
+      auto sockets = open_client_sockets(client_ns, spec, spec.copies);
+      for (int i = 0; i < spec.copies; ++i) {
+        Instance inst;
+        inst.spec = &spec;
+        inst.name = instance_name(spec, i);
+        inst.client = std::move(sockets[static_cast<std::size_t>(i)]);
+        if (spec.traffic != Traffic::connecting) {
+          inst.link = establish(inst.client.get(), listeners[spec.family].get(), spec.family,
+                                topology->address(Host::server, spec.family), kServerPort);
+          inst.origin_ms = inst.link.last_received_ms;
+          inst.model_input.retransmission.first_rto_ms = rto_ms(inst.client.get());
+        }
+        inst.keepalive = read_keepalive(inst.client.get());
+        instances.push_back(std::move(inst));
+      }
+    }
+    for (auto& inst : instances)
+      if (inst.link.server) wait_until_idle(inst.link.server.get(), kIdleTimeoutMs);
+
+    std::vector<ProbeCounter> counters;
+    for (const auto& inst : instances)
+      if (inst.link.client_port != 0)
+        counters.push_back({probe_counter_name(inst.link.client_port), inst.spec->family, inst.link.client_port});
+    nft_apply(client_ns, probe_counter_ruleset(counters));
+
+    std::optional<PeerProcess> peer_app;
+    if (fault.kind == FaultKind::peer_freeze) {
+      std::vector<int> fds;
+      for (const auto& inst : instances)
+        if (inst.link.server) fds.push_back(inst.link.server.get());
+      peer_app = PeerProcess::spawn(fds);
+      for (auto& inst : instances) inst.link.server.reset();  // only the peer process holds them now
+    }
+
+    const auto retransmission = retransmission_settings(client_ns);
+    for (auto& inst : instances) {
+      auto settings = retransmission;
+      settings.first_rto_ms = std::max(settings.rto_min_ms, inst.model_input.retransmission.first_rto_ms);
+      inst.model_input = model_input(inst, fault, options.kernel, settings);
+    }
+    auto ends = std::make_shared<Ends>();
+    ends->ends.resize(instances.size());
+    ends->open = instances.size();
+    const auto watch = [&](std::size_t i) {
+      watcher.watch(instances[i].client.get(), [ends, i](const SocketEnd& end) {
+        std::lock_guard lock(ends->mutex);
+        ends->ends[i] = end;
+        --ends->open;
+        ends->changed.notify_all();
+      });
+    };
+    for (std::size_t i = 0; i < instances.size(); ++i)
+      if (instances[i].spec->traffic != Traffic::connecting) watch(i);
+
+    const double fault_at = monotonic_ms();
+    apply_fault(fault, *topology, instances, peer_app);
+    spdlog::debug("{}: {} applied at +{:.1f} ms", c.name, to_string(fault.kind), fault_at - started);
+
+    for (std::size_t i = 0; i < instances.size(); ++i) {
+      auto& inst = instances[i];
+      if (inst.spec->traffic == Traffic::sending) {
+        inst.model_input.data_sent_at_ms = monotonic_ms() - inst.origin_ms;
+        if (::write(inst.client.get(), kPayload, sizeof kPayload) < 0)
+          throw_errno(fmt::format("connection {}: cannot write after the fault", inst.name));
+      } else if (inst.spec->traffic == Traffic::connecting) {
+        inst.origin_ms = monotonic_ms();
+        start_connect(inst.client.get(), inst.spec->family, topology->address(Host::server, inst.spec->family),
+                      kServerPort);
+        watch(i);
+      }
+    }
+
+    double watch_until = 0;
+    for (auto& inst : instances) {
+      inst.model_input.horizon_ms = 0;
+      inst.prediction = model::predict(inst.model_input);
+      const double horizon = c.horizon_s ? fault_at - inst.origin_ms + *c.horizon_s * 1000.0
+                                         : default_horizon_ms(inst);
+      inst.model_input.horizon_ms = horizon;
+      inst.prediction = model::predict(inst.model_input);
+      watch_until = std::max(watch_until, inst.origin_ms + horizon);
+    }
+    {
+      std::unique_lock lock(ends->mutex);
+      while (ends->open > 0) {
+        const double left = watch_until - monotonic_ms();
+        if (left <= 0) break;
+        ends->changed.wait_for(lock, std::chrono::microseconds(static_cast<long>(left * 1000)));
+      }
+    }
+    for (auto& inst : instances) watcher.forget(inst.client.get());
+
+    const auto probes = nft_counters(client_ns, kProbeTable);
+    std::lock_guard lock(ends->mutex);
+    for (std::size_t i = 0; i < instances.size(); ++i) {
+      const auto& inst = instances[i];
+      ConnectionResult r;
+      r.name = inst.name;
+      r.family = inst.spec->family;
+      r.where = inst.spec->where;
+      r.prediction = inst.prediction;
+      r.expected.outcome = c.expect.outcome;
+      r.expected.deadline_ms = c.expect.deadline_ms;
+      r.expected.model_outcome = inst.prediction.outcome;
+      r.expected.window = inst.prediction.window;
+      if (const auto& end = ends->ends[i]) {
+        r.observed.outcome = outcome_of(end->so_error, end->eof);
+        r.observed.errno_name = errno_name(end->so_error);
+        r.observed.at_ms = end->at_ms - inst.origin_ms;
+      } else {
+        r.observed.outcome = ObservedOutcome::alive;
+        r.observed.at_ms = inst.model_input.horizon_ms;
+      }
+      if (auto it = probes.find(probe_counter_name(inst.link.client_port));
+          inst.link.client_port != 0 && it != probes.end())
+        r.observed.probes = static_cast<int>(it->second);
+      judge_connection(r);
+      result.connections.push_back(std::move(r));
+    }
+    result.verdict = case_verdict(result.connections);
+    if (options.keep) topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
+  } catch (const std::exception& e) {
+    result.verdict = Verdict::error;
+    result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());
+  }
+  result.wall_ms = monotonic_ms() - started;
+  return result;
+}
+
+RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
+  RunResult run;
+  utsname u{};
+  if (uname(&u) == 0) run.kernel = u.release;
+  run.hz = options.kernel.hz;
+  run.cases.resize(cases.size());
+  const double started = monotonic_ms();
+
+  Watcher watcher;
+  std::mutex report_mutex;
+  std::atomic<std::size_t> next{0};
+  const auto jobs = options.jobs > 0 ? std::min<std::size_t>(static_cast<std::size_t>(options.jobs), cases.size())
+                                     : cases.size();
+  std::vector<std::thread> workers;
+  for (std::size_t w = 0; w < jobs; ++w) {
+    workers.emplace_back([&] {
+      for (std::size_t i = next++; i < cases.size(); i = next++) {
+        if (options.on_case_start) {
+          std::lock_guard lock(report_mutex);
+          options.on_case_start(cases[i]);
+        }
+        run.cases[i] = run_case(cases[i], watcher, options);
+        if (options.on_case_done) {
+          std::lock_guard lock(report_mutex);
+          options.on_case_done(run.cases[i]);
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  run.wall_ms = monotonic_ms() - started;
+  return run;
+}
+
+}  // namespace kah
