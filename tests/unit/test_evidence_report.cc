@@ -1,0 +1,332 @@
+// What CI servers and people read: JUnit XML, the HTML report and the escaping under
+// both. A small well-formedness checker stands in for an XML parser, so the tests need
+// nothing beyond Catch2.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "harness/evidence/html_report.h"
+#include "harness/evidence/junit.h"
+#include "harness/evidence/xml.h"
+
+using namespace kah;
+using namespace kah::evidence;
+
+namespace {
+
+bool name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0 || c == '_' || c == ':'; }
+bool name_char(char c) {
+  return name_start(c) || std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
+}
+
+// Whether `s` (text or an attribute value) uses '&' only in references XML knows.
+bool references_ok(std::string_view s) {
+  for (std::size_t at = s.find('&'); at != std::string_view::npos; at = s.find('&', at + 1)) {
+    const auto end = s.find(';', at);
+    if (end == std::string_view::npos) return false;
+    const auto ref = s.substr(at + 1, end - at - 1);
+    static const std::set<std::string_view> named{"amp", "lt", "gt", "quot", "apos"};
+    if (named.count(ref) != 0) continue;
+    if (ref.size() < 2 || ref[0] != '#') return false;
+    const bool hex = ref[1] == 'x';
+    const auto digits = ref.substr(hex ? 2 : 1);
+    if (digits.empty()) return false;
+    for (const char c : digits)
+      if (hex ? std::isxdigit(static_cast<unsigned char>(c)) == 0 : std::isdigit(static_cast<unsigned char>(c)) == 0)
+        return false;
+  }
+  return true;
+}
+
+// "" when `doc` is well-formed XML (one root, tags nested and matched, attributes quoted
+// and unique, no stray '<' or '&'), else what is wrong and where. Allows a leading
+// <?xml?> declaration and <!DOCTYPE>, so it also reads the HTML report, which keeps to
+// XML syntax.
+std::string xml_problem(std::string_view doc) {
+  std::vector<std::string> open;
+  int roots = 0;
+  std::size_t i = 0;
+  const auto fail = [&](const std::string& what) { return fmt::format("{} at offset {}", what, i); };
+  while (i < doc.size()) {
+    if (doc[i] != '<') {
+      const auto end = std::min(doc.find('<', i), doc.size());
+      const auto text = doc.substr(i, end - i);
+      if (!references_ok(text)) return fail("bad '&' in text");
+      if (open.empty() && text.find_first_not_of(" \t\r\n") != std::string_view::npos) return fail("text outside the root");
+      i = end;
+      continue;
+    }
+    if (doc.substr(i, 5) == "<?xml") {
+      if (i != 0) return fail("XML declaration not at the start");
+      const auto end = doc.find("?>", i);
+      if (end == std::string_view::npos) return fail("unterminated declaration");
+      i = end + 2;
+      continue;
+    }
+    if (doc.substr(i, 4) == "<!--") {
+      const auto end = doc.find("-->", i);
+      if (end == std::string_view::npos) return fail("unterminated comment");
+      i = end + 3;
+      continue;
+    }
+    if (doc.substr(i, 9) == "<!DOCTYPE") {
+      if (roots != 0) return fail("DOCTYPE after the root");
+      i = doc.find('>', i) + 1;
+      continue;
+    }
+    const bool closing = doc.substr(i, 2) == "</";
+    std::size_t j = i + (closing ? 2 : 1);
+    if (j >= doc.size() || !name_start(doc[j])) return fail("bad tag name");
+    const std::size_t name_at = j;
+    while (j < doc.size() && name_char(doc[j])) ++j;
+    const std::string name(doc.substr(name_at, j - name_at));
+    if (closing) {
+      while (j < doc.size() && std::isspace(static_cast<unsigned char>(doc[j])) != 0) ++j;
+      if (j >= doc.size() || doc[j] != '>') return fail("bad end tag");
+      if (open.empty() || open.back() != name) return fail(fmt::format("</{}> does not close <{}>", name, open.empty() ? "" : open.back()));
+      open.pop_back();
+      i = j + 1;
+      continue;
+    }
+    std::set<std::string> attributes;
+    for (;;) {
+      const std::size_t before = j;
+      while (j < doc.size() && std::isspace(static_cast<unsigned char>(doc[j])) != 0) ++j;
+      if (j >= doc.size()) return fail("unterminated tag");
+      if (doc[j] == '>' || doc.substr(j, 2) == "/>") break;
+      if (j == before) return fail("no space before an attribute");
+      const std::size_t attr_at = j;
+      if (!name_start(doc[j])) return fail("bad attribute name");
+      while (j < doc.size() && name_char(doc[j])) ++j;
+      const std::string attr(doc.substr(attr_at, j - attr_at));
+      if (!attributes.insert(attr).second) return fail("duplicate attribute " + attr);
+      if (j + 1 >= doc.size() || doc[j] != '=' || (doc[j + 1] != '"' && doc[j + 1] != '\'')) return fail("unquoted attribute " + attr);
+      const char quote = doc[j + 1];
+      const auto end = doc.find(quote, j + 2);
+      if (end == std::string_view::npos) return fail("unterminated attribute");
+      const auto value = doc.substr(j + 2, end - j - 2);
+      if (value.find('<') != std::string_view::npos || !references_ok(value)) return fail("bad attribute value " + attr);
+      j = end + 1;
+    }
+    const bool empty_element = doc[j] == '/';
+    if (open.empty()) ++roots;
+    if (roots > 1) return fail("second root element");
+    if (!empty_element) open.push_back(name);
+    i = j + (empty_element ? 2 : 1);
+  }
+  if (!open.empty()) return fmt::format("<{}> never closed", open.back());
+  if (roots != 1) return "no root element";
+  return "";
+}
+
+std::size_t occurrences(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+// The first start tag named `name`, for checking its attributes.
+std::string start_tag(const std::string& doc, const std::string& name) {
+  const auto at = doc.find("<" + name + " ");
+  return at == std::string::npos ? "" : doc.substr(at, doc.find('>', at) - at + 1);
+}
+
+ConnectionResult connection(const std::string& name, Verdict verdict, double at_ms) {
+  ConnectionResult r;
+  r.name = name;
+  r.where = {"cases/peer-blackhole.toml", 7, 1};
+  r.expected.outcome = ExpectedOutcome::timeout;
+  r.expected.window = {5004, 5300};
+  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", at_ms, 3};
+  r.prediction.outcome = model::Outcome::timeout;
+  r.prediction.probes = {{0, 2000, {2004, 2260}, true}, {1, 3000, {3004, 3260}, true}, {2, 4000, {4004, 4260}, true}};
+  r.prediction.steps = {"probe 1: idle 2 s after t_r", "abort after 3 unanswered probes"};
+  r.verdict = verdict;
+  return r;
+}
+
+RunResult sample_run() {
+  RunResult run;
+  run.kernel = "6.18.44";
+  run.hz = 250;
+  run.hz_source = "/boot/config-6.18.44";
+  run.wall_ms = 9870;
+
+  CaseResult blackhole;
+  blackhole.name = "peer-blackhole";
+  blackhole.file = "cases/peer-blackhole.toml";
+  blackhole.verdict = Verdict::fail;
+  blackhole.wall_ms = 6400;
+  blackhole.connections.push_back(connection("c1-v4", Verdict::pass, 5090.6));
+  auto late = connection("c1-v6", Verdict::fail, 5400);
+  late.message = "cases/peer-blackhole.toml:7:1: connection c1-v6: timeout 100.0 ms too late: expected <5300 & \"soon\"\n"
+                 "second line";
+  blackhole.connections.push_back(late);
+  run.cases.push_back(blackhole);
+
+  CaseResult reboot;
+  reboot.name = "peer-reboot";
+  reboot.file = "cases/peer-reboot.toml";
+  reboot.verdict = Verdict::error;
+  reboot.error = "cannot create a network namespace: Operation not permitted (needs CAP_SYS_ADMIN)";
+  reboot.wall_ms = 3;
+  run.cases.push_back(reboot);
+
+  CaseResult skipped;
+  skipped.name = "nat-expiry";
+  skipped.file = "cases/nat-expiry.toml";
+  skipped.verdict = Verdict::skip;
+  auto s = connection("c1-v4", Verdict::skip, 0);
+  s.message = "filtered out";
+  skipped.connections.push_back(s);
+  run.cases.push_back(skipped);
+  return run;
+}
+
+// A Linux client's flow (IPv4): data at t = 0, then 0-byte probes at 2004.1, 3004.1 and
+// 4402.5 ms (late), and its RST at 5010 ms.
+FlowAnalysis blackhole_flow(double origin) {
+  std::vector<Packet> packets;
+  const auto add = [&](bool from_client, double t, std::uint32_t seq, std::uint32_t ack, std::uint8_t flags,
+                       std::uint32_t len) {
+    Packet p;
+    p.src = from_client ? "198.18.0.1" : "198.18.0.2";
+    p.dst = from_client ? "198.18.0.2" : "198.18.0.1";
+    p.sport = from_client ? 40001 : 8080;
+    p.dport = from_client ? 8080 : 40001;
+    p.t_ms = origin + t;
+    p.seq = seq;
+    p.ack = ack;
+    p.flags = flags;
+    p.payload_len = len;
+    p.window = 501;  // a zero window would make the probes persist-timer probes
+    packets.push_back(p);
+  };
+  add(true, -0.4, 1000, 9000, tcp_flag::ack | tcp_flag::psh, 10);
+  add(false, 0, 9000, 1010, tcp_flag::ack | tcp_flag::psh, 5);
+  add(true, 0.1, 1010, 9005, tcp_flag::ack, 0);
+  for (const double t : {2004.1, 3004.1, 4402.5}) add(true, t, 1009, 9005, tcp_flag::ack, 0);
+  add(true, 5010, 1010, 9005, tcp_flag::rst | tcp_flag::ack, 0);
+  return analyze_flow(packets);
+}
+
+}  // namespace
+
+TEST_CASE("XML escaping keeps documents well-formed", "[evidence][xml]") {
+  CHECK(xml_text("a<b & c>d \"q\" 'a'") == "a&lt;b &amp; c&gt;d \"q\" 'a'");
+  CHECK(xml_attr("a<b & \"q\" 'a'") == "a&lt;b &amp; &quot;q&quot; &#39;a&#39;");
+  CHECK(xml_attr("one\ntwo\tthree\r") == "one&#10;two&#9;three&#13;");
+  CHECK(xml_text("one\ntwo") == "one\ntwo");
+  // Controls XML 1.0 forbids, and broken UTF-8, become U+FFFD; real UTF-8 stays.
+  CHECK(xml_text(std::string("bell\x07!")) == "bell\xEF\xBF\xBD!");
+  CHECK(xml_text(std::string("cut \xC3")) == "cut \xEF\xBF\xBD");
+  CHECK(xml_text(std::string("overlong \xC0\xAF")) == "overlong \xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(xml_text("ms \xC2\xB5s \xE2\x86\x92 \xF0\x9F\x93\xA6") == "ms \xC2\xB5s \xE2\x86\x92 \xF0\x9F\x93\xA6");
+}
+
+TEST_CASE("the well-formedness checker catches what it should", "[evidence][xml]") {
+  CHECK(xml_problem("<a><b x=\"1\"/>text &amp; more</a>").empty());
+  CHECK_FALSE(xml_problem("<a><b></a></b>").empty());
+  CHECK_FALSE(xml_problem("<a x=\"1\" x=\"2\"/>").empty());
+  CHECK_FALSE(xml_problem("<a>fish & chips</a>").empty());
+  CHECK_FALSE(xml_problem("<a x=\"<\"/>").empty());
+  CHECK_FALSE(xml_problem("<a/><b/>").empty());
+  CHECK_FALSE(xml_problem("<a>").empty());
+  CHECK_FALSE(xml_problem("<a x=1/>").empty());
+}
+
+TEST_CASE("JUnit XML: one testsuite per case, one testcase per connection", "[evidence][junit]") {
+  const std::string xml = junit_xml(sample_run());
+  INFO(xml);
+  CHECK(xml_problem(xml).empty());
+  CHECK(xml.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites ", 0) == 0);
+  // The schema's <testsuites> has name, tests, failures, errors and time; nothing else.
+  CHECK(start_tag(xml, "testsuites") == "<testsuites name=\"kaharness\" tests=\"4\" failures=\"1\" errors=\"1\" time=\"9.870\">");
+  CHECK(occurrences(xml, "<testsuite ") == 3);
+  CHECK(occurrences(xml, "<testcase ") == 4);
+  CHECK(start_tag(xml, "testsuite") ==
+        "<testsuite name=\"peer-blackhole\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\" time=\"6.400\" "
+        "file=\"cases/peer-blackhole.toml\">");
+  CHECK_THAT(xml, Catch::Contains("<testcase classname=\"peer-blackhole\" name=\"c1-v4\" time=\"5.091\"/>"));
+  CHECK_THAT(xml, Catch::Contains("<testcase classname=\"peer-blackhole\" name=\"c1-v6\" time=\"5.400\">"));
+  CHECK_THAT(xml, Catch::Contains("<failure message=\"cases/peer-blackhole.toml:7:1: connection c1-v6: timeout 100.0 ms "
+                                  "too late: expected &lt;5300 &amp; &quot;soon&quot;&#10;second line\">"));
+  CHECK_THAT(xml, Catch::Contains("expected: timeout within [5004.0, 5300.0] ms\n"));
+  CHECK_THAT(xml, Catch::Contains("observed: timeout (ETIMEDOUT) at 5400.0 ms after 3 probes\n"));
+  CHECK_THAT(xml, Catch::Contains("  abort after 3 unanswered probes\n"));
+  // A case that could not run is one errored test named after it.
+  CHECK_THAT(xml, Catch::Contains("<testsuite name=\"peer-reboot\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\""));
+  CHECK_THAT(xml, Catch::Contains("<testcase classname=\"peer-reboot\" name=\"peer-reboot\" time=\"0.003\">\n"
+                                  "      <error message=\"cannot create a network namespace"));
+  CHECK_THAT(xml, Catch::Contains("<skipped message=\"filtered out\"/>"));
+  CHECK_THAT(xml, Catch::Contains("<property name=\"hz\" value=\"250\"/>"));
+}
+
+TEST_CASE("JUnit XML of an empty run is still a valid document", "[evidence][junit]") {
+  const std::string xml = junit_xml(RunResult{});
+  CHECK(xml_problem(xml).empty());
+  CHECK_THAT(xml, Catch::Contains("tests=\"0\" failures=\"0\" errors=\"0\" time=\"0.000\""));
+}
+
+TEST_CASE("a connection with an error verdict carries the case error", "[evidence][junit]") {
+  RunResult run;
+  CaseResult c;
+  c.name = "freeze";
+  c.verdict = Verdict::error;
+  c.error = "SIGSTOP failed";
+  c.connections.push_back(connection("c1-v4", Verdict::error, 0));
+  run.cases.push_back(c);
+  const std::string xml = junit_xml(run);
+  CHECK(xml_problem(xml).empty());
+  CHECK(occurrences(xml, "<testcase ") == 1);  // not repeated as a second, case-level test
+  CHECK_THAT(xml, Catch::Contains("<error message=\"SIGSTOP failed\">SIGSTOP failed</error>"));
+}
+
+TEST_CASE("HTML report: self-contained, one timeline per connection, probes checked", "[evidence][html]") {
+  const double origin = 1714000000000.0;
+  RunResult run = sample_run();
+  ReportExtras extras;
+  ConnectionEvidence evidence;
+  evidence.flow = blackhole_flow(origin);
+  evidence.origin_ms = origin;
+  evidence.fault_ms = 3.5;
+  evidence.pcap = "pcap/peer blackhole#c1-v6.pcap";
+  extras.connections[{"peer-blackhole", "c1-v6"}] = evidence;
+
+  const std::string html = html_report(run, extras);
+  INFO(html.substr(0, 400));
+  CHECK(xml_problem(html).empty());
+  CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
+  // Nothing is fetched: no scripts, stylesheets, images, fonts or imports.
+  for (const char* outside : {"<script", "<link", "src=", "@import", "url(", "https:"}) CHECK(occurrences(html, outside) == 0);
+  CHECK(occurrences(html, "http:") == occurrences(html, "xmlns=\"http://www.w3.org/2000/svg\""));
+
+  CHECK(occurrences(html, "<svg class=\"timeline\"") == 2);  // one per connection that ran
+  CHECK_THAT(html, Catch::Contains("<dt>observed</dt><dd>not run</dd>"));
+  CHECK(occurrences(html, "<section class=\"panel case\"") == 3);
+  CHECK_THAT(html, Catch::Contains("<title>probe 3 (0-byte) sent at 4402.5 ms, lost (no answer)</title>"));
+  CHECK_THAT(html, Catch::Contains("<title>probe 2 expected within [3004.0, 3260.0] ms</title>"));
+  CHECK_THAT(html, Catch::Contains("<title>fault at 3.5 ms</title>"));
+  CHECK_THAT(html, Catch::Contains("probe 3 late: expected within [4004.0, 4260.0] ms, seen at 4402.5 ms"));
+  CHECK_THAT(html, Catch::Contains("<a href=\"pcap/peer%20blackhole%23c1-v6.pcap\">pcap/peer blackhole#c1-v6.pcap</a>"));
+  CHECK_THAT(html, Catch::Contains("no capture for this connection"));
+  CHECK_THAT(html, Catch::Contains("expected &lt;5300 &amp; \"soon\""));
+  CHECK_THAT(html, Catch::Contains("cannot create a network namespace"));
+}
+
+TEST_CASE("write_html_report writes index.html into a new folder", "[evidence][html]") {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("kah-{}-report", ::getpid()) / "nested";
+  write_html_report(sample_run(), dir, ReportExtras{});
+  std::ifstream in(dir / "index.html");
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK_THAT(text.str(), Catch::Contains("peer-blackhole"));
+  std::filesystem::remove_all(dir.parent_path());
+}
