@@ -6,7 +6,9 @@
 
 #include <fnmatch.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -18,6 +20,10 @@
 #include "harness/cli.h"
 #include "harness/case.h"
 #include "harness/environment.h"
+#include "harness/evidence/classify.h"
+#include "harness/evidence/html_report.h"
+#include "harness/evidence/junit.h"
+#include "harness/evidence/pcap_file.h"
 #include "harness/kernel_info.h"
 #include "harness/predict.h"
 #include "harness/report.h"
@@ -37,7 +43,22 @@ struct RunArgs {
   int jobs = 0;
   int hz = 0;
   bool keep = false;
+  bool no_calibration = false;
 };
+
+struct AnalyzeArgs {
+  std::string file;
+  bool json = false;
+};
+
+// Writes a whole output file; an unwritable path is the user's input, so it throws
+// CLI::ValidationError (exit 2) with the path and the reason.
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.close();
+  if (!out) throw CLI::ValidationError(path, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+}
 
 struct PredictArgs {
   int idle = 7200, interval = 75, count = 9, user_timeout_ms = 0, hz = 0;
@@ -90,8 +111,8 @@ int run_command(const RunArgs& args, bool verbose) {
     fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
     return kExitBadInput;
   }
-  if (!args.junit.empty() || !args.report.empty() || !args.pcap.empty()) {
-    fmt::print(stderr, "kaharness: --junit, --report and --pcap are not implemented yet in this version\n");
+  if (!args.pcap.empty()) {
+    fmt::print(stderr, "kaharness: --pcap is not implemented yet in this version\n");
     return kExitBadInput;
   }
   const auto privileges = kah::check_privileges();
@@ -105,6 +126,7 @@ int run_command(const RunArgs& args, bool verbose) {
   std::string hz_source;
   options.kernel = kernel_for(args.hz, hz_source);
   options.keep = args.keep;
+  options.calibrate = !args.no_calibration;
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
   options.on_case_done = [verbose](const kah::CaseResult& c) {
     fmt::print("{}", kah::console_case(c, verbose));
@@ -121,13 +143,11 @@ int run_command(const RunArgs& args, bool verbose) {
   if (args.keep)
     fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",
                options.keep_prefix);
-  if (!args.json.empty()) {
-    std::ofstream out(args.json);
-    out << kah::result_json(run).dump(2) << '\n';
-    if (!out) {
-      fmt::print(stderr, "kaharness: cannot write {}\n", args.json);
-      return kExitBadInput;
-    }
+  if (!args.json.empty()) write_file(args.json, kah::result_json(run).dump(2) + "\n");
+  if (!args.junit.empty()) write_file(args.junit, kah::evidence::junit_xml(run));
+  if (!args.report.empty()) {
+    kah::evidence::write_html_report(run, args.report, {});
+    fmt::print("report: {}/index.html\n", args.report);
   }
   return kah::exit_code(run);
 }
@@ -151,6 +171,18 @@ int predict_command(const PredictArgs& args) {
                kah::describe_prediction(in, prediction));
   }
   return kExitPass;
+}
+
+int analyze_command(const AnalyzeArgs& args) {
+  try {
+    const auto analysis = kah::evidence::analyze(kah::evidence::read_pcap(args.file));
+    if (args.json) fmt::print("{}\n", kah::evidence::analysis_json(analysis).dump(2));
+    else fmt::print("{}", kah::evidence::describe_analysis(analysis));
+    return kExitPass;
+  } catch (const kah::evidence::PcapError& e) {
+    fmt::print(stderr, "kaharness: {}\n", e.what());
+    return kExitBadInput;
+  }
 }
 
 int check_env_command() {
@@ -189,14 +221,18 @@ int kah::cli_main(int argc, const char* const* argv) {
   auto* run_cmd = app.add_subcommand("run", "run case files (TOML) and judge every connection");
   run_cmd->add_option("paths", run.paths, "case files or folders (default: cases/)");
   run_cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
-  run_cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (not yet implemented)")->type_name("FILE");
-  run_cmd->add_option("--report", run.report, "write an HTML report to DIR (not yet implemented)")->type_name("DIR");
+  run_cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
+      ->type_name("FILE");
+  run_cmd->add_option("--report", run.report, "write a self-contained HTML report (SVG timelines) to DIR/index.html")
+      ->type_name("DIR");
   run_cmd->add_option("--pcap", run.pcap, "write packet captures to DIR (not yet implemented)")->type_name("DIR");
   run_cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
       ->check(CLI::Range(1, 100000));
   run_cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");
   run_cmd->add_option("--shard", run.shard, "run the K-th of N equal shares of the cases, e.g. 1/4")->type_name("K/N");
   run_cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
+  run_cmd->add_flag("--no-calibration", run.no_calibration,
+                    "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");
   run_cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
   run_cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
 
@@ -211,6 +247,14 @@ int kah::cli_main(int argc, const char* const* argv) {
       ->check(CLI::IsMember({"blackhole", "reboot", "none"}));
   predict_cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
   predict_cmd->add_flag("--json", predict.json, "print JSON");
+
+  AnalyzeArgs analyze;
+  auto* analyze_cmd = app.add_subcommand(
+      "analyze", "label keepalive probes, ACKs, RSTs and FINs in any pcap and infer idle, interval and count");
+  analyze_cmd->add_option("file", analyze.file, "a pcap file (Ethernet, Linux cooked or raw IP)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  analyze_cmd->add_flag("--json", analyze.json, "print JSON");
 
   auto* env_cmd = app.add_subcommand("check-env", "check privileges, namespaces, veth, nftables, kernel and HZ");
   auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (names kaharness-*, nothing else)");
@@ -227,6 +271,7 @@ int kah::cli_main(int argc, const char* const* argv) {
   try {
     if (*run_cmd) return run_command(run, verbose);
     if (*predict_cmd) return predict_command(predict);
+    if (*analyze_cmd) return analyze_command(analyze);
     if (*env_cmd) return check_env_command();
     if (*gc_cmd) return gc_command();
   } catch (const CLI::ValidationError& e) {

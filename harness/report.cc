@@ -51,9 +51,10 @@ std::string console_summary(const RunResult& run) {
     failed += c.verdict == Verdict::fail;
     errors += c.verdict == Verdict::error;
   }
-  return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {})\n",
+  return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
                      run.cases.size(), passed, failed, errors, connections, run.wall_ms / 1000.0, run.kernel,
-                     run.hz ? std::to_string(*run.hz) : std::string("unknown"));
+                     run.hz ? std::to_string(*run.hz) : std::string("unknown"),
+                     run.calibrated ? "jiffies calibrated" : "not calibrated");
 }
 
 nlohmann::json result_json(const RunResult& run) {
@@ -94,6 +95,7 @@ nlohmann::json result_json(const RunResult& run) {
   return {{"kernel", run.kernel},
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
+          {"calibrated", run.calibrated},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};
 }

@@ -56,6 +56,7 @@ struct RunResult {
   std::string kernel;
   std::optional<int> hz;
   std::string hz_source;
+  bool calibrated = false;  // windows used the jiffies calibration
   double wall_ms = 0;
   std::vector<CaseResult> cases;
 };

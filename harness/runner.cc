@@ -17,6 +17,7 @@
 
 #include "harness/endpoints.h"
 #include "harness/judge.h"
+#include "harness/kernel_info.h"
 #include "harness/nft.h"
 #include "harness/nft_rules.h"
 #include "harness/topology.h"
@@ -134,7 +135,7 @@ void apply_fault(const FaultSpec& fault, Topology& topology, std::vector<Instanc
 
 }  // namespace
 
-CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) {
+CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, const JiffyClock* clock) {
   CaseResult result;
   result.name = c.name;
   result.file = c.file.string();
@@ -194,6 +195,8 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
       auto settings = retransmission;
       settings.first_rto_ms = std::max(settings.rto_min_ms, inst.model_input.retransmission.first_rto_ms);
       inst.model_input = model_input(inst, fault, options.kernel, settings);
+      if (clock != nullptr && inst.spec->traffic != Traffic::connecting)
+        inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
     }
     auto ends = std::make_shared<Ends>();
     ends->ends.resize(instances.size());
@@ -221,6 +224,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
           throw_errno(fmt::format("connection {}: cannot write after the fault", inst.name));
       } else if (inst.spec->traffic == Traffic::connecting) {
         inst.origin_ms = monotonic_ms();
+        if (clock != nullptr) inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
         start_connect(inst.client.get(), inst.spec->family, topology->address(Host::server, inst.spec->family),
                       kServerPort);
         watch(i);
@@ -292,6 +296,10 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   run.cases.resize(cases.size());
   const double started = monotonic_ms();
 
+  std::optional<JiffyClock> clock;
+  if (options.calibrate && options.kernel.hz) clock = JiffyClock::measure(*options.kernel.hz);
+  run.calibrated = clock.has_value();
+
   Watcher watcher;
   std::mutex report_mutex;
   std::atomic<std::size_t> next{0};
@@ -305,7 +313,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
           std::lock_guard lock(report_mutex);
           options.on_case_start(cases[i]);
         }
-        run.cases[i] = run_case(cases[i], watcher, options);
+        run.cases[i] = run_case(cases[i], watcher, options, clock ? &*clock : nullptr);
         if (options.on_case_done) {
           std::lock_guard lock(report_mutex);
           options.on_case_done(run.cases[i]);

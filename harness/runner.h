@@ -22,6 +22,9 @@ class Watcher;
 struct RunOptions {
   int jobs = 0;                 // cases at once; 0 = all of them
   model::Kernel kernel;         // HZ, slack: what the model assumes of this kernel
+  // Relate jiffies to CLOCK_MONOTONIC (root reads /proc/timer_list) so each timer's
+  // tick is known and windows shrink to about one tick. Needs a known HZ.
+  bool calibrate = true;
   bool keep = false;            // pin the namespaces under keep_prefix for inspection
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
   // Called (from the case's thread, serialised) when a case starts and ends.
@@ -29,7 +32,9 @@ struct RunOptions {
   std::function<void(const CaseResult&)> on_case_done;
 };
 
-CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options);
+class JiffyClock;
+// `clock`: the jiffies calibration, when there is one.
+CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, const JiffyClock* clock);
 RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options);
 
 // The model's view of what the peer does after `fault`.
