@@ -28,6 +28,7 @@
 #include "harness/predict.h"
 #include "harness/report.h"
 #include "harness/runner.h"
+#include "harness/sweep.h"
 #include "netns/namespace.h"
 
 namespace {
@@ -44,6 +45,15 @@ struct RunArgs {
   int hz = 0;
   bool keep = false;
   bool no_calibration = false;
+};
+
+struct SweepArgs {
+  int connections = 500;
+  int per_case = 25;
+  std::uint64_t seed = 1;
+  int hz = 0;
+  bool no_calibration = false;
+  std::string json;
 };
 
 struct AnalyzeArgs {
@@ -173,6 +183,28 @@ int predict_command(const PredictArgs& args) {
   return kExitPass;
 }
 
+int sweep_command(const SweepArgs& args) {
+  const auto privileges = kah::check_privileges();
+  if (!kah::all_required_ok(privileges)) {
+    fmt::print(stderr, "kaharness: this environment cannot run the sweep:\n{}", kah::describe(privileges));
+    return kExitEnvironment;
+  }
+  kah::RunOptions options;
+  std::string hz_source;
+  options.kernel = kernel_for(args.hz, hz_source);
+  options.calibrate = !args.no_calibration;
+  const auto cases = kah::sweep_cases({args.connections, args.seed, args.per_case});
+  fmt::print("sweep: {} connections in {} cases (seed {}), HZ {} ({})\n", args.connections, cases.size(), args.seed,
+             options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
+  std::fflush(stdout);
+  auto run = kah::run_cases(cases, options);
+  run.hz_source = hz_source;
+  const auto summary = kah::summarize_sweep(run);
+  fmt::print("{}", kah::describe_sweep(summary, run));
+  if (!args.json.empty()) write_file(args.json, kah::sweep_json(summary, run).dump(2) + "\n");
+  return summary.misses == 0 && summary.errors == 0 ? kExitPass : 1;
+}
+
 int analyze_command(const AnalyzeArgs& args) {
   try {
     const auto analysis = kah::evidence::analyze(kah::evidence::read_pcap(args.file));
@@ -248,6 +280,19 @@ int kah::cli_main(int argc, const char* const* argv) {
   predict_cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
   predict_cmd->add_flag("--json", predict.json, "print JSON");
 
+  SweepArgs sweep;
+  auto* sweep_cmd = app.add_subcommand(
+      "sweep", "measure the timing model: many real connections with random settings, misses and window widths");
+  sweep_cmd->add_option("--connections,-n", sweep.connections, "how many connections (default 500)")
+      ->check(CLI::Range(1, 100000));
+  sweep_cmd->add_option("--per-case", sweep.per_case, "connections per namespace pair (default 25)")
+      ->check(CLI::Range(1, 10000));
+  sweep_cmd->add_option("--seed", sweep.seed, "random seed (default 1): the same seed gives the same settings");
+  sweep_cmd->add_option("--hz", sweep.hz, "assume this CONFIG_HZ instead of detecting it")
+      ->check(CLI::IsMember({100, 250, 300, 1000}));
+  sweep_cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
+  sweep_cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
+
   AnalyzeArgs analyze;
   auto* analyze_cmd = app.add_subcommand(
       "analyze", "label keepalive probes, ACKs, RSTs and FINs in any pcap and infer idle, interval and count");
@@ -272,6 +317,7 @@ int kah::cli_main(int argc, const char* const* argv) {
     if (*run_cmd) return run_command(run, verbose);
     if (*predict_cmd) return predict_command(predict);
     if (*analyze_cmd) return analyze_command(analyze);
+    if (*sweep_cmd) return sweep_command(sweep);
     if (*env_cmd) return check_env_command();
     if (*gc_cmd) return gc_command();
   } catch (const CLI::ValidationError& e) {

@@ -139,7 +139,7 @@ UniqueFd open_listener(const netns::Namespace& ns, Family family, const std::str
     if (bind(fd.get(), &addr.sa, len) != 0)
       throw_errno(fmt::format("cannot bind the listener to [{}]:{} in {}", address, port, ns.label()));
     if (listen(fd.get(), SOMAXCONN) != 0) throw_errno("cannot listen in " + ns.label());
-    return fd;
+    return move_above(std::move(fd));
   });
 }
 
@@ -157,7 +157,7 @@ std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const Conn
       if (ka.count) set_int(fd.get(), IPPROTO_TCP, TCP_KEEPCNT, *ka.count, "TCP_KEEPCNT");
       if (spec.user_timeout_ms > 0)
         set_int(fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, spec.user_timeout_ms, "TCP_USER_TIMEOUT");
-      sockets.push_back(std::move(fd));
+      sockets.push_back(move_above(std::move(fd)));
     }
     return sockets;
   });
@@ -175,6 +175,7 @@ Established establish(int client, int listener, Family family, const std::string
   e.established_ms = monotonic_ms();
   e.server = UniqueFd(accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
   if (!e.server) throw_errno("cannot accept the connection");
+  e.server = move_above(std::move(e.server));
 
   SockAddr local;
   socklen_t local_len = sizeof local;

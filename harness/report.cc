@@ -26,6 +26,15 @@ nlohmann::json number_or_null(double v) {
 
 double round1(double v) { return static_cast<double>(static_cast<long long>(v * 10.0 + (v < 0 ? -0.5 : 0.5))) / 10.0; }
 
+nlohmann::json settings_json(const model::Input& in) {
+  const auto& k = in.keepalive;
+  return {{"keepalive", k.enabled},
+          {"idle_s", k.idle_s},
+          {"interval_s", k.interval_s},
+          {"count", k.count},
+          {"user_timeout_ms", k.user_timeout_ms}};
+}
+
 }  // namespace
 
 std::string console_case(const CaseResult& c, bool verbose) {
@@ -83,6 +92,7 @@ nlohmann::json result_json(const RunResult& run) {
             {"at_ms", round1(r.observed.at_ms)},
             {"probes", r.observed.probes}}},
           {"verdict", to_string(r.verdict)},
+          {"settings", settings_json(r.model_input)},
       });
       if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
       if (!r.message.empty()) conns.back()["message"] = r.message;

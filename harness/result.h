@@ -38,6 +38,7 @@ struct ConnectionResult {
   SourcePos where;      // the [[connection]] in the case file
   Expected expected;
   Observed observed;
+  model::Input model_input;  // the settings the kernel used, as the model saw them
   model::Prediction prediction;
   Verdict verdict = Verdict::error;
   std::string message;  // why it failed, or "" when it passed

@@ -259,6 +259,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, 
       r.name = inst.name;
       r.family = inst.spec->family;
       r.where = inst.spec->where;
+      r.model_input = inst.model_input;
       r.prediction = inst.prediction;
       r.expected.outcome = c.expect.outcome;
       r.expected.deadline_ms = c.expect.deadline_ms;
@@ -296,6 +297,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   run.cases.resize(cases.size());
   const double started = monotonic_ms();
 
+  raise_fd_limit();
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) clock = JiffyClock::measure(*options.kernel.hz);
   run.calibrated = clock.has_value();

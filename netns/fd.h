@@ -40,4 +40,15 @@ class UniqueFd {
 // formatting) may clobber errno, so save it first when the message is computed.
 [[noreturn]] void throw_errno(int err, const std::string& what);
 
+// Moves `fd` to a descriptor number >= `floor` (F_DUPFD_CLOEXEC) and closes the
+// original. Libraries that still wait with select() (libnftables' netlink batch
+// does) crash on descriptors >= FD_SETSIZE (1024); keeping the harness's many
+// sockets above that floor leaves the low numbers to them. Returns `fd`
+// unchanged if the move is impossible (RLIMIT_NOFILE too low).
+UniqueFd move_above(UniqueFd fd, int floor = 1024);
+
+// Raises the soft RLIMIT_NOFILE to the hard limit: thousands of connections need
+// thousands of descriptors. Returns the new soft limit.
+long raise_fd_limit();
+
 }  // namespace kah
