@@ -7,6 +7,9 @@
 #include <fnmatch.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -27,7 +30,9 @@
 #include "harness/kernel_info.h"
 #include "harness/predict.h"
 #include "harness/report.h"
+#include "harness/progress.h"
 #include "harness/runner.h"
+#include "harness/watcher.h"
 #include "harness/sweep.h"
 #include "netns/namespace.h"
 
@@ -45,6 +50,54 @@ struct RunArgs {
   int hz = 0;
   bool keep = false;
   bool no_calibration = false;
+};
+
+// The live progress line at the bottom of a terminal, redrawn a few times a second;
+// nothing at all when stdout is not a terminal (CI logs stay clean).
+class LiveLine {
+ public:
+  LiveLine(const kah::Progress& progress, bool enabled) : progress_(progress) {
+    if (enabled) thread_ = std::thread([this] { draw_until_stopped(); });
+  }
+  ~LiveLine() { stop(); }
+  LiveLine(const LiveLine&) = delete;
+  LiveLine& operator=(const LiveLine&) = delete;
+
+  // Prints text above the live line.
+  void print(const std::string& text) {
+    std::lock_guard lock(mutex_);
+    if (thread_.joinable()) fmt::print("\r\033[K");
+    fmt::print("{}", text);
+    std::fflush(stdout);
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!thread_.joinable() || stopping_) return;
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    fmt::print("\r\033[K");
+    std::fflush(stdout);
+  }
+
+ private:
+  void draw_until_stopped() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      fmt::print("\r\033[K{}", progress_.line(kah::monotonic_ms()));
+      std::fflush(stdout);
+      wake_.wait_for(lock, std::chrono::milliseconds(250));
+    }
+  }
+
+  const kah::Progress& progress_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 struct SweepArgs {
@@ -138,16 +191,17 @@ int run_command(const RunArgs& args, bool verbose) {
   options.keep = args.keep;
   options.calibrate = !args.no_calibration;
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
-  options.on_case_done = [verbose](const kah::CaseResult& c) {
-    fmt::print("{}", kah::console_case(c, verbose));
-    std::fflush(stdout);
-  };
+  kah::Progress progress(cases.size());
+  LiveLine live(progress, isatty(STDOUT_FILENO) == 1);
+  options.progress = &progress;
+  options.on_case_done = [&live, verbose](const kah::CaseResult& c) { live.print(kah::console_case(c, verbose)); };
   fmt::print("running {} case{} ({} at a time), HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
              args.jobs > 0 ? std::to_string(args.jobs) : "all",
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
 
   auto run = kah::run_cases(cases, options);
+  live.stop();
   run.hz_source = hz_source;
   fmt::print("{}", kah::console_summary(run));
   if (args.keep)

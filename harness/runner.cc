@@ -20,6 +20,7 @@
 #include "harness/kernel_info.h"
 #include "harness/nft.h"
 #include "harness/nft_rules.h"
+#include "harness/progress.h"
 #include "harness/topology.h"
 #include "harness/watcher.h"
 
@@ -39,6 +40,15 @@ model::PeerBehaviour peer_behaviour(FaultKind fault) {
 }
 
 namespace {
+
+const char* model_outcome_name(model::Outcome o) {
+  switch (o) {
+    case model::Outcome::timeout: return "timeout";
+    case model::Outcome::reset: return "reset";
+    case model::Outcome::alive: return "horizon";
+  }
+  return "?";
+}
 
 constexpr std::uint16_t kServerPort = 7000;
 constexpr double kIdleTimeoutMs = 2000;       // for the last ACK of the exchange to arrive
@@ -232,6 +242,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, 
     }
 
     double watch_until = 0;
+    if (options.progress != nullptr) options.progress->case_started(c.name);
     for (auto& inst : instances) {
       inst.model_input.horizon_ms = 0;
       inst.prediction = model::predict(inst.model_input);
@@ -240,6 +251,13 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, 
       inst.model_input.horizon_ms = horizon;
       inst.prediction = model::predict(inst.model_input);
       watch_until = std::max(watch_until, inst.origin_ms + horizon);
+      if (options.progress != nullptr) {
+        for (const auto& p : inst.prediction.probes)
+          options.progress->expect(c.name, fmt::format("{} probe {}", inst.name, p.index + 1),
+                                   inst.origin_ms + p.window.earliest_ms);
+        options.progress->expect(c.name, fmt::format("{} {}", inst.name, model_outcome_name(inst.prediction.outcome)),
+                                 inst.origin_ms + inst.prediction.window.earliest_ms);
+      }
     }
     {
       std::unique_lock lock(ends->mutex);
@@ -316,6 +334,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
           options.on_case_start(cases[i]);
         }
         run.cases[i] = run_case(cases[i], watcher, options, clock ? &*clock : nullptr);
+        if (options.progress != nullptr) options.progress->case_done(cases[i].name);
         if (options.on_case_done) {
           std::lock_guard lock(report_mutex);
           options.on_case_done(run.cases[i]);

@@ -18,6 +18,7 @@
 namespace kah {
 
 class Watcher;
+class Progress;
 
 struct RunOptions {
   int jobs = 0;                 // cases at once; 0 = all of them
@@ -27,6 +28,7 @@ struct RunOptions {
   bool calibrate = true;
   bool keep = false;            // pin the namespaces under keep_prefix for inspection
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
+  Progress* progress = nullptr;  // told what runs and what the model expects next
   // Called (from the case's thread, serialised) when a case starts and ends.
   std::function<void(const Case&)> on_case_start;
   std::function<void(const CaseResult&)> on_case_done;
