@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "harness/cli.h"
+#include "harness/capture_evidence.h"
 #include "harness/case.h"
 #include "harness/environment.h"
 #include "harness/evidence/classify.h"
@@ -50,6 +51,7 @@ struct RunArgs {
   int hz = 0;
   bool keep = false;
   bool no_calibration = false;
+  bool pcap_all = false;
 };
 
 // The live progress line at the bottom of a terminal, redrawn a few times a second;
@@ -174,10 +176,6 @@ int run_command(const RunArgs& args, bool verbose) {
     fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
     return kExitBadInput;
   }
-  if (!args.pcap.empty()) {
-    fmt::print(stderr, "kaharness: --pcap is not implemented yet in this version\n");
-    return kExitBadInput;
-  }
   const auto privileges = kah::check_privileges();
   if (!kah::all_required_ok(privileges)) {
     fmt::print(stderr, "kaharness: this environment cannot run cases:\n{}", kah::describe(privileges));
@@ -190,6 +188,8 @@ int run_command(const RunArgs& args, bool verbose) {
   options.kernel = kernel_for(args.hz, hz_source);
   options.keep = args.keep;
   options.calibrate = !args.no_calibration;
+  options.pcap_dir = args.pcap;
+  options.pcap_all = args.pcap_all;
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
   kah::Progress progress(cases.size());
   LiveLine live(progress, isatty(STDOUT_FILENO) == 1);
@@ -210,7 +210,7 @@ int run_command(const RunArgs& args, bool verbose) {
   if (!args.json.empty()) write_file(args.json, kah::result_json(run).dump(2) + "\n");
   if (!args.junit.empty()) write_file(args.junit, kah::evidence::junit_xml(run));
   if (!args.report.empty()) {
-    kah::evidence::write_html_report(run, args.report, {});
+    kah::evidence::write_html_report(run, args.report, kah::report_extras(run, args.pcap, args.report));
     fmt::print("report: {}/index.html\n", args.report);
   }
   return kah::exit_code(run);
@@ -311,7 +311,10 @@ int kah::cli_main(int argc, const char* const* argv) {
       ->type_name("FILE");
   run_cmd->add_option("--report", run.report, "write a self-contained HTML report (SVG timelines) to DIR/index.html")
       ->type_name("DIR");
-  run_cmd->add_option("--pcap", run.pcap, "write packet captures to DIR (not yet implemented)")->type_name("DIR");
+  run_cmd->add_option("--pcap", run.pcap,
+                      "write each failed connection's packets, both ends, to DIR/<case>/<connection>.{client,server}.pcap")
+      ->type_name("DIR");
+  run_cmd->add_flag("--pcap-all", run.pcap_all, "with --pcap: write every connection's packets, not only failures");
   run_cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
       ->check(CLI::Range(1, 100000));
   run_cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");

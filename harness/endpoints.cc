@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "harness/evidence/capture.h"
 #include "harness/watcher.h"
 
 namespace kah {
@@ -82,19 +83,14 @@ void read_exact(int fd, char* data, std::size_t n, const char* what) {
   }
 }
 
-// Offset that turns a CLOCK_REALTIME kernel timestamp into CLOCK_MONOTONIC.
+// Offset that turns a CLOCK_REALTIME kernel timestamp into CLOCK_MONOTONIC (the
+// least disturbed of several clock readings).
 double realtime_to_monotonic_ms() {
-  timespec real{}, mono{};
-  clock_gettime(CLOCK_REALTIME, &real);
-  clock_gettime(CLOCK_MONOTONIC, &mono);
-  const auto ms = [](const timespec& t) {
-    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
-  };
-  return ms(mono) - ms(real);
+  return -static_cast<double>(evidence::ClockOffset::measure(8).realtime_minus_monotonic_ns) / 1e6;
 }
 
 // Reads exactly `n` bytes and returns the kernel's receive time of the last
-// segment (SO_TIMESTAMPNS, converted to CLOCK_MONOTONIC ms).
+// segment (SO_TIMESTAMPNS: CLOCK_REALTIME ms).
 double read_timestamped(int fd, char* data, std::size_t n) {
   set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
   double received = 0;
@@ -110,13 +106,12 @@ double read_timestamped(int fd, char* data, std::size_t n) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) throw_errno("cannot read the server's reply");
     if (r == 0) throw std::runtime_error("the server closed the connection during the exchange");
-    received = monotonic_ms();
+    received = monotonic_ms() - realtime_to_monotonic_ms();
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
         timespec ts{};
         std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        received = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6 +
-                   realtime_to_monotonic_ms();
+        received = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
       }
     }
     data += r;
@@ -189,7 +184,8 @@ Established establish(int client, int listener, Family family, const std::string
   // unacknowledged when the fault hits.
   set_int(client, IPPROTO_TCP, TCP_QUICKACK, 1, "TCP_QUICKACK");
   write_all(e.server.get(), "pong", 4, "cannot send the reply");
-  e.last_received_ms = read_timestamped(client, buf, 4);
+  e.last_received_realtime_ms = read_timestamped(client, buf, 4);
+  e.last_received_ms = e.last_received_realtime_ms + realtime_to_monotonic_ms();
   set_int(client, IPPROTO_TCP, TCP_QUICKACK, 1, "TCP_QUICKACK");
   return e;
 }

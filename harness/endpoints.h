@@ -33,6 +33,7 @@ struct Established {
   std::uint16_t client_port = 0;
   double established_ms = 0;     // CLOCK_MONOTONIC when connect() returned
   double last_received_ms = 0;   // CLOCK_MONOTONIC (kernel receive timestamp) of the reply
+  double last_received_realtime_ms = 0;  // the same stamp as the kernel gave it: CLOCK_REALTIME, as captures
 };
 
 // connect() -> accept() -> "ping" -> "pong": the client's last received segment

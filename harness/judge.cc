@@ -92,12 +92,22 @@ std::string describe_observed(const Observed& o) {
 
 }  // namespace
 
+// (file-local) The first probe the capture shows out of its window (or missing, or extra), or "".
+static std::string probe_problem(const CaptureFindings& ev) {
+  if (!ev.probes_checked) return "";
+  for (const auto& c : ev.probe_checks)
+    if (c.verdict != evidence::ProbeVerdict::ok) return c.message;
+  return "";
+}
+
 void judge_connection(ConnectionResult& r) {
   const auto where = fmt::format("{}: connection {}", r.where.str(), r.name);
   const auto expected_outcome = to_string(r.expected.outcome);
+  const auto probes = probe_problem(r.evidence);
   const auto fail = [&](std::string why) {
     r.verdict = Verdict::fail;
     r.message = fmt::format("{}: {}", where, why);
+    if (!probes.empty()) r.message += fmt::format("; the capture shows {}", probes);
   };
 
   if (r.expected.model_outcome && *r.expected.model_outcome != to_model(r.expected.outcome)) {
@@ -121,6 +131,12 @@ void judge_connection(ConnectionResult& r) {
       r.observed.at_ms > *r.expected.deadline_ms)
     return fail(fmt::format("{} at {:.1f} ms misses the case's deadline of {:.1f} ms", expected_outcome,
                             r.observed.at_ms, *r.expected.deadline_ms));
+  if (!probes.empty()) {
+    r.verdict = Verdict::fail;
+    r.message = fmt::format("{}: {} as expected, but the probes did not follow the model: {}", where,
+                            expected_outcome, probes);
+    return;
+  }
   r.verdict = Verdict::pass;
   r.message.clear();
 }

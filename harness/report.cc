@@ -1,5 +1,7 @@
 #include "harness/report.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace kah {
@@ -20,11 +22,11 @@ const char* verdict_tag(Verdict v) {
   return "?    ";
 }
 
-nlohmann::json number_or_null(double v) {
-  return v == std::numeric_limits<double>::infinity() ? nlohmann::json(nullptr) : nlohmann::json(v);
-}
+// Milliseconds to one decimal (0.1 ms is below what any clock here resolves).
+double round1(double v) { return std::isfinite(v) ? std::round(v * 10.0) / 10.0 : v; }
 
-double round1(double v) { return static_cast<double>(static_cast<long long>(v * 10.0 + (v < 0 ? -0.5 : 0.5))) / 10.0; }
+// JSON has no infinity: a window without an end has "latest_ms": null.
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 nlohmann::json settings_json(const model::Input& in) {
   const auto& k = in.keepalive;
@@ -33,6 +35,21 @@ nlohmann::json settings_json(const model::Input& in) {
           {"interval_s", k.interval_s},
           {"count", k.count},
           {"user_timeout_ms", k.user_timeout_ms}};
+}
+
+nlohmann::json probe_checks_json(const CaptureFindings& ev) {
+  if (!ev.probes_checked) return nullptr;
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : ev.probe_checks) {
+    nlohmann::json j = {{"index", c.index}, {"verdict", evidence::to_string(c.verdict)}};
+    if (c.seen_ms) j["seen_ms"] = round1(*c.seen_ms);
+    if (c.expected) {
+      j["earliest_ms"] = round1(c.expected->earliest_ms);
+      j["latest_ms"] = number_or_null(round1(c.expected->latest_ms));
+    }
+    checks.push_back(std::move(j));
+  }
+  return checks;
 }
 
 }  // namespace
@@ -90,12 +107,17 @@ nlohmann::json result_json(const RunResult& run) {
            {{"outcome", to_string(r.observed.outcome)},
             {"errno", r.observed.errno_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.observed.errno_name)},
             {"at_ms", round1(r.observed.at_ms)},
-            {"probes", r.observed.probes}}},
+            {"timed_by", r.observed.timed_by},
+            {"probes", r.observed.probes},
+            {"probe_checks", probe_checks_json(r.evidence)}}},
           {"verdict", to_string(r.verdict)},
           {"settings", settings_json(r.model_input)},
       });
       if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
       if (!r.message.empty()) conns.back()["message"] = r.message;
+      if (r.observed.woke_at_ms) conns.back()["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
+      if (!r.evidence.pcap_client.empty())
+        conns.back()["pcap"] = {{"client", r.evidence.pcap_client}, {"server", r.evidence.pcap_server}};
     }
     nlohmann::json jc = {{"name", c.name}, {"file", c.file}, {"verdict", to_string(c.verdict)},
                          {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};

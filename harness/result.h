@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "harness/case.h"
+#include "harness/evidence/classify.h"
+#include "harness/evidence/probe_check.h"
 #include "harness/model/timing.h"
 
 namespace kah {
@@ -30,6 +32,30 @@ struct Observed {
   std::string errno_name;   // "ETIMEDOUT", "ECONNRESET", ... ("" when alive or eof)
   double at_ms = 0;         // from the last segment received before the fault; horizon when alive
   int probes = 0;           // keepalive probes the client sent after the fault
+  // Where at_ms comes from: "capture" (the kernel's stamp of the RST that ended the
+  // connection) or "wakeup" (when the event loop saw the error: late by scheduling).
+  std::string timed_by = "wakeup";
+  std::optional<double> woke_at_ms;  // when the event loop saw the end, for comparison
+};
+
+// An observation as tests and tools write one down.
+inline Observed observed(ObservedOutcome outcome, std::string errno_name, double at_ms, int probes) {
+  Observed o;
+  o.outcome = outcome;
+  o.errno_name = std::move(errno_name);
+  o.at_ms = at_ms;
+  o.probes = probes;
+  return o;
+}
+
+// What the captures show of one connection.
+struct CaptureFindings {
+  std::optional<evidence::FlowAnalysis> flow;     // classified, both directions, client's end
+  std::vector<evidence::ProbeCheck> probe_checks;  // each expected probe against its window
+  bool probes_checked = false;  // false when the fault hides probes from the capture
+  double origin_realtime_ms = 0;                   // t = 0 in capture time
+  std::optional<double> fault_ms;                  // when the fault was applied, from t = 0
+  std::string pcap_client, pcap_server;            // relative to --pcap DIR; empty: not written
 };
 
 struct ConnectionResult {
@@ -40,6 +66,7 @@ struct ConnectionResult {
   Observed observed;
   model::Input model_input;  // the settings the kernel used, as the model saw them
   model::Prediction prediction;
+  CaptureFindings evidence;
   Verdict verdict = Verdict::error;
   std::string message;  // why it failed, or "" when it passed
 };

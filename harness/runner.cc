@@ -15,7 +15,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "harness/capture_evidence.h"
 #include "harness/endpoints.h"
+#include "harness/evidence/capture.h"
 #include "harness/judge.h"
 #include "harness/kernel_info.h"
 #include "harness/nft.h"
@@ -143,9 +145,35 @@ void apply_fault(const FaultSpec& fault, Topology& topology, std::vector<Instanc
   }
 }
 
+// A case's two captures in the shared CaptureLoop: taken back at the end of the
+// case, or removed on any early exit (an open capture keeps its namespace alive).
+class CaptureGuard {
+ public:
+  CaptureGuard(evidence::CaptureLoop& loop, std::vector<evidence::LiveCapture> both) : loop_(loop) {
+    for (auto& c : both) ids_.push_back(loop_.add(std::move(c)));
+  }
+  ~CaptureGuard() {
+    if (!ids_.empty()) loop_.remove(ids_);
+  }
+  CaptureGuard(const CaptureGuard&) = delete;
+  CaptureGuard& operator=(const CaptureGuard&) = delete;
+
+  // Drained and closed: (client, server).
+  std::pair<evidence::LiveCapture, evidence::LiveCapture> take() {
+    auto both = loop_.remove(ids_);
+    ids_.clear();
+    return {std::move(both.at(0)), std::move(both.at(1))};
+  }
+
+ private:
+  evidence::CaptureLoop& loop_;
+  std::vector<evidence::CaptureLoop::Id> ids_;
+};
+
 }  // namespace
 
-CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, const JiffyClock* clock) {
+CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
+                    const JiffyClock* clock) {
   CaseResult result;
   result.name = c.name;
   result.file = c.file.string();
@@ -155,6 +183,10 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, 
     auto topology = build_pair_topology(c.name, c.sysctls);
     const auto& client_ns = topology->ns(Host::client);
     const auto& server_ns = topology->ns(Host::server);
+    // Captures on both ends of the link from before the first connection, so the
+    // exchange, every probe and the end are all seen with kernel timestamps.
+    CaptureGuard capture(captures, evidence::LiveCapture::open_all({{&client_ns, topology->interface(Host::client)},
+                                                                   {&server_ns, topology->interface(Host::server)}}));
 
     std::set<Family> families;
     for (const auto& spec : c.connections) families.insert(spec.family);
@@ -270,6 +302,12 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, 
     for (auto& inst : instances) watcher.forget(inst.client.get());
 
     const auto probes = nft_counters(client_ns, kProbeTable);
+    const auto offset = evidence::ClockOffset::measure();
+    auto [client_capture, server_capture] = capture.take();
+    const auto seen = analyze_captures(std::move(client_capture), std::move(server_capture),
+                                       watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+    // An unplugged link drops probes before the capture point: they cannot be checked.
+    const bool probes_visible = fault.kind != FaultKind::link_down;
     std::lock_guard lock(ends->mutex);
     for (std::size_t i = 0; i < instances.size(); ++i) {
       const auto& inst = instances[i];
@@ -294,7 +332,15 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, 
       if (auto it = probes.find(probe_counter_name(inst.link.client_port));
           inst.link.client_port != 0 && it != probes.end())
         r.observed.probes = static_cast<int>(it->second);
+      const FlowKey key{inst.spec->family, topology->address(Host::client, inst.spec->family),
+                        topology->address(Host::server, inst.spec->family), inst.link.client_port, kServerPort};
+      if (inst.link.client_port != 0) {
+        attach_capture_evidence(r, seen, key, inst.link.last_received_realtime_ms, probes_visible);
+        r.evidence.fault_ms = fault_at - inst.origin_ms;
+      }
       judge_connection(r);
+      if (!options.pcap_dir.empty() && inst.link.client_port != 0 && (options.pcap_all || r.verdict != Verdict::pass))
+        write_connection_pcaps(r, seen, key, options.pcap_dir, c.name);
       result.connections.push_back(std::move(r));
     }
     result.verdict = case_verdict(result.connections);
@@ -321,6 +367,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   run.calibrated = clock.has_value();
 
   Watcher watcher;
+  evidence::CaptureLoop captures;
   std::mutex report_mutex;
   std::atomic<std::size_t> next{0};
   const auto jobs = options.jobs > 0 ? std::min<std::size_t>(static_cast<std::size_t>(options.jobs), cases.size())
@@ -333,7 +380,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
           std::lock_guard lock(report_mutex);
           options.on_case_start(cases[i]);
         }
-        run.cases[i] = run_case(cases[i], watcher, options, clock ? &*clock : nullptr);
+        run.cases[i] = run_case(cases[i], watcher, captures, options, clock ? &*clock : nullptr);
         if (options.progress != nullptr) options.progress->case_done(cases[i].name);
         if (options.on_case_done) {
           std::lock_guard lock(report_mutex);

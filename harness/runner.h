@@ -7,6 +7,7 @@
 // An exception while running a case becomes that case's `error` verdict.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct RunOptions {
   // tick is known and windows shrink to about one tick. Needs a known HZ.
   bool calibrate = true;
   bool keep = false;            // pin the namespaces under keep_prefix for inspection
+  // Where to write each connection's pcaps (both ends); empty: nowhere. Written for
+  // every connection that did not pass, and for all with pcap_all.
+  std::filesystem::path pcap_dir;
+  bool pcap_all = false;
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
   Progress* progress = nullptr;  // told what runs and what the model expects next
   // Called (from the case's thread, serialised) when a case starts and ends.
@@ -35,8 +40,12 @@ struct RunOptions {
 };
 
 class JiffyClock;
+namespace evidence {
+class CaptureLoop;
+}
 // `clock`: the jiffies calibration, when there is one.
-CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options, const JiffyClock* clock);
+CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
+                    const JiffyClock* clock);
 RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options);
 
 // The model's view of what the peer does after `fault`.

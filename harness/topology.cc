@@ -72,6 +72,10 @@ class PairTopology final : public Topology {
     return family == Family::ipv4 ? plan.ipv4 : plan.ipv6;
   }
 
+  std::string interface(Host host) const override {
+    return host == Host::client ? kClient.ifname : kServer.ifname;
+  }
+
   void set_link_up(Host host, bool up) override {
     const auto& plan = host == Host::client ? kClient : kServer;
     netns::set_link_up(ns(host), plan.ifname, up);

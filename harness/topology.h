@@ -25,6 +25,8 @@ class Topology {
   virtual const netns::Namespace& ns(Host host) const = 0;
   // The host's address for `family`, without prefix length.
   virtual std::string address(Host host, Family family) const = 0;
+  // The host's end of its link (where captures are taken).
+  virtual std::string interface(Host host) const = 0;
   // Plugs or unplugs the host's end of its link.
   virtual void set_link_up(Host host, bool up) = 0;
   // Pins every namespace at /run/netns/<prefix>-<host> and keeps them (--keep).

@@ -144,7 +144,7 @@ ConnectionResult connection(const std::string& name, Verdict verdict, double at_
   r.where = {"cases/peer-blackhole.toml", 7, 1};
   r.expected.outcome = ExpectedOutcome::timeout;
   r.expected.window = {5004, 5300};
-  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", at_ms, 3};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", at_ms, 3);
   r.prediction.outcome = model::Outcome::timeout;
   r.prediction.probes = {{0, 2000, {2004, 2260}, true}, {1, 3000, {3004, 3260}, true}, {2, 4000, {4004, 4260}, true}};
   r.prediction.steps = {"probe 1: idle 2 s after t_r", "abort after 3 unanswered probes"};

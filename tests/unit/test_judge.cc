@@ -25,7 +25,7 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 
 TEST_CASE("a timeout inside the window passes", "[judge]") {
   auto r = timeout_expected(5004, 5300);
-  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", 5090.6, 3};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5090.6, 3);
   judge_connection(r);
   CHECK(r.verdict == Verdict::pass);
   CHECK(r.message.empty());
@@ -33,7 +33,7 @@ TEST_CASE("a timeout inside the window passes", "[judge]") {
 
 TEST_CASE("a late timeout fails and says where, the window and what happened", "[judge]") {
   auto r = timeout_expected(5004, 5300);
-  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", 5400, 3};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5400, 3);
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "cases/peer-power-off.toml:12:1: connection c1-v4"));
@@ -44,7 +44,7 @@ TEST_CASE("a late timeout fails and says where, the window and what happened", "
 
 TEST_CASE("an early timeout fails", "[judge]") {
   auto r = timeout_expected(5004, 5300);
-  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", 4000, 2};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 4000, 2);
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "too early"));
@@ -52,7 +52,7 @@ TEST_CASE("an early timeout fails", "[judge]") {
 
 TEST_CASE("a different outcome fails", "[judge]") {
   auto r = timeout_expected(5004, 5300);
-  r.observed = {ObservedOutcome::alive, "", 6300, 4};
+  r.observed = observed(ObservedOutcome::alive, "", 6300, 4);
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "expected timeout within [5004.0, 5300.0] ms, observed still open at 6300.0 ms"));
@@ -61,7 +61,7 @@ TEST_CASE("a different outcome fails", "[judge]") {
 TEST_CASE("an expectation the model contradicts fails even if the kernel agrees with it", "[judge]") {
   auto r = timeout_expected(5004, 5300);
   r.expected.outcome = ExpectedOutcome::reset;
-  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", 5100, 3};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5100, 3);
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "the case expects reset but the timing model predicts timeout"));
@@ -72,7 +72,7 @@ TEST_CASE("alive passes when nothing happened until the horizon", "[judge]") {
   r.expected.outcome = ExpectedOutcome::alive;
   r.expected.model_outcome = model::Outcome::alive;
   r.expected.window = {6000, std::numeric_limits<double>::infinity()};
-  r.observed = {ObservedOutcome::alive, "", 6000, 5};
+  r.observed = observed(ObservedOutcome::alive, "", 6000, 5);
   judge_connection(r);
   CHECK(r.verdict == Verdict::pass);
 }
@@ -80,7 +80,7 @@ TEST_CASE("alive passes when nothing happened until the horizon", "[judge]") {
 TEST_CASE("the case's own deadline is applied on top of the window", "[judge]") {
   auto r = timeout_expected(5004, 5300);
   r.expected.deadline_ms = 5050;
-  r.observed = {ObservedOutcome::timeout, "ETIMEDOUT", 5090, 3};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5090, 3);
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "misses the case's deadline of 5050.0 ms"));
@@ -104,4 +104,25 @@ TEST_CASE("a case passes only if every connection passes; error beats fail", "[j
   CHECK(case_verdict(cs) == Verdict::fail);
   cs[2].verdict = Verdict::error;
   CHECK(case_verdict(cs) == Verdict::error);
+}
+
+TEST_CASE("a probe out of its window fails the connection even when the outcome was on time", "[judge]") {
+  auto r = timeout_expected(5004, 5300);
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5090, 3);
+  r.evidence.probes_checked = true;
+  evidence::ProbeCheck ok;
+  ok.index = 0;
+  ok.message = "probe 1 ok";
+  evidence::ProbeCheck late;
+  late.index = 1;
+  late.verdict = evidence::ProbeVerdict::late;
+  late.message = "probe 2 late: expected within [3004.0, 3260.0] ms, seen at 3402.5 ms";
+  r.evidence.probe_checks = {ok, late};
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "probes did not follow the model: probe 2 late: expected within [3004.0, 3260.0] ms"));
+
+  r.evidence.probes_checked = false;  // a fault that hides probes from the capture
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
 }

@@ -1,0 +1,78 @@
+// The result JSON contract (architecture.md): keys other tools rely on.
+#include <catch2/catch.hpp>
+
+#include <limits>
+
+#include "harness/report.h"
+
+using namespace kah;
+
+namespace {
+
+RunResult sample_run() {
+  RunResult run;
+  run.kernel = "6.18.44";
+  run.hz = 250;
+  CaseResult c;
+  c.name = "peer-blackhole";
+  c.file = "cases/peer-blackhole.toml";
+  c.verdict = Verdict::pass;
+  ConnectionResult timeout;
+  timeout.name = "c1";
+  timeout.family = Family::ipv4;
+  timeout.expected.outcome = ExpectedOutcome::timeout;
+  timeout.expected.window = {5000.04, 5300.0};
+  timeout.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5090.64, 3);
+  timeout.verdict = Verdict::pass;
+  ConnectionResult alive;
+  alive.name = "c2";
+  alive.family = Family::ipv6;
+  alive.expected.outcome = ExpectedOutcome::alive;
+  alive.expected.window = {6000, std::numeric_limits<double>::infinity()};
+  alive.observed = observed(ObservedOutcome::alive, "", 6000, 4);
+  alive.verdict = Verdict::pass;
+  c.connections = {timeout, alive};
+  run.cases.push_back(c);
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("result JSON has the contract's keys and values", "[report]") {
+  const auto j = result_json(sample_run());
+  CHECK(j.at("kernel") == "6.18.44");
+  CHECK(j.at("hz") == 250);
+  const auto& c = j.at("cases").at(0);
+  CHECK(c.at("name") == "peer-blackhole");
+  CHECK(c.at("file") == "cases/peer-blackhole.toml");
+  CHECK(c.at("verdict") == "pass");
+  const auto& conn = c.at("connections").at(0);
+  CHECK(conn.at("name") == "c1");
+  CHECK(conn.at("family") == "ipv4");
+  CHECK(conn.at("expected").at("outcome") == "timeout");
+  CHECK(conn.at("expected").at("earliest_ms") == 5000.0);
+  CHECK(conn.at("expected").at("latest_ms") == 5300.0);
+  CHECK(conn.at("observed").at("outcome") == "timeout");
+  CHECK(conn.at("observed").at("errno") == "ETIMEDOUT");
+  CHECK(conn.at("observed").at("at_ms") == 5090.6);
+  CHECK(conn.at("observed").at("probes") == 3);
+  CHECK(conn.at("verdict") == "pass");
+}
+
+TEST_CASE("a window without an end is null in JSON, and an alive connection has no errno", "[report]") {
+  const auto j = result_json(sample_run());
+  const auto& alive = j.at("cases").at(0).at("connections").at(1);
+  CHECK(alive.at("expected").at("latest_ms").is_null());
+  CHECK(alive.at("expected").at("earliest_ms") == 6000.0);
+  CHECK(alive.at("observed").at("errno").is_null());
+  CHECK(alive.at("observed").at("outcome") == "alive");
+}
+
+TEST_CASE("exit code is 1 when any case failed or could not run", "[report]") {
+  auto run = sample_run();
+  CHECK(exit_code(run) == 0);
+  run.cases[0].verdict = Verdict::fail;
+  CHECK(exit_code(run) == 1);
+  run.cases[0].verdict = Verdict::error;
+  CHECK(exit_code(run) == 1);
+}
