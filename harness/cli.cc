@@ -52,6 +52,7 @@ struct RunArgs {
   bool keep = false;
   bool no_calibration = false;
   bool pcap_all = false;
+  bool no_capture = false;
 };
 
 // The live progress line at the bottom of a terminal, redrawn a few times a second;
@@ -190,6 +191,9 @@ int run_command(const RunArgs& args, bool verbose) {
   options.calibrate = !args.no_calibration;
   options.pcap_dir = args.pcap;
   options.pcap_all = args.pcap_all;
+  options.capture = !args.no_capture;
+  if (args.no_capture && !args.pcap.empty())
+    throw CLI::ValidationError("--no-capture", "--pcap needs captures: drop one of the two");
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
   kah::Progress progress(cases.size());
   LiveLine live(progress, isatty(STDOUT_FILENO) == 1);
@@ -314,6 +318,8 @@ int kah::cli_main(int argc, const char* const* argv) {
   run_cmd->add_option("--pcap", run.pcap,
                       "write each failed connection's packets, both ends, to DIR/<case>/<connection>.{client,server}.pcap")
       ->type_name("DIR");
+  run_cmd->add_flag("--no-capture", run.no_capture,
+                    "do not capture packets: ends are timed by the event loop's wake-up, probes are not checked");
   run_cmd->add_flag("--pcap-all", run.pcap_all, "with --pcap: write every connection's packets, not only failures");
   run_cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
       ->check(CLI::Range(1, 100000));

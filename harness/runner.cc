@@ -185,8 +185,10 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     const auto& server_ns = topology->ns(Host::server);
     // Captures on both ends of the link from before the first connection, so the
     // exchange, every probe and the end are all seen with kernel timestamps.
-    CaptureGuard capture(captures, evidence::LiveCapture::open_all({{&client_ns, topology->interface(Host::client)},
-                                                                   {&server_ns, topology->interface(Host::server)}}));
+    std::optional<CaptureGuard> capture;
+    if (options.capture)
+      capture.emplace(captures, evidence::LiveCapture::open_all({{&client_ns, topology->interface(Host::client)},
+                                                                {&server_ns, topology->interface(Host::server)}}));
 
     std::set<Family> families;
     for (const auto& spec : c.connections) families.insert(spec.family);
@@ -302,10 +304,13 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     for (auto& inst : instances) watcher.forget(inst.client.get());
 
     const auto probes = nft_counters(client_ns, kProbeTable);
-    const auto offset = evidence::ClockOffset::measure();
-    auto [client_capture, server_capture] = capture.take();
-    const auto seen = analyze_captures(std::move(client_capture), std::move(server_capture),
-                                       watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+    std::optional<CaseCaptures> seen;
+    if (capture) {
+      const auto offset = evidence::ClockOffset::measure();
+      auto [client_capture, server_capture] = capture->take();
+      seen = analyze_captures(std::move(client_capture), std::move(server_capture),
+                              watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+    }
     // An unplugged link drops probes before the capture point: they cannot be checked.
     const bool probes_visible = fault.kind != FaultKind::link_down;
     std::lock_guard lock(ends->mutex);
@@ -334,13 +339,14 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
         r.observed.probes = static_cast<int>(it->second);
       const FlowKey key{inst.spec->family, topology->address(Host::client, inst.spec->family),
                         topology->address(Host::server, inst.spec->family), inst.link.client_port, kServerPort};
-      if (inst.link.client_port != 0) {
-        attach_capture_evidence(r, seen, key, inst.link.last_received_realtime_ms, probes_visible);
+      const bool captured = seen && inst.link.client_port != 0;
+      if (captured) {
+        attach_capture_evidence(r, *seen, key, inst.link.last_received_realtime_ms, probes_visible);
         r.evidence.fault_ms = fault_at - inst.origin_ms;
       }
       judge_connection(r);
-      if (!options.pcap_dir.empty() && inst.link.client_port != 0 && (options.pcap_all || r.verdict != Verdict::pass))
-        write_connection_pcaps(r, seen, key, options.pcap_dir, c.name);
+      if (captured && !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass))
+        write_connection_pcaps(r, *seen, key, options.pcap_dir, c.name);
       result.connections.push_back(std::move(r));
     }
     result.verdict = case_verdict(result.connections);

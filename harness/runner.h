@@ -31,6 +31,8 @@ struct RunOptions {
   // Where to write each connection's pcaps (both ends); empty: nowhere. Written for
   // every connection that did not pass, and for all with pcap_all.
   std::filesystem::path pcap_dir;
+  // Capture both ends of every link (kernel times for ends, probe checks, pcaps).
+  bool capture = true;
   bool pcap_all = false;
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
   Progress* progress = nullptr;  // told what runs and what the model expects next
