@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -127,15 +129,15 @@ bool calibrated_for(const Kernel& k, int hz) { return k.calibration && k.hz && *
 
 // Visits every alignment of t_r the model must consider: those the calibration allows,
 // else one per residue of the jiffy modulo `period` (the coarsest granularity in the
-// chain: the replay only depends on the jiffy modulo it), at any phase.
+// chain: the replay only depends on the jiffy modulo it), at any phase. `late_ms`: how
+// much later than the measured t_r the kernel may have counted from.
 template <class Visit>
-void for_each_alignment(const Kernel& k, int hz, Jiffies period, Visit&& visit) {
+void for_each_origin(const Kernel& k, int hz, Jiffies period, double late_ms, Visit&& visit) {
   if (calibrated_for(k, hz)) {
     const auto& c = *k.calibration;
     const double u = std::max(0.0, c.phase_uncertainty);
     const double lo = c.origin_phase - u;
-    // The kernel may have stamped rcv_tstamp a little after the measured t_r.
-    const double hi = c.origin_phase + u + std::max(0.0, k.receive_delay_ms) * hz / 1000.0;
+    const double hi = c.origin_phase + u + std::max(0.0, late_ms) * hz / 1000.0;
     for (auto step = static_cast<Offset>(std::floor(lo)); step <= static_cast<Offset>(std::floor(hi)); ++step) {
       const Phase p{std::max(0.0, lo - static_cast<double>(step)), std::min(1.0, hi - static_cast<double>(step))};
       if (p.lo > p.hi) continue;
@@ -144,6 +146,13 @@ void for_each_alignment(const Kernel& k, int hz, Jiffies period, Visit&& visit) 
     return;
   }
   for (Jiffies r = 0; r < period; ++r) visit(Alignment{kJiffyOrigin + r, Phase{}});
+}
+
+// The same for the keepalive timer, whose clock starts when the kernel stamped
+// rcv_tstamp: a little after the measured t_r.
+template <class Visit>
+void for_each_alignment(const Kernel& k, int hz, Jiffies period, Visit&& visit) {
+  for_each_origin(k, hz, period, k.receive_delay_ms, std::forward<Visit>(visit));
 }
 
 std::string ms_text(double ms) {
@@ -174,6 +183,7 @@ struct Events {
   std::vector<Span> retransmissions;
   std::vector<bool> retransmission_certain;
   Span outcome;  // the instant the kernel decides (abort firing, or the probe the RST answers)
+  Span loss_probe;  // data in flight: the tail-loss probe, if one is scheduled
   std::vector<std::string> steps;
 };
 
@@ -456,8 +466,56 @@ void keepalive_healthy_peer(const Input& in, const Grid& grid, Events& ev) {
 // ---------------------------------------------------------------------------
 // Retransmissions: tcp_retransmit_timer() and tcp_write_timeout()
 
+// retransmits_timed_out() and tcp_clamp_rto_to_user_timeout() count whole milliseconds
+// since retrans_stamp on the TCP clock: tcp_clock_ns() truncated to ms at both ends
+// (tcp_time_stamp_ts(), tcp_skb_timestamp_ts()), while the replay counts jiffies. Ticks
+// start at multiples of TICK_NSEC on CLOCK_MONOTONIC (kernel/time/tick-sched.c
+// tick_init_jiffy_update(): "Ensure that the tick is aligned to a multiple of TICK_NSEC"),
+// and a timer callback runs less than kCallbackLatencyMs after its tick (the model's
+// standing assumption: the softirq is not late). So with a whole-millisecond tick
+// (HZ = 100, 250, 1000) a callback reads exactly its tick's millisecond, and between two
+// callbacks the kernel counts exactly the jiffies between them. Measured here at HZ=250
+// (TCP_USER_TIMEOUT 3000 ms, 28 connections, packet captures): the abort came where a
+// clamp of UT minus exactly 4 ms per captured jiffy since the first retransmission puts
+// it, or one tick after that (a late last firing, inside wakeup_slack_ms). A callback that
+// runs a whole tick late (a few percent of firings here) counts that tick too, so the
+// clamp takes the lateness back.
+// Otherwise (HZ = 300) either truncation may cost a millisecond.
+constexpr double kCallbackLatencyMs = 1.0;
+
+// Where retrans_stamp was read, in ticks after the start of its jiffy: 0 in a timer
+// callback (a retransmission), somewhere in [lo, hi] inside connect() (the SYN).
+struct StampPlace {
+  double lo = 0;
+  double hi = 0;
+};
+
+bool whole_ms_tick(const Grid& grid) { return 1000 % grid.hz == 0; }
+
+// The integers the kernel may compute for now - retrans_stamp at a timer callback that
+// runs `d_ms` (whole jiffies) after the start of the stamp's jiffy.
+std::pair<std::int64_t, std::int64_t> kernel_elapsed_ms(double d_ms, const StampPlace& at, const Grid& grid) {
+  const double near_lo = d_ms - at.hi * grid.tick_ms;  // the true difference, callbacks on time
+  const double near_hi = d_ms - at.lo * grid.tick_ms;
+  if (whole_ms_tick(grid)) {
+    // now reads its tick exactly; the stamp truncates within its jiffy.
+    const auto lo = static_cast<std::int64_t>(std::floor(d_ms - std::floor(at.hi * grid.tick_ms + 1e-9)));
+    const auto hi = static_cast<std::int64_t>(std::floor(d_ms - std::floor(at.lo * grid.tick_ms + 1e-9)));
+    return {lo, hi};
+  }
+  // Both readings truncate, each callback up to kCallbackLatencyMs late: the integers in
+  // (near_lo - latency - 1, near_hi + latency + 1).
+  const auto lo = static_cast<std::int64_t>(std::floor(near_lo - kCallbackLatencyMs - 1)) + 1;
+  const auto hi = static_cast<std::int64_t>(std::ceil(near_hi + kCallbackLatencyMs + 1)) - 1;
+  return {lo, std::max(lo, hi)};
+}
+
 struct RtoRules {
   Jiffies first_rto = 0;
+  // The delay the retransmission timer is armed for when the data (or the SYN) goes out:
+  // the tail-loss probe's timeout if `loss_probe`, else first_rto.
+  Jiffies first_timer = 0;
+  bool loss_probe = false;
   Jiffies rto_max = 0;
   bool syn = false;                 // SYN_SENT: count limit and linear first backoffs
   int syn_retransmissions_max = 0;  // tcp_syn_retries + tcp_syn_linear_timeouts
@@ -467,86 +525,146 @@ struct RtoRules {
   double user_timeout_ms = 0;       // clamps each RTO to what is left of it
 };
 
-// One replay of the retransmission timer, in jiffies after it was armed.
-struct RtoReplay {
+// One way the chain can go, in jiffies after the data (or SYN) went out.
+struct RtoPath {
+  std::optional<Offset> loss_probe;
   std::vector<Offset> retransmissions;
-  std::vector<Offset> aborts;  // firings where the abort may happen; the last one is certain
+  Offset abort = 0;
 };
 
-RtoReplay replay_rto(Jiffies armed, bool from_callback, const RtoRules& r, const Grid& grid) {
-  // retransmits_timed_out() compares milliseconds of the TCP clock against the
-  // jiffy-driven firings: near the limit, either answer is possible.
-  const double doubt_ms = grid.tick_ms + 1;
-  RtoReplay out;
-  Jiffies rto = r.first_rto;
-  Jiffies fired = from_callback ? arm_from_callback(armed, rto, grid.hz) : arm_from_task(armed, rto, grid.hz);
-  // retrans_stamp: tcp_connect() stamps the SYN itself; on an established
-  // connection tcp_retransmit_skb() stamps the first retransmission.
-  Jiffies stamp = r.syn ? armed : 0;
-  int retransmits = 0;
-  int backoff = 0;
-  for (int step = 0; step < 512; ++step) {
-    bool certain = false;
-    bool possible = false;
-    if (r.syn && retransmits >= r.syn_retransmissions_max) certain = true;
-    if (!certain && retransmits > 0) {
-      const double elapsed = grid.ms(fired - stamp);
-      certain = elapsed >= r.abort_after_ms + doubt_ms;
-      possible = elapsed >= r.abort_after_ms - doubt_ms;
+// The chain forks only where the kernel's millisecond count may fall either side of a
+// limit; a handful of paths at most. Past this many, forks are not followed.
+constexpr std::size_t kMaxRtoPaths = 256;
+
+// Replays the retransmission timer from the jiffy the data (or SYN) went out in.
+std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlace& syn_stamp, const Grid& grid) {
+  struct State {
+    Jiffies fired = 0;
+    std::optional<Jiffies> stamp;  // the jiffy retrans_stamp was taken in
+    StampPlace place;              // and where in it
+    int retransmits = 0;           // icsk_retransmits
+    int backoff = 0;
+    Jiffies rto = 0;               // icsk_rto
+    RtoPath path;
+  };
+  std::vector<RtoPath> out;
+  std::vector<State> todo;
+  {
+    State s;
+    s.rto = r.first_rto;
+    if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
+      s.stamp = sent;
+      s.place = syn_stamp;
     }
-    if (certain || possible) out.aborts.push_back(signed_diff(fired, armed));
-    if (certain) break;
-    if (retransmits == 0 && !r.syn) stamp = fired;
-    ++retransmits;
-    out.retransmissions.push_back(signed_diff(fired, armed));
-    ++backoff;
-    if (!r.syn || backoff > r.syn_linear_timeouts) rto = std::min(rto * 2, r.rto_max);
-    Jiffies delay = rto;
-    if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
-      const double remaining = r.user_timeout_ms - grid.ms(fired - stamp);
-      delay = remaining <= 0 ? 1 : std::min(rto, msecs_to_jiffies(remaining, grid.hz));
+    // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
+    // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
+    s.fired = arm_from_task(sent, r.loss_probe ? r.first_timer : r.first_rto, grid.hz);
+    if (r.loss_probe) {
+      // tcp_send_loss_probe(): the last segment goes out again through
+      // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
+      // then tcp_rearm_rto() arms a full icsk_rto from the callback. No abort test here:
+      // tcp_write_timeout() only runs from tcp_retransmit_timer().
+      s.path.loss_probe = signed_diff(s.fired, sent);
+      s.fired = arm_from_callback(s.fired, r.first_rto, grid.hz);
     }
-    fired = arm_from_callback(fired, delay, grid.hz);
+    todo.push_back(std::move(s));
+  }
+  while (!todo.empty()) {
+    State s = std::move(todo.back());
+    todo.pop_back();
+    for (int step = 0; step < 512; ++step) {
+      const Offset at = signed_diff(s.fired, sent);
+      std::pair<std::int64_t, std::int64_t> elapsed{0, 0};
+      if (s.stamp) elapsed = kernel_elapsed_ms(grid.ms(s.fired - *s.stamp), s.place, grid);
+      // tcp_write_timeout(): the SYN count, then retransmits_timed_out(), which is false
+      // until a retransmission has been made.
+      bool certain = r.syn && s.retransmits >= r.syn_retransmissions_max;
+      bool possible = false;
+      if (!certain && s.retransmits > 0) {
+        certain = static_cast<double>(elapsed.first) >= r.abort_after_ms;
+        possible = static_cast<double>(elapsed.second) >= r.abort_after_ms;
+      }
+      if (certain || possible) {
+        RtoPath ended = s.path;
+        ended.abort = at;
+        out.push_back(std::move(ended));
+        if (certain) break;
+      }
+      // tcp_retransmit_skb(): the first retransmission of established data stamps
+      // retrans_stamp with its own send time, this very callback.
+      if (!s.stamp) {
+        s.stamp = s.fired;
+        s.place = StampPlace{};
+        elapsed = {0, 0};
+      }
+      ++s.retransmits;
+      s.path.retransmissions.push_back(at);
+      ++s.backoff;
+      if (!r.syn || s.backoff > r.syn_linear_timeouts) s.rto = std::min(s.rto * 2, r.rto_max);
+      std::vector<Jiffies> delays{s.rto};
+      if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
+        delays.clear();
+        for (auto e = elapsed.first; e <= elapsed.second; ++e) {
+          const double remaining = r.user_timeout_ms - static_cast<double>(e);
+          const Jiffies d = remaining <= 0 ? 1 : std::min(s.rto, msecs_to_jiffies(remaining, grid.hz));
+          if (std::find(delays.begin(), delays.end(), d) == delays.end()) delays.push_back(d);
+        }
+      }
+      for (std::size_t i = 1; i < delays.size() && out.size() + todo.size() < kMaxRtoPaths; ++i) {
+        State fork = s;
+        fork.fired = arm_from_callback(s.fired, delays[i], grid.hz);
+        todo.push_back(std::move(fork));
+      }
+      s.fired = arm_from_callback(s.fired, delays.front(), grid.hz);
+    }
   }
   return out;
 }
 
-// Hulls of the replays from every residue of the arming jiffy (in jiffies after arming).
+// Hulls of replayed paths (in jiffies after the send).
 struct RtoHull {
   std::vector<Offset> retrans_min, retrans_max;
   std::vector<int> retrans_seen;
   Offset abort_min = std::numeric_limits<Offset>::max();
   Offset abort_max = std::numeric_limits<Offset>::min();
-  int replays = 0;
-  void add(const RtoReplay& r) {
-    ++replays;
-    if (retrans_min.size() < r.retransmissions.size()) {
-      retrans_min.resize(r.retransmissions.size(), std::numeric_limits<Offset>::max());
-      retrans_max.resize(r.retransmissions.size(), std::numeric_limits<Offset>::min());
-      retrans_seen.resize(r.retransmissions.size(), 0);
+  Offset probe_min = std::numeric_limits<Offset>::max();
+  Offset probe_max = std::numeric_limits<Offset>::min();
+  int paths = 0;
+  void add(const RtoPath& p) {
+    ++paths;
+    if (retrans_min.size() < p.retransmissions.size()) {
+      retrans_min.resize(p.retransmissions.size(), std::numeric_limits<Offset>::max());
+      retrans_max.resize(p.retransmissions.size(), std::numeric_limits<Offset>::min());
+      retrans_seen.resize(p.retransmissions.size(), 0);
     }
-    for (std::size_t k = 0; k < r.retransmissions.size(); ++k) {
-      retrans_min[k] = std::min(retrans_min[k], r.retransmissions[k]);
-      retrans_max[k] = std::max(retrans_max[k], r.retransmissions[k]);
+    for (std::size_t k = 0; k < p.retransmissions.size(); ++k) {
+      retrans_min[k] = std::min(retrans_min[k], p.retransmissions[k]);
+      retrans_max[k] = std::max(retrans_max[k], p.retransmissions[k]);
       ++retrans_seen[k];
     }
-    for (const Offset a : r.aborts) {
-      abort_min = std::min(abort_min, a);
-      abort_max = std::max(abort_max, a);
+    if (p.loss_probe) {
+      probe_min = std::min(probe_min, *p.loss_probe);
+      probe_max = std::max(probe_max, *p.loss_probe);
     }
+    abort_min = std::min(abort_min, p.abort);
+    abort_max = std::max(abort_max, p.abort);
+  }
+  void add(const std::vector<RtoPath>& ps) {
+    for (const auto& p : ps) add(p);
   }
 };
 
 // Collects the retransmission events of several groups of replays; a retransmission
-// is certain only if every group has it in every replay.
+// is certain only if every group has it in every path.
 struct RtoEvents {
   std::vector<Span> retransmissions;
-  std::vector<int> missing;  // per index: groups where some replay lacks it
+  std::vector<int> missing;  // per index: groups where some path lacks it
   int groups = 0;
   Span abort;
+  Span loss_probe;
 
-  // Replays summarised in `hull`, of timers armed `first`..`last` jiffies after t_r's
-  // jiffy, t_r at phase `p`.
+  // Paths summarised in `hull`, sent `first`..`last` jiffies after t_r's jiffy, t_r at
+  // phase `p`.
   void add(const RtoHull& hull, Offset first, Offset last, Phase p, const Grid& grid) {
     if (retransmissions.size() < hull.retrans_min.size()) {
       retransmissions.resize(hull.retrans_min.size());
@@ -558,14 +676,31 @@ struct RtoEvents {
         continue;
       }
       retransmissions[k].add(grid.instants(first + hull.retrans_min[k], last + hull.retrans_max[k], p));
-      if (hull.retrans_seen[k] != hull.replays) ++missing[k];
+      if (hull.retrans_seen[k] != hull.paths) ++missing[k];
     }
     if (hull.abort_min <= hull.abort_max) abort.add(grid.instants(first + hull.abort_min, last + hull.abort_max, p));
+    if (hull.probe_min <= hull.probe_max)
+      loss_probe.add(grid.instants(first + hull.probe_min, last + hull.probe_max, p));
     ++groups;
   }
 };
 
 Jiffies coarsest_granularity(Jiffies max_delay, int hz) { return wheel_granularity(max_delay, hz); }
+
+// tcp_schedule_loss_probe() for a segment just sent (see Retransmission in timing.h).
+std::optional<Jiffies> loss_probe_timeout(const Retransmission& rt, Jiffies rto, int hz) {
+  if ((rt.early_retrans != 3 && rt.early_retrans != 4) || !rt.sack || rt.packets_out < 1) return std::nullopt;
+  Jiffies pto = static_cast<Jiffies>(hz);  // TCP_TIMEOUT_INIT: no RTT sample
+  if (rt.srtt_ms > 0) {
+    // timeout_us = (srtt_us >> 2) + (packets_out == 1 ? tcp_rto_min_us(sk) : TCP_TIMEOUT_MIN_US);
+    // usecs_to_jiffies() rounds up.
+    const double us = std::round(2000.0 * rt.srtt_ms) + (rt.packets_out == 1 ? 1000.0 * rt.rto_min_ms : 2000.0);
+    pto = msecs_to_jiffies(us / 1000.0, hz);
+  }
+  // "If the RTO formula yields an earlier time, then use that time": the RTO armed for
+  // this very segment is a whole icsk_rto ahead (tcp_rto_delta_us()).
+  return std::min(pto, rto);
+}
 
 void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   const auto& rt = in.retransmission;
@@ -574,6 +709,9 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   r.syn = syn;
   r.rto_max = msecs_to_jiffies(rt.rto_max_ms, grid.hz);
   r.first_rto = std::min(r.rto_max, msecs_to_jiffies(syn ? rt.initial_rto_ms : std::max(rt.first_rto_ms, rt.rto_min_ms), grid.hz));
+  const auto pto = syn ? std::nullopt : loss_probe_timeout(rt, r.first_rto, grid.hz);
+  r.loss_probe = pto.has_value();
+  r.first_timer = pto ? *pto : r.first_rto;
   r.syn_linear_timeouts = syn ? rt.syn_linear_timeouts : 0;
   r.syn_retransmissions_max = rt.syn_retries + r.syn_linear_timeouts;
   r.user_timeout_ms = in.keepalive.user_timeout_ms;
@@ -582,42 +720,42 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
                                                                        syn ? rt.initial_rto_ms : rt.rto_min_ms, rt.rto_max_ms);
   const Jiffies period = coarsest_granularity(r.rto_max, grid.hz);
   const double start_ms = syn ? 0.0 : in.data_sent_at_ms;
-  const bool tlp = !syn && rt.tail_loss_probe;
-  // A tail-loss probe fires at most one RTO (plus its wheel lateness) after the send,
-  // and the RTO restarts from its callback.
-  const auto tlp_last = static_cast<Offset>(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
+  // The kernel sent the data (the SYN) and armed the timer inside the write() (connect())
+  // that began at start_ms: not before, and by the time the call returned.
+  const double sent_by_ms = in.sent_by_ms ? *in.sent_by_ms : start_ms + std::max(0.0, in.kernel.receive_delay_ms);
+  const double rd = sent_by_ms - start_ms;
+  // Where connect() stamped the SYN inside its jiffy, for t_r at phase p and the SYN in
+  // jiffy sent_offset. (Established data is stamped by a timer callback instead.)
+  auto syn_stamp_place = [&](Offset sent_offset, Phase p) {
+    const double lo = std::clamp(p.lo + start_ms / grid.tick_ms - static_cast<double>(sent_offset), 0.0, 1.0);
+    const double hi = std::clamp(p.hi + (start_ms + rd) / grid.tick_ms - static_cast<double>(sent_offset), 0.0, 1.0);
+    return StampPlace{lo, std::max(lo, hi)};
+  };
 
   RtoEvents events;
   if (calibrated_for(in.kernel, grid.hz)) {
-    for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
-      for (const auto& sent : jiffy_of_measured(start_ms, in.kernel, grid, a.phase)) {
+    // Only the send matters here, and the calibration places the clock readings on the
+    // jiffy grid directly: t_r is just the origin of the times, not a kernel stamp.
+    for_each_origin(in.kernel, grid.hz, period, 0.0, [&](const Alignment& a) {
+      for (const auto& sent : jiffy_of_instant(start_ms, sent_by_ms, grid, a.phase)) {
         const auto sent_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + sent.offset);
-        RtoHull direct;
-        direct.add(replay_rto(sent_jiffy, false, r, grid));
-        events.add(direct, sent.offset, sent.offset, sent.phase, grid);
-        if (!tlp) continue;
-        for (Offset o = 1; o <= tlp_last; ++o) {
-          RtoHull after;
-          after.add(replay_rto(sent_jiffy + static_cast<Jiffies>(o), true, r, grid));
-          events.add(after, sent.offset + o, sent.offset + o, sent.phase, grid);
-        }
+        RtoHull hull;
+        hull.add(replay_rto(sent_jiffy, r, syn_stamp_place(sent.offset, sent.phase), grid));
+        events.add(hull, sent.offset, sent.offset, sent.phase, grid);
       }
     });
   } else {
-    // The replay only depends on the arming jiffy modulo the coarsest granularity, and
+    // The replay only depends on the sending jiffy modulo the coarsest granularity, and
     // with t_r's alignment unknown every residue is possible whatever the offset.
-    RtoHull direct, after;
-    for (Jiffies res = 0; res < period; ++res) {
-      direct.add(replay_rto(kJiffyOrigin + res, false, r, grid));
-      if (tlp) after.add(replay_rto(kJiffyOrigin + res, true, r, grid));
-    }
-    for (const auto& sent : jiffy_of_measured(start_ms, in.kernel, grid, Phase{})) {
-      events.add(direct, sent.offset, sent.offset, sent.phase, grid);
-      if (tlp) events.add(after, sent.offset + 1, sent.offset + tlp_last, sent.phase, grid);
-    }
+    RtoHull hull;
+    const StampPlace anywhere{0, 1};
+    for (Jiffies res = 0; res < period; ++res) hull.add(replay_rto(kJiffyOrigin + res, r, anywhere, grid));
+    for (const auto& sent : jiffy_of_instant(start_ms, sent_by_ms, grid, Phase{}))
+      events.add(hull, sent.offset, sent.offset, sent.phase, grid);
   }
   ev.retransmissions = events.retransmissions;
   ev.outcome = events.abort;
+  ev.loss_probe = events.loss_probe;
   ev.retransmission_certain.resize(events.missing.size());
   for (std::size_t k = 0; k < events.missing.size(); ++k) ev.retransmission_certain[k] = events.missing[k] == 0;
 
@@ -640,11 +778,24 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
         "data sent at {} stays unacknowledged: keepalive stands aside (packets_out > 0), the retransmission timer "
         "owns the connection",
         ms_text(start_ms)));
-    ev.steps.push_back(fmt::format("first RTO {} = {} jiffies → {}{}", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
-                                   r.first_rto, wheel_text(r.first_rto, grid),
-                                   tlp ? "; a tail-loss probe may go first and restart it, delaying the first "
-                                         "retransmission by up to one RTO"
-                                       : ""));
+    if (r.loss_probe) {
+      ev.steps.push_back(fmt::format(
+          "tail-loss probe (tcp_early_retrans {}, SACK): the timer is armed for the probe timeout min(2 x srtt + {}, "
+          "RTO {}) = {} jiffies → {}",
+          rt.early_retrans, rt.packets_out == 1 ? "rto_min" : "2 ms", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
+          r.first_timer, wheel_text(r.first_timer, grid)));
+      ev.steps.push_back(fmt::format(
+          "the probe resends the last segment without starting retrans_stamp, and re-arms a full RTO of {} jiffies "
+          "from its callback: the first retransmission comes one RTO after the probe",
+          r.first_rto));
+      if (!ev.loss_probe.empty())
+        ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
+    } else {
+      ev.steps.push_back(fmt::format(
+          "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
+          !rt.sack ? "no SACK" : fmt::format("tcp_early_retrans {}", rt.early_retrans),
+          ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)), r.first_rto, wheel_text(r.first_rto, grid)));
+    }
     ev.steps.push_back(fmt::format(
         "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",
         ms_text(rt.rto_max_ms), r.rto_max, self_rearm_period(r.rto_max, grid.hz),
@@ -676,6 +827,11 @@ void validate(const Input& in) {
   if (k.user_timeout_ms < 0) throw std::invalid_argument("TCP_USER_TIMEOUT cannot be negative");
   if (in.retransmission.rto_min_ms <= 0 || in.retransmission.rto_max_ms < in.retransmission.rto_min_ms)
     throw std::invalid_argument("RTO bounds must satisfy 0 < rto_min <= rto_max");
+  if (in.retransmission.srtt_ms < 0) throw std::invalid_argument("srtt cannot be negative");
+  if (in.sent_by_ms && *in.sent_by_ms < (in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms))
+    throw std::invalid_argument("sent_by_ms cannot be before the send began");
+  if (in.traffic == Traffic::data_in_flight && in.retransmission.packets_out < 1)
+    throw std::invalid_argument(fmt::format("data in flight needs packets_out >= 1 (got {})", in.retransmission.packets_out));
 }
 
 // The textbook figures: no lateness at all.
@@ -760,6 +916,11 @@ std::uint64_t msecs_to_jiffies(double ms, int hz) {
   if (ms <= 0) return 0;
   const double j = std::ceil(ms * hz / 1000.0 - 1e-9);
   return static_cast<std::uint64_t>(j);
+}
+
+std::optional<std::uint64_t> loss_probe_jiffies(const Retransmission& rt, int hz) {
+  const Jiffies rto_max = msecs_to_jiffies(rt.rto_max_ms, hz);
+  return loss_probe_timeout(rt, std::min(rto_max, msecs_to_jiffies(std::max(rt.first_rto_ms, rt.rto_min_ms), hz)), hz);
 }
 
 double retransmission_timeout_ms(int boundary, double rto_base_ms, double rto_max_ms) {
@@ -878,8 +1039,11 @@ Prediction predict(const Input& in) {
   std::vector<bool> probe_certain, retransmission_certain;
   merge(&Events::probes, &Events::probe_certain, probes, probe_certain);
   merge(&Events::retransmissions, &Events::retransmission_certain, retransmissions, retransmission_certain);
-  Span outcome;
-  for (const auto& ev : per_hz) outcome.add(ev.outcome);
+  Span outcome, loss_probe;
+  for (const auto& ev : per_hz) {
+    outcome.add(ev.outcome);
+    loss_probe.add(ev.loss_probe);
+  }
 
   for (std::size_t k = 0; k < probes.size(); ++k) {
     ProbeWindow w;
@@ -900,6 +1064,16 @@ Prediction predict(const Input& in) {
     w.window = with_slack(retransmissions[k], slack);
     w.certain = retransmission_certain[k];
     p.retransmissions.push_back(w);
+  }
+  if (!loss_probe.empty()) {
+    ProbeWindow w;
+    w.window = with_slack(loss_probe, slack);
+    // Textbook: the send plus the probe timeout (no jiffy rounding, no lateness).
+    const auto& rt = in.retransmission;
+    const double rto = std::max(rt.first_rto_ms, rt.rto_min_ms);
+    const double pto = rt.srtt_ms > 0 ? 2 * rt.srtt_ms + (rt.packets_out == 1 ? rt.rto_min_ms : 2.0) : 1000.0;
+    w.nominal_ms = in.data_sent_at_ms + std::min(pto, rto);
+    p.loss_probe = w;
   }
   if (!p.retransmissions.empty()) {
     // Textbook retransmission times: no lateness, no tail-loss probe.

@@ -20,6 +20,9 @@
 // JiffyCalibration only the alignments the calibration allows are replayed.
 // Assumption: a timer's callback runs in the tick of its bucket (the softirq is not
 // a whole tick late), which holds on an idle machine; wakeup_slack_ms absorbs the rest.
+// (On this project's VMs a firing is now and then exactly one tick late: harmless when it
+// is the last one, inside the slack; an earlier one shifts the chain by a tick, which the
+// next wheel bucket usually absorbs.)
 #pragma once
 
 #include <cstdint>
@@ -79,10 +82,26 @@ struct Retransmission {
   // retransmissions keep the initial RTO instead of doubling it, and add N to the
   // number of SYN retransmissions allowed. 0 on older kernels.
   int syn_linear_timeouts = 4;
-  // net.ipv4.tcp_early_retrans >= 3 (default) with SACK: a tail-loss probe may go out
-  // before the first RTO; it does not count as a retransmission but restarts the RTO,
-  // so the first retransmission comes up to one RTO later.
-  bool tail_loss_probe = true;
+  // Tail-loss probe (net/ipv4/tcp_output.c tcp_schedule_loss_probe): when the data goes
+  // out, the retransmission timer is armed for a probe timeout PTO instead of the RTO if
+  // net.ipv4.tcp_early_retrans is 3 or 4 and SACK was negotiated (and the connection is
+  // not in loss recovery, which a fresh write on an idle connection never is).
+  //   PTO = usecs_to_jiffies(2 * srtt + (packets_out == 1 ? rto_min : 2 ms)),
+  //         TCP_TIMEOUT_INIT (1 s) without an RTT sample,
+  //   clamped to the time left until the RTO (tcp_rto_delta_us: first_rto, the data was
+  //   just sent).
+  // A LAN peer (srtt well under 1 ms) gives PTO = RTO: the probe fires exactly when the
+  // first RTO would have. tcp_send_loss_probe() retransmits the last segment with
+  // __tcp_retransmit_skb(), which does not set retrans_stamp, and re-arms a full RTO from
+  // its callback (tcp_rearm_rto()), so the first real retransmission (the one that starts
+  // the abort clock) comes one RTO after the probe. Deterministic: no guess involved.
+  int early_retrans = 3;      // net.ipv4.tcp_early_retrans of the client's namespace (default 3)
+  bool sack = true;           // SACK negotiated: TCP_INFO tcpi_options & TCPI_OPT_SACK (Linux peers: yes)
+  int packets_out = 1;        // segments unacknowledged once the write has gone out (one small write: 1)
+  // Smoothed RTT before the fault: TCP_INFO tcpi_rtt / 1000 (tcpi_rtt is in us). 0 = no RTT
+  // sample (the probe then waits TCP_TIMEOUT_INIT). Only matters when 2 * srtt + rto_min
+  // is shorter than first_rto, i.e. on a path whose RTT varies a lot.
+  double srtt_ms = 0.05;
 };
 
 // Relates the kernel's jiffies to CLOCK_MONOTONIC when the run could measure it
@@ -123,8 +142,16 @@ struct Input {
   // the timer has been cycling with the traffic and only its bound is known.
   // For Traffic::connecting there is no t_r: times count from the first SYN (connect()).
   double armed_at_ms = 0;
-  // For Traffic::data_in_flight: when the first unacknowledged segment was sent, relative to t_r.
+  // For Traffic::data_in_flight: when the first unacknowledged segment was sent, relative to t_r
+  // (the clock read just before the write()).
   double data_sent_at_ms = 0;
+  // Traffic::data_in_flight and connecting: the clock read right after the write() (the
+  // connect()) that sent the data (the SYN) returned, relative to t_r. The kernel sent it and
+  // armed the retransmission timer between data_sent_at_ms (0 for connect()) and this; with
+  // a jiffies calibration that decides the jiffy the whole chain hangs on, so a tight pair
+  // of readings keeps the window about one tick wide. Unset: up to
+  // Kernel::receive_delay_ms after the send began.
+  std::optional<double> sent_by_ms;
   // How long the run watches; a connection still open then is "alive".
   double horizon_ms = 0;
 };
@@ -148,7 +175,12 @@ struct Prediction {
   std::vector<std::string> steps;     // human explanation, one line per step
   // Traffic::data_in_flight: the RTO retransmissions (index 0 = the first, which starts
   // retrans_stamp); Traffic::connecting: the SYN retransmissions. Empty when idle.
+  // Their nominal_ms are the textbook chain (no lateness, no tail-loss probe).
   std::vector<ProbeWindow> retransmissions;
+  // Traffic::data_in_flight with a tail-loss probe (Retransmission::early_retrans, sack):
+  // when the probe (a copy of the last segment, not counted as a retransmission) leaves.
+  // nominal_ms: the send plus the PTO.
+  std::optional<ProbeWindow> loss_probe;
   std::vector<int> hz_values;         // the HZ values the windows cover (several when HZ is unknown)
 };
 
@@ -179,5 +211,10 @@ std::uint64_t self_rearm_period(std::uint64_t delay_jiffies, int hz);
 std::uint64_t msecs_to_jiffies(double ms, int hz);
 // tcp_model_timeout(): the retransmission-abort time in ms.
 double retransmission_timeout_ms(int boundary, double rto_base_ms, double rto_max_ms);
+// tcp_schedule_loss_probe(): the delay (jiffies) the retransmission timer is armed for when
+// data goes out, if that timer is a tail-loss probe; nullopt when no probe is scheduled
+// (tcp_early_retrans not 3 or 4, no SACK, or nothing in flight). 51 jiffies for the
+// harness's LAN connections at HZ=250 (srtt ~0.05 ms, RTO 204 ms): the RTO's own delay.
+std::optional<std::uint64_t> loss_probe_jiffies(const Retransmission& rt, int hz);
 
 }  // namespace kah::model
