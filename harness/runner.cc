@@ -1,5 +1,6 @@
 #include "harness/runner.h"
 
+#include <sys/socket.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -16,33 +17,21 @@
 #include <spdlog/spdlog.h>
 
 #include "harness/endpoints.h"
+#include "harness/faults.h"
 #include "harness/judge.h"
 #include "harness/nft.h"
 #include "harness/nft_rules.h"
+#include "harness/plan.h"
+#include "harness/scheduler.h"
+#include "harness/server_app.h"
 #include "harness/topology.h"
 #include "harness/watcher.h"
 
 namespace kah {
-
-model::PeerBehaviour peer_behaviour(FaultKind fault) {
-  switch (fault) {
-    case FaultKind::none:
-    case FaultKind::peer_freeze: return model::PeerBehaviour::answers;
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-    case FaultKind::link_down: return model::PeerBehaviour::silent;
-    case FaultKind::peer_reboot: return model::PeerBehaviour::rebooted;
-  }
-  return model::PeerBehaviour::silent;
-}
-
 namespace {
 
 constexpr std::uint16_t kServerPort = 7000;
 constexpr double kIdleTimeoutMs = 2000;       // for the last ACK of the exchange to arrive
-constexpr double kHorizonMarginMs = 1000;     // watched beyond the latest expected end
-constexpr double kAliveExtraMs = 3000;        // an alive peer is watched this long past the last probe
 
 // One tested connection: a copy of a [[connection]].
 struct Instance {
@@ -53,7 +42,13 @@ struct Instance {
   EffectiveKeepalive keepalive;
   double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
   model::Input model_input;
-  model::Prediction prediction;
+  Forecast forecast;
+};
+
+// When delayed writes (send_after_s) actually went out, filled on the Scheduler's thread.
+struct SentTimes {
+  std::mutex mutex;
+  std::vector<std::optional<double>> at_ms;
 };
 
 // What the Watcher reports, shared with its callbacks (which may outlive a wait).
@@ -77,7 +72,8 @@ model::Traffic model_traffic(Traffic t) {
   return model::Traffic::idle;
 }
 
-model::Input model_input(const Instance& inst, const FaultSpec& fault, const model::Kernel& kernel,
+// The socket's side of the model's input; the path's side comes from plan.h.
+model::Input model_input(const Instance& inst, const model::Kernel& kernel,
                          const model::Retransmission& retransmission) {
   model::Input in;
   in.keepalive.enabled = inst.keepalive.enabled;
@@ -87,7 +83,6 @@ model::Input model_input(const Instance& inst, const FaultSpec& fault, const mod
   in.keepalive.user_timeout_ms = inst.keepalive.user_timeout_ms;
   in.kernel = kernel;
   in.retransmission = retransmission;
-  in.peer = peer_behaviour(fault.kind);
   in.traffic = model_traffic(inst.spec->traffic);
   if (inst.spec->traffic != Traffic::connecting)
     in.armed_at_ms = inst.link.established_ms - inst.link.last_received_ms;
@@ -105,31 +100,38 @@ model::Retransmission retransmission_settings(const netns::Namespace& client) {
 // Data that stays unacknowledged once the peer is gone (Traffic::sending).
 constexpr char kPayload[] = "data the peer never acknowledges";
 
-// How long to watch, from the last received segment: the case's horizon, else just
-// past the latest end the model allows, else (a connection expected to live) a few
-// seconds past the point where a dead peer would have been declared dead.
-double default_horizon_ms(const Instance& inst) {
-  if (inst.prediction.window.bounded()) return inst.prediction.window.latest_ms + kHorizonMarginMs;
-  const auto& k = inst.keepalive;
-  if (!k.enabled) return 5000;
-  return 1000.0 * (k.idle_s + k.count * k.interval_s) + kAliveExtraMs;
+// What a fault acts on: the server's sockets, the peer process, the flows.
+FaultTargets fault_targets(std::vector<Instance>& instances, std::optional<PeerProcess>& peer_app,
+                           const Topology& topology) {
+  FaultTargets t;
+  if (peer_app) t.peer_app = &*peer_app;
+  for (auto& inst : instances) {
+    if (inst.link.server) t.server_sockets.push_back(&inst.link.server);
+    if (inst.link.client_port != 0)
+      t.flows.push_back({topology.address(Host::client, inst.spec->family), inst.link.client_port,
+                         topology.address(Host::server, inst.spec->family), kServerPort});
+  }
+  return t;
 }
 
-void apply_fault(const FaultSpec& fault, Topology& topology, std::vector<Instance>& instances,
-                 std::optional<PeerProcess>& peer_app) {
-  switch (fault.kind) {
-    case FaultKind::none: return;
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-      nft_apply(topology.ns(Host::server), fault_ruleset(fault.kind));
-      return;
-    case FaultKind::link_down: topology.set_link_up(Host::server, false); return;
-    case FaultKind::peer_reboot:
-      for (auto& inst : instances) close_silently(std::move(inst.link.server));
-      return;
-    case FaultKind::peer_freeze: peer_app->freeze(); return;
-  }
+// Writes the payload at `when_ms` (a request after an idle period); a connection that
+// has already ended just refuses it (MSG_NOSIGNAL: no SIGPIPE).
+void schedule_write(Scheduler& scheduler, int fd, double when_ms, std::shared_ptr<SentTimes> sent, std::size_t i) {
+  scheduler.at(when_ms, [fd, sent, i] {
+    const double now = monotonic_ms();
+    if (::send(fd, kPayload, sizeof kPayload, MSG_NOSIGNAL) < 0) return;
+    std::lock_guard lock(sent->mutex);
+    sent->at_ms[i] = now;
+  });
+}
+
+ConnectionFacts facts_of(const Instance& inst, double fault_at, std::optional<double> send_at) {
+  ConnectionFacts f;
+  f.family = inst.spec->family;
+  f.fault_at_ms = fault_at - inst.origin_ms;
+  f.server_activity_ms = inst.link.server_activity_ms - inst.origin_ms;
+  if (send_at) f.send_at_ms = *send_at - inst.origin_ms;
+  return f;
 }
 
 }  // namespace
@@ -141,7 +143,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
   const double started = monotonic_ms();
   try {
     const FaultSpec fault = c.faults.empty() ? FaultSpec{} : c.faults.front();
-    auto topology = build_pair_topology(c.name, c.sysctls);
+    auto topology = build_topology(c);
     const auto& client_ns = topology->ns(Host::client);
     const auto& server_ns = topology->ns(Host::server);
 
@@ -153,6 +155,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
     for (auto f : families)
       listeners[f] = open_listener(server_ns, f, topology->address(Host::server, f), kServerPort);
 
+    const Exchange exchange = exchange_for(c.server);
     std::vector<Instance> instances;
     for (const auto& spec : c.connections) {
       auto sockets = open_client_sockets(client_ns, spec, spec.copies);
@@ -163,7 +166,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
         inst.client = std::move(sockets[static_cast<std::size_t>(i)]);
         if (spec.traffic != Traffic::connecting) {
           inst.link = establish(inst.client.get(), listeners[spec.family].get(), spec.family,
-                                topology->address(Host::server, spec.family), kServerPort);
+                                topology->address(Host::server, spec.family), kServerPort, exchange);
           inst.origin_ms = inst.link.last_received_ms;
           inst.model_input.retransmission.first_rto_ms = rto_ms(inst.client.get());
         }
@@ -189,11 +192,21 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
       for (auto& inst : instances) inst.link.server.reset();  // only the peer process holds them now
     }
 
+    // Timers of the harness process: the server application's idle timeout, requests
+    // after an idle period. Declared after the instances, so it stops before their
+    // sockets close.
+    Scheduler timeline;
+    if (c.server.idle_close_s)
+      for (auto& inst : instances)
+        if (inst.link.server)
+          close_when_idle(timeline, std::move(inst.link.server),
+                          inst.link.server_activity_ms + 1000.0 * *c.server.idle_close_s);
+
     const auto retransmission = retransmission_settings(client_ns);
     for (auto& inst : instances) {
       auto settings = retransmission;
       settings.first_rto_ms = std::max(settings.rto_min_ms, inst.model_input.retransmission.first_rto_ms);
-      inst.model_input = model_input(inst, fault, options.kernel, settings);
+      inst.model_input = model_input(inst, options.kernel, settings);
     }
     auto ends = std::make_shared<Ends>();
     ends->ends.resize(instances.size());
@@ -210,13 +223,20 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
       if (instances[i].spec->traffic != Traffic::connecting) watch(i);
 
     const double fault_at = monotonic_ms();
-    apply_fault(fault, *topology, instances, peer_app);
+    auto targets = fault_targets(instances, peer_app, *topology);
+    apply_fault(fault, *topology, targets);
     spdlog::debug("{}: {} applied at +{:.1f} ms", c.name, to_string(fault.kind), fault_at - started);
 
+    auto sent = std::make_shared<SentTimes>();
+    sent->at_ms.resize(instances.size());
+    std::vector<std::optional<double>> planned_send(instances.size());
     for (std::size_t i = 0; i < instances.size(); ++i) {
       auto& inst = instances[i];
-      if (inst.spec->traffic == Traffic::sending) {
-        inst.model_input.data_sent_at_ms = monotonic_ms() - inst.origin_ms;
+      if (inst.spec->traffic == Traffic::sending && inst.spec->send_after_s) {
+        planned_send[i] = inst.origin_ms + 1000.0 * *inst.spec->send_after_s;
+        schedule_write(timeline, inst.client.get(), *planned_send[i], sent, i);
+      } else if (inst.spec->traffic == Traffic::sending) {
+        planned_send[i] = monotonic_ms();
         if (::write(inst.client.get(), kPayload, sizeof kPayload) < 0)
           throw_errno(fmt::format("connection {}: cannot write after the fault", inst.name));
       } else if (inst.spec->traffic == Traffic::connecting) {
@@ -228,14 +248,10 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
     }
 
     double watch_until = 0;
-    for (auto& inst : instances) {
-      inst.model_input.horizon_ms = 0;
-      inst.prediction = model::predict(inst.model_input);
-      const double horizon = c.horizon_s ? fault_at - inst.origin_ms + *c.horizon_s * 1000.0
-                                         : default_horizon_ms(inst);
-      inst.model_input.horizon_ms = horizon;
-      inst.prediction = model::predict(inst.model_input);
-      watch_until = std::max(watch_until, inst.origin_ms + horizon);
+    for (std::size_t i = 0; i < instances.size(); ++i) {
+      auto& inst = instances[i];
+      inst.forecast = forecast(c, *inst.spec, inst.model_input, facts_of(inst, fault_at, planned_send[i]));
+      watch_until = std::max(watch_until, inst.origin_ms + inst.forecast.horizon_ms);
     }
     {
       std::unique_lock lock(ends->mutex);
@@ -246,8 +262,22 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
       }
     }
     for (auto& inst : instances) watcher.forget(inst.client.get());
+    if (auto failure = timeline.failure()) std::rethrow_exception(failure);
+    // A delayed write went out a little after its planned instant: judge against the
+    // window for the actual one (the horizon stays).
+    {
+      std::lock_guard lock(sent->mutex);
+      for (std::size_t i = 0; i < instances.size(); ++i) {
+        auto& inst = instances[i];
+        if (!inst.spec->send_after_s || !sent->at_ms[i]) continue;
+        auto facts = facts_of(inst, fault_at, sent->at_ms[i]);
+        facts.horizon_ms = inst.forecast.horizon_ms;
+        inst.forecast = forecast(c, *inst.spec, inst.model_input, facts);
+      }
+    }
 
     const auto probes = nft_counters(client_ns, kProbeTable);
+    result.counters = middlebox_counters(c, *topology);
     std::lock_guard lock(ends->mutex);
     for (std::size_t i = 0; i < instances.size(); ++i) {
       const auto& inst = instances[i];
@@ -255,18 +285,22 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
       r.name = inst.name;
       r.family = inst.spec->family;
       r.where = inst.spec->where;
-      r.prediction = inst.prediction;
+      const auto& prediction = inst.forecast.prediction;
+      r.prediction = prediction;
       r.expected.outcome = c.expect.outcome;
       r.expected.deadline_ms = c.expect.deadline_ms;
-      r.expected.model_outcome = inst.prediction.outcome;
-      r.expected.window = inst.prediction.window;
+      r.expected.model_outcome = prediction.outcome;
+      r.expected.window = prediction.window;
+      r.expected.errno_name = c.expect.errno_name;
+      r.expected.model_errno = prediction.errno_name;
+      r.expected.survival = inst.forecast.survival;
       if (const auto& end = ends->ends[i]) {
         r.observed.outcome = outcome_of(end->so_error, end->eof);
         r.observed.errno_name = errno_name(end->so_error);
         r.observed.at_ms = end->at_ms - inst.origin_ms;
       } else {
         r.observed.outcome = ObservedOutcome::alive;
-        r.observed.at_ms = inst.model_input.horizon_ms;
+        r.observed.at_ms = inst.forecast.horizon_ms;
       }
       if (auto it = probes.find(probe_counter_name(inst.link.client_port));
           inst.link.client_port != 0 && it != probes.end())
@@ -274,7 +308,8 @@ CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options) 
       judge_connection(r);
       result.connections.push_back(std::move(r));
     }
-    result.verdict = case_verdict(result.connections);
+    result.survival = judge_copies(result.connections, c.expect.survival);
+    result.verdict = case_verdict(result.connections, result.survival);
     if (options.keep) topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;

@@ -32,7 +32,4 @@ struct RunOptions {
 CaseResult run_case(const Case& c, Watcher& watcher, const RunOptions& options);
 RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options);
 
-// The model's view of what the peer does after `fault`.
-model::PeerBehaviour peer_behaviour(FaultKind fault);
-
 }  // namespace kah
