@@ -61,6 +61,12 @@ std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Top
   const bool fault_table = !c.faults.empty() && !router_fault_ruleset(c.faults.front(), kRouterClientSide).empty();
   if (fault_table)
     for (const auto& [name, packets] : nft_counters(router, kFaultTable)) out["fault." + name] = packets;
+  // How the client's kernel took ICMP errors: those for keepalive probes are out of window.
+  if (c.faults.front().kind == FaultKind::reject_icmp) {
+    const auto netstat = topology.ns(Host::client).netstat();
+    if (auto it = netstat.find("TcpExt.OutOfWindowIcmps"); it != netstat.end())
+      out["client.OutOfWindowIcmps"] = it->second;
+  }
   return out;
 }
 

@@ -28,7 +28,8 @@ struct FaultTargets {
 void apply_fault(const FaultSpec& fault, Topology& topology, FaultTargets& targets);
 
 // The packet counters of the router's rules and of a router fault ("router.invalid",
-// "fault.hit", ...), as evidence of what the middlebox did; empty for a pair topology.
+// "fault.hit", ...), and for reject-icmp the client's OutOfWindowIcmps, as evidence
+// of what the middlebox did; empty for a pair topology.
 std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology);
 
 }  // namespace kah

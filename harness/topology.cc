@@ -148,7 +148,7 @@ std::map<std::string, std::string> router_sysctls(const RouterSpec& r) {
       // Also sets default.forwarding, so the interfaces made afterwards forward too.
       {"net.ipv6.conf.all.forwarding", "1"},
   };
-  if (r.conntrack_loose) out["net.netfilter.nf_conntrack_tcp_loose"] = *r.conntrack_loose ? "1" : "0";
+  if (r.conntrack_loose) out["net.netfilter.nf_conntrack_tcp_loose"] = std::to_string(*r.conntrack_loose ? 1 : 0);
   if (r.established_timeout_s)
     out["net.netfilter.nf_conntrack_tcp_timeout_established"] = std::to_string(*r.established_timeout_s);
   return out;
