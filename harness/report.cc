@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <limits>
+
 namespace kah {
 namespace {
 
@@ -24,7 +27,12 @@ nlohmann::json number_or_null(double v) {
   return v == std::numeric_limits<double>::infinity() ? nlohmann::json(nullptr) : nlohmann::json(v);
 }
 
-double round1(double v) { return static_cast<double>(static_cast<long long>(v * 10.0 + (v < 0 ? -0.5 : 0.5))) / 10.0; }
+// Infinity (an open-ended window) passes through: converting it to an integer is
+// undefined and printed as -9.2e17 where the JSON should say null.
+double round1(double v) {
+  if (!std::isfinite(v)) return v;
+  return static_cast<double>(static_cast<long long>(v * 10.0 + (v < 0 ? -0.5 : 0.5))) / 10.0;
+}
 
 }  // namespace
 
