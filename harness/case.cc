@@ -56,6 +56,7 @@ std::string to_string(ExpectedOutcome o) {
     case ExpectedOutcome::timeout: return "timeout";
     case ExpectedOutcome::reset: return "reset";
     case ExpectedOutcome::alive: return "alive";
+    case ExpectedOutcome::eof: return "eof";
   }
   return fmt::format("ExpectedOutcome({})", static_cast<int>(o));
 }
@@ -69,8 +70,31 @@ std::string to_string(FaultKind k) {
     case FaultKind::link_down: return "link-down";
     case FaultKind::peer_reboot: return "peer-reboot";
     case FaultKind::peer_freeze: return "peer-freeze";
+    case FaultKind::conntrack_expire: return "conntrack-expire";
+    case FaultKind::conntrack_timeout: return "conntrack-timeout";
+    case FaultKind::reject_rst: return "reject-rst";
+    case FaultKind::reject_icmp: return "reject-icmp";
+    case FaultKind::loss: return "loss";
   }
   return fmt::format("FaultKind({})", static_cast<int>(k));
+}
+
+bool is_middlebox_fault(FaultKind k) {
+  switch (k) {
+    case FaultKind::none:
+    case FaultKind::blackhole:
+    case FaultKind::drop_to_client:
+    case FaultKind::drop_to_server:
+    case FaultKind::link_down:
+    case FaultKind::peer_reboot:
+    case FaultKind::peer_freeze: return false;
+    case FaultKind::conntrack_expire:
+    case FaultKind::conntrack_timeout:
+    case FaultKind::reject_rst:
+    case FaultKind::reject_icmp:
+    case FaultKind::loss: return true;
+  }
+  return false;
 }
 
 std::string to_string(Traffic t) {
@@ -82,19 +106,45 @@ std::string to_string(Traffic t) {
   return fmt::format("Traffic({})", static_cast<int>(t));
 }
 
+std::string to_string(TopologyKind t) {
+  switch (t) {
+    case TopologyKind::pair: return "pair";
+    case TopologyKind::routed: return "routed";
+  }
+  return fmt::format("TopologyKind({})", static_cast<int>(t));
+}
+
+std::string to_string(AppProtocol p) {
+  switch (p) {
+    case AppProtocol::raw: return "raw";
+    case AppProtocol::http: return "http";
+  }
+  return fmt::format("AppProtocol({})", static_cast<int>(p));
+}
+
+const std::vector<std::string>& known_errno_names() {
+  // What a socket's SO_ERROR can hold when the kernel ends a connection.
+  static const std::vector<std::string> names = {"ETIMEDOUT",   "ECONNRESET",   "EPIPE",  "EHOSTUNREACH",
+                                                 "ENETUNREACH", "ECONNREFUSED", "EPROTO"};
+  return names;
+}
+
 namespace {
 
 // The parse helpers and the "expected one of" lists are derived from these and
 // to_string, so a spelling lives in one place. Order = order shown to users.
 constexpr Family kFamilies[] = {Family::ipv4, Family::ipv6};
 constexpr ExpectedOutcome kOutcomes[] = {ExpectedOutcome::timeout, ExpectedOutcome::reset,
-                                         ExpectedOutcome::alive};
+                                         ExpectedOutcome::alive, ExpectedOutcome::eof};
 constexpr FaultKind kFaultKinds[] = {
-    FaultKind::none,           FaultKind::blackhole, FaultKind::drop_to_client,
-    FaultKind::drop_to_server, FaultKind::link_down, FaultKind::peer_reboot,
-    FaultKind::peer_freeze,
+    FaultKind::none,           FaultKind::blackhole,         FaultKind::drop_to_client,
+    FaultKind::drop_to_server, FaultKind::link_down,         FaultKind::peer_reboot,
+    FaultKind::peer_freeze,    FaultKind::conntrack_expire,  FaultKind::conntrack_timeout,
+    FaultKind::reject_rst,     FaultKind::reject_icmp,       FaultKind::loss,
 };
 constexpr Traffic kTraffics[] = {Traffic::idle, Traffic::sending, Traffic::connecting};
+constexpr TopologyKind kTopologies[] = {TopologyKind::pair, TopologyKind::routed};
+constexpr AppProtocol kAppProtocols[] = {AppProtocol::raw, AppProtocol::http};
 
 template <typename Enum, std::size_t N>
 std::optional<Enum> enum_from_string(const Enum (&all)[N], std::string_view s) {
@@ -121,6 +171,10 @@ std::optional<FaultKind> fault_kind_from_string(std::string_view s) {
   return enum_from_string(kFaultKinds, s);
 }
 std::optional<Traffic> traffic_from_string(std::string_view s) { return enum_from_string(kTraffics, s); }
+std::optional<TopologyKind> topology_from_string(std::string_view s) { return enum_from_string(kTopologies, s); }
+std::optional<AppProtocol> app_protocol_from_string(std::string_view s) {
+  return enum_from_string(kAppProtocols, s);
+}
 
 namespace {
 
@@ -331,6 +385,25 @@ std::optional<double> read_number(const Scope& s, std::string_view key, Diagnost
   return std::nullopt;
 }
 
+std::optional<bool> read_bool(const Scope& s, std::string_view key, Diagnostics& d) {
+  const toml::node* n = get(s, key, Need::optional, d);
+  if (n == nullptr) return std::nullopt;
+  if (const auto* b = n->as_boolean()) return b->get();
+  wrong_type(*n, "a boolean (true or false)", key, d);
+  return std::nullopt;
+}
+
+// A number of seconds in (0, max]; `why` says what the bound protects against.
+std::optional<double> read_seconds(const Scope& s, std::string_view key, double max, Diagnostics& d) {
+  const auto v = read_number(s, key, d);
+  if (!v) return std::nullopt;
+  if (!(*v > 0 && *v <= max)) {
+    d.error(s.table.get(key)->source(), fmt::format("'{}' must be > 0 and <= {} (seconds), found {}", key, max, *v));
+    return std::nullopt;
+  }
+  return v;
+}
+
 // One of `choices`; `what` names the thing in the message ("fault kind").
 std::optional<std::string> read_choice(const Scope& s, std::string_view key, Need need, std::string_view what,
                                        const std::vector<std::string>& choices, Diagnostics& d) {
@@ -399,14 +472,16 @@ const toml::table* read_table(const Scope& s, std::string_view key, Need need, D
 
 // ---- The case sections -----------------------------------------------------------
 
-const std::vector<std::string> kTopKeys = {"name", "description", "horizon_s", "connection",
-                                           "sysctl", "fault", "expect"};
-const std::vector<std::string> kConnectionKeys = {"name", "family", "keepalive", "user_timeout_ms",
-                                                  "copies", "traffic"};
+const std::vector<std::string> kTopKeys = {"name",   "description", "horizon_s", "topology", "router",
+                                           "server", "connection",  "sysctl",    "fault",    "expect"};
+const std::vector<std::string> kConnectionKeys = {"name",   "family",  "keepalive",   "user_timeout_ms",
+                                                  "copies", "traffic", "send_after_s"};
 const std::vector<std::string> kKeepaliveKeys = {"idle", "interval", "count"};
-const std::vector<std::string> kFaultKeys = {"kind"};
-const std::vector<std::string> kExpectKeys = {"outcome", "deadline_ms"};
-const std::vector<std::string> kHosts = {"client", "server"};
+const std::vector<std::string> kFaultKeys = {"kind", "probability"};
+const std::vector<std::string> kExpectKeys = {"outcome", "deadline_ms", "errno", "survival"};
+const std::vector<std::string> kHosts = {"client", "server", "router"};
+const std::vector<std::string> kRouterKeys = {"nat", "firewall", "conntrack_loose", "established_timeout_s"};
+const std::vector<std::string> kServerKeys = {"protocol", "idle_close_s"};
 
 // Socket option limits (include/net/tcp.h: MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL,
 // MAX_TCP_KEEPCNT); other values make setsockopt fail with EINVAL mid-run.
@@ -418,6 +493,11 @@ constexpr IntRange kUserTimeoutRange{0, INT_MAX, "TCP_USER_TIMEOUT"};
 constexpr IntRange kCopiesRange{1, 10000, ""};
 // A day: longer is a unit mistake (milliseconds written as seconds), not a test.
 constexpr double kMaxHorizonS = 86400;
+// nf_conntrack_tcp_timeout_established is seconds converted to jiffies (INT_MAX / HZ).
+constexpr IntRange kEstablishedTimeoutRange{1, 2147483, "INT_MAX / HZ"};
+// An hour: a case is a test, and a write that late means a unit mistake.
+constexpr double kMaxSendAfterS = 3600;
+constexpr double kMaxIdleCloseS = 3600;
 
 // Only network sysctls are per network namespace; any other would change the
 // whole machine, which the harness never does. The list is the sysctls that shape
@@ -501,6 +581,16 @@ void read_connections(const toml::table& root, Case& c, Diagnostics& d) {
     if (auto v = read_int(s, "copies", Need::optional, kCopiesRange, d)) spec.copies = *v;
     if (auto v = read_choice(s, "traffic", Need::optional, "traffic", spellings(kTraffics), d)) {
       spec.traffic = *traffic_from_string(*v);
+    }
+    if (c.server.idle_close_s && spec.traffic != Traffic::idle && t->get("traffic") != nullptr) {
+      d.error(t->get("traffic")->source(),
+              "[server] idle_close_s needs idle connections: the server application reads nothing after the "
+              "opening exchange, and closing with unread data would send an RST, not a FIN");
+    }
+    spec.send_after_s = read_seconds(s, "send_after_s", kMaxSendAfterS, d);
+    if (spec.send_after_s && spec.traffic != Traffic::sending) {
+      d.error(t->get("send_after_s")->source(),
+              "'send_after_s' is when the client writes: it needs traffic = \"sending\" on this connection");
     }
     if (!name) continue;
 
@@ -610,6 +700,10 @@ void read_sysctls(const Scope& top, Case& c, Diagnostics& d) {
   for (const std::string& host : kHosts) {
     const toml::node* n = t->get(host);
     if (n == nullptr) continue;
+    if (host == "router" && c.topology != TopologyKind::routed) {
+      d.error(t->get(host)->source(), "[sysctl.router] needs topology = \"routed\": the pair topology has no router");
+      continue;
+    }
     const auto* values = n->as_table();
     if (values == nullptr) {
       wrong_type(*n, "a table", "sysctl." + host, d);
@@ -627,6 +721,40 @@ void read_sysctls(const Scope& top, Case& c, Diagnostics& d) {
   }
 }
 
+// A middlebox fault needs the router, and the router the state the fault acts on;
+// an application close needs a path that carries the FIN. Reported at the kind.
+void check_fault_fits(const toml::table& fault, FaultKind kind, const Case& c, Diagnostics& d) {
+  const toml::source_region& at = fault.get("kind")->source();
+  if (is_middlebox_fault(kind) && c.topology != TopologyKind::routed) {
+    d.error(at, fmt::format("fault \"{}\" acts on the router: it needs topology = \"routed\"", to_string(kind)));
+    return;
+  }
+  const bool conntrack = kind == FaultKind::conntrack_expire || kind == FaultKind::conntrack_timeout;
+  if (conntrack && !c.router.nat && !c.router.firewall) {
+    d.error(at, fmt::format("fault \"{}\" needs connection state on the router: set nat = true or firewall = true "
+                            "in [router] (without them the kernel tracks nothing)",
+                            to_string(kind)));
+  }
+  if (kind == FaultKind::conntrack_timeout && !c.router.established_timeout_s) {
+    d.error(at, "fault \"conntrack-timeout\" lets the router's established timeout expire the flow: set "
+                "established_timeout_s in [router] (the kernel default is 5 days)");
+  }
+  if (is_middlebox_fault(kind)) {
+    for (const ConnectionSpec& conn : c.connections) {
+      if (conn.traffic != Traffic::connecting) continue;
+      d.error(at, fmt::format("fault \"{}\" acts on established flows; connection '{}' has traffic = \"connect\" "
+                              "(not modelled)",
+                              to_string(kind), conn.name));
+      break;
+    }
+  }
+  if (c.server.idle_close_s && kind != FaultKind::none) {
+    d.error(at, fmt::format("[server] idle_close_s needs a working path (no fault, found \"{}\"): the close must "
+                            "reach the client; put the fault in its own case",
+                            to_string(kind)));
+  }
+}
+
 void read_faults(const toml::table& root, Case& c, Diagnostics& d) {
   const auto tables = read_table_array(root, "fault", d);
   for (const toml::table* t : tables) {
@@ -636,6 +764,19 @@ void read_faults(const toml::table& root, Case& c, Diagnostics& d) {
     f.where = s.pos;
     if (auto kind = read_choice(s, "kind", Need::required, "fault kind", spellings(kFaultKinds), d)) {
       f.kind = *fault_kind_from_string(*kind);
+      check_fault_fits(*t, f.kind, c, d);
+    }
+    if (auto p = read_number(s, "probability", d)) {
+      if (!(*p > 0 && *p < 1)) {
+        d.error(t->get("probability")->source(), fmt::format("'probability' must be > 0 and < 1, found {}", *p));
+      } else if (f.kind != FaultKind::loss) {
+        d.error(t->get("probability")->source(), "'probability' applies to kind = \"loss\" only");
+      } else {
+        f.probability = *p;
+      }
+    } else if (f.kind == FaultKind::loss && t->get("probability") == nullptr) {
+      d.error(s.pos, "missing required key 'probability' in [[fault]] of kind \"loss\" (the chance that the router "
+                     "drops a packet, e.g. 0.3)");
     }
     c.faults.push_back(std::move(f));
   }
@@ -649,7 +790,7 @@ void read_faults(const toml::table& root, Case& c, Diagnostics& d) {
   }
   if (c.faults.empty()) {
     // Not written in the file: the position names the file only.
-    c.faults.push_back(FaultSpec{FaultKind::none, SourcePos{d.file(), 0, 0}});
+    c.faults.push_back(FaultSpec{FaultKind::none, std::nullopt, SourcePos{d.file(), 0, 0}});
   }
 }
 
@@ -659,9 +800,8 @@ void read_expect(const Scope& top, Case& c, Diagnostics& d) {
   const Scope s{*t, "in [expect]", d.at(t->source())};
   refuse_unknown_keys(s, kExpectKeys, d);
   c.expect.where = s.pos;
-  if (auto o = read_choice(s, "outcome", Need::required, "outcome", spellings(kOutcomes), d)) {
-    c.expect.outcome = *expected_outcome_from_string(*o);
-  }
+  const auto outcome = read_choice(s, "outcome", Need::required, "outcome", spellings(kOutcomes), d);
+  if (outcome) c.expect.outcome = *expected_outcome_from_string(*outcome);
   if (auto v = read_number(s, "deadline_ms", d)) {
     if (!(*v > 0) || !std::isfinite(*v)) {
       d.error(t->get("deadline_ms")->source(), fmt::format("'deadline_ms' must be a number > 0, found {}", *v));
@@ -669,6 +809,56 @@ void read_expect(const Scope& top, Case& c, Diagnostics& d) {
       c.expect.deadline_ms = *v;
     }
   }
+  if (auto e = read_choice(s, "errno", Need::optional, "errno", known_errno_names(), d)) {
+    if (outcome && c.expect.outcome != ExpectedOutcome::timeout && c.expect.outcome != ExpectedOutcome::reset) {
+      d.error(t->get("errno")->source(), fmt::format("'errno' goes with outcome \"timeout\" or \"reset\"; outcome "
+                                                     "\"{}\" ends without an error",
+                                                     to_string(c.expect.outcome)));
+    } else {
+      c.expect.errno_name = *e;
+    }
+  }
+  const bool loss = !c.faults.empty() && c.faults.front().kind == FaultKind::loss;
+  if (auto v = read_number(s, "survival", d)) {
+    if (!(*v >= 0 && *v <= 1)) {
+      d.error(t->get("survival")->source(), fmt::format("'survival' is a probability: 0..1, found {}", *v));
+    } else if (!loss) {
+      d.error(t->get("survival")->source(), "'survival' applies to a random fault (kind = \"loss\") only");
+    } else {
+      c.expect.survival = *v;
+    }
+  } else if (loss && t->get("survival") == nullptr) {
+    d.error(s.pos, "missing required key 'survival' in [expect]: with kind = \"loss\" each copy lives or dies by "
+                   "chance, so state the share that survives (the model computes it; `kaharness run -v` shows it)");
+  }
+}
+
+void read_router(const Scope& top, Case& c, Diagnostics& d) {
+  const toml::table* t = read_table(top, "router", Need::optional, d);
+  if (t == nullptr) return;
+  const Scope s{*t, "in [router]", d.at(t->source())};
+  c.router.where = s.pos;
+  if (c.topology != TopologyKind::routed) {
+    d.error(s.pos, "[router] needs topology = \"routed\" at the top level: the pair topology has no router");
+    return;
+  }
+  refuse_unknown_keys(s, kRouterKeys, d);
+  if (auto v = read_bool(s, "nat", d)) c.router.nat = *v;
+  if (auto v = read_bool(s, "firewall", d)) c.router.firewall = *v;
+  c.router.conntrack_loose = read_bool(s, "conntrack_loose", d);
+  c.router.established_timeout_s =
+      read_int(s, "established_timeout_s", Need::optional, kEstablishedTimeoutRange, d);
+}
+
+void read_server(const Scope& top, Case& c, Diagnostics& d) {
+  const toml::table* t = read_table(top, "server", Need::optional, d);
+  if (t == nullptr) return;
+  const Scope s{*t, "in [server]", d.at(t->source())};
+  c.server.where = s.pos;
+  refuse_unknown_keys(s, kServerKeys, d);
+  if (auto v = read_choice(s, "protocol", Need::optional, "protocol", spellings(kAppProtocols), d))
+    c.server.protocol = *app_protocol_from_string(*v);
+  c.server.idle_close_s = read_seconds(s, "idle_close_s", kMaxIdleCloseS, d);
 }
 
 void read_header(const Scope& top, Case& c, Diagnostics& d) {
@@ -681,6 +871,8 @@ void read_header(const Scope& top, Case& c, Diagnostics& d) {
       c.description = *v;
     }
   }
+  if (auto v = read_choice(top, "topology", Need::optional, "topology", spellings(kTopologies), d))
+    c.topology = *topology_from_string(*v);
   if (auto v = read_number(top, "horizon_s", d)) {
     if (!(*v > 0 && *v <= kMaxHorizonS)) {
       d.error(top.table.get("horizon_s")->source(),
@@ -720,6 +912,8 @@ Case parse_case(const std::string& text, const std::filesystem::path& file) {
   const Scope top{root, "at the top level", c.where};
   refuse_unknown_keys(top, kTopKeys, d);
   read_header(top, c, d);
+  read_router(top, c, d);
+  read_server(top, c, d);
   read_connections(root, c, d);
   read_sysctls(top, c, d);
   read_faults(root, c, d);

@@ -32,7 +32,14 @@ class CaseError : public std::runtime_error {
 };
 
 enum class Family { ipv4, ipv6 };
-enum class ExpectedOutcome { timeout, reset, alive };
+// eof: the peer's application closed the connection (FIN) and the client read EOF.
+enum class ExpectedOutcome { timeout, reset, alive, eof };
+
+// How the hosts are wired.
+enum class TopologyKind {
+  pair,    // client and server on one veth link
+  routed,  // client - router - server: the router can NAT, filter statefully and lose packets
+};
 
 enum class FaultKind {
   none,            // healthy peer
@@ -42,7 +49,16 @@ enum class FaultKind {
   link_down,       // the server's end of the link is unplugged
   peer_reboot,     // the server silently loses all connection state (TCP_REPAIR close)
   peer_freeze,     // the server application (a separate process) is SIGSTOPped
+  // Middlebox faults, on the router of a "routed" topology:
+  conntrack_expire,   // the router deletes the flow's conntrack entry now (a NAT or firewall forgets it)
+  conntrack_timeout,  // nothing is done: the router's own established timeout decides ([router])
+  reject_rst,         // the router's firewall answers the client's segments with a TCP reset
+  reject_icmp,        // the router answers the client's segments with ICMP host unreachable
+  loss,               // the router drops packets at random, both directions (`probability`)
 };
+
+// Whether the fault acts on the router (and needs topology = "routed").
+bool is_middlebox_fault(FaultKind k);
 
 // What the client does around the fault.
 enum class Traffic {
@@ -65,17 +81,49 @@ struct ConnectionSpec {
   int user_timeout_ms = 0;  // TCP_USER_TIMEOUT, 0 = off
   int copies = 1;
   Traffic traffic = Traffic::idle;
+  // Traffic::sending: write this long after the last received segment instead of
+  // right after the fault (a request after an idle period).
+  std::optional<double> send_after_s;
   SourcePos where;  // the [[connection]] table
 };
 
 struct FaultSpec {
   FaultKind kind = FaultKind::none;
+  std::optional<double> probability;  // FaultKind::loss: chance that the router drops a packet
+  SourcePos where;
+};
+
+// The router of a "routed" topology ([router]). Unset values keep the kernel's.
+struct RouterSpec {
+  bool nat = false;       // masquerade the client side on the router's server-facing interface
+  bool firewall = false;  // stateful: established/related accepted, invalid dropped, new only from the client
+  std::optional<bool> conntrack_loose;       // net.netfilter.nf_conntrack_tcp_loose (kernel default 1)
+  std::optional<int> established_timeout_s;  // net.netfilter.nf_conntrack_tcp_timeout_established
+  SourcePos where;
+};
+
+// What the server's application does ([server]).
+enum class AppProtocol {
+  raw,   // one "ping"/"pong" exchange
+  http,  // one HTTP/1.1 GET answered with a keep-alive response
+};
+struct ServerSpec {
+  AppProtocol protocol = AppProtocol::raw;
+  // The application closes a connection idle this long (FIN), counted from its last
+  // read or write; unset = never.
+  std::optional<double> idle_close_s;
   SourcePos where;
 };
 
 struct Expectation {
   ExpectedOutcome outcome = ExpectedOutcome::alive;
   std::optional<double> deadline_ms;  // user requirement on top of the model's window
+  // The error the application reads (SO_ERROR), e.g. "EHOSTUNREACH"; unset = the
+  // outcome's usual one (ETIMEDOUT, ECONNRESET).
+  std::optional<std::string> errno_name;
+  // FaultKind::loss: the share of copies still alive at the horizon, as the model
+  // computes it; the others must end with `outcome` inside the window.
+  std::optional<double> survival;
   SourcePos where;
 };
 
@@ -83,8 +131,11 @@ struct Case {
   std::string name;
   std::string description;
   std::filesystem::path file;
+  TopologyKind topology = TopologyKind::pair;
+  RouterSpec router;  // meaningful for TopologyKind::routed only
+  ServerSpec server;
   std::vector<ConnectionSpec> connections;  // "family = both" already expanded
-  // Per host ("client", "server"): sysctl key -> value, written inside that namespace.
+  // Per host ("client", "server", "router"): sysctl key -> value, written inside that namespace.
   std::map<std::string, std::map<std::string, std::string>> sysctls;
   std::vector<FaultSpec> faults;  // at least one ("none" if the file has none)
   Expectation expect;
@@ -108,6 +159,8 @@ std::string to_string(Family f);
 std::string to_string(ExpectedOutcome o);
 std::string to_string(FaultKind k);
 std::string to_string(Traffic t);
+std::string to_string(TopologyKind t);
+std::string to_string(AppProtocol p);
 
 // Inverses of to_string: exact, case-sensitive spelling; nullopt for anything else.
 // "both" is not a Family: load_case expands it into one ipv4 and one ipv6 connection.
@@ -115,5 +168,10 @@ std::optional<Family> family_from_string(std::string_view s);
 std::optional<ExpectedOutcome> expected_outcome_from_string(std::string_view s);
 std::optional<FaultKind> fault_kind_from_string(std::string_view s);
 std::optional<Traffic> traffic_from_string(std::string_view s);
+std::optional<TopologyKind> topology_from_string(std::string_view s);
+std::optional<AppProtocol> app_protocol_from_string(std::string_view s);
+
+// The errno names [expect] errno accepts.
+const std::vector<std::string>& known_errno_names();
 
 }  // namespace kah

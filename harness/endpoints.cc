@@ -159,7 +159,7 @@ std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const Conn
 }
 
 Established establish(int client, int listener, Family family, const std::string& server_address,
-                      std::uint16_t port) {
+                      std::uint16_t port, const Exchange& exchange) {
   SockAddr addr;
   const auto len = make_address(family, server_address, port, addr);
   Established e;
@@ -177,15 +177,20 @@ Established establish(int client, int listener, Family family, const std::string
   if (getsockname(client, &local.sa, &local_len) != 0) throw_errno("getsockname");
   e.client_port = ntohs(family == Family::ipv4 ? local.v4.sin_port : local.v6.sin6_port);
 
-  char buf[4];
-  write_all(client, "ping", 4, "cannot send the request");
-  read_exact(e.server.get(), buf, 4, "cannot read the request on the server");
+  std::string buf(std::max(exchange.request.size(), exchange.reply.size()), '\0');
+  write_all(client, exchange.request.data(), exchange.request.size(), "cannot send the request");
+  read_exact(e.server.get(), buf.data(), exchange.request.size(), "cannot read the request on the server");
+  if (buf.compare(0, exchange.request.size(), exchange.request) != 0)
+    throw std::runtime_error("the server read a different request than the client sent");
   // Quick ACK: the client acknowledges the reply at once, so nothing is left
   // unacknowledged when the fault hits.
   set_int(client, IPPROTO_TCP, TCP_QUICKACK, 1, "TCP_QUICKACK");
-  write_all(e.server.get(), "pong", 4, "cannot send the reply");
-  e.last_received_realtime_ms = read_timestamped(client, buf, 4);
+  write_all(e.server.get(), exchange.reply.data(), exchange.reply.size(), "cannot send the reply");
+  e.server_activity_ms = monotonic_ms();
+  e.last_received_realtime_ms = read_timestamped(client, buf.data(), exchange.reply.size());
   e.last_received_ms = e.last_received_realtime_ms + realtime_to_monotonic_ms();
+  if (buf.compare(0, exchange.reply.size(), exchange.reply) != 0)
+    throw std::runtime_error("the client read a different reply than the server sent");
   set_int(client, IPPROTO_TCP, TCP_QUICKACK, 1, "TCP_QUICKACK");
   return e;
 }

@@ -34,12 +34,20 @@ struct Established {
   double established_ms = 0;     // CLOCK_MONOTONIC when connect() returned
   double last_received_ms = 0;   // CLOCK_MONOTONIC (kernel receive timestamp) of the reply
   double last_received_realtime_ms = 0;  // the same stamp as the kernel gave it: CLOCK_REALTIME, as captures
+  double server_activity_ms = 0; // CLOCK_MONOTONIC just after the server application wrote the reply
 };
 
-// connect() -> accept() -> "ping" -> "pong": the client's last received segment
+// The one request and reply that open a tested connection (both sides are ours, so
+// each reads exactly the other's length).
+struct Exchange {
+  std::string request = "ping";
+  std::string reply = "pong";
+};
+
+// connect() -> accept() -> request -> reply: the client's last received segment
 // is the reply; the client ACKs it at once (TCP_QUICKACK).
 Established establish(int client, int listener, Family family, const std::string& server_address,
-                      std::uint16_t port);
+                      std::uint16_t port, const Exchange& exchange = {});
 
 // Starts a non-blocking connect() (for Traffic::connecting: the outcome is watched
 // like any other connection's end).

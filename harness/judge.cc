@@ -1,8 +1,13 @@
 #include "harness/judge.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
+
+#include "harness/model/survival.h"
 
 namespace kah {
 
@@ -45,7 +50,9 @@ std::string errno_name(int error) {
 ObservedOutcome outcome_of(int so_error, bool eof) {
   switch (so_error) {
     case 0: return eof ? ObservedOutcome::eof : ObservedOutcome::alive;
-    case ETIMEDOUT: return ObservedOutcome::timeout;
+    case ETIMEDOUT:
+    case EHOSTUNREACH:
+    case ENETUNREACH: return ObservedOutcome::timeout;
     case ECONNRESET:
     case EPIPE: return ObservedOutcome::reset;
     default: return ObservedOutcome::error;
@@ -57,6 +64,7 @@ model::Outcome to_model(ExpectedOutcome o) {
     case ExpectedOutcome::timeout: return model::Outcome::timeout;
     case ExpectedOutcome::reset: return model::Outcome::reset;
     case ExpectedOutcome::alive: return model::Outcome::alive;
+    case ExpectedOutcome::eof: return model::Outcome::eof;
   }
   return model::Outcome::alive;
 }
@@ -68,6 +76,7 @@ ExpectedOutcome from_model(model::Outcome o) {
     case model::Outcome::timeout: return ExpectedOutcome::timeout;
     case model::Outcome::reset: return ExpectedOutcome::reset;
     case model::Outcome::alive: return ExpectedOutcome::alive;
+    case model::Outcome::eof: return ExpectedOutcome::eof;
   }
   return ExpectedOutcome::alive;
 }
@@ -116,6 +125,15 @@ void judge_connection(ConnectionResult& r) {
         "the case expects {} but the timing model predicts {} for these settings; observed {}",
         expected_outcome, predicted, describe_observed(r.observed)));
   }
+  if (r.expected.errno_name && !r.expected.model_errno.empty() && *r.expected.errno_name != r.expected.model_errno)
+    return fail(fmt::format("the case expects {} but the timing model predicts {} for these settings; observed {}",
+                            *r.expected.errno_name, r.expected.model_errno, describe_observed(r.observed)));
+  // Under random loss a connection may also live: the copies are judged together.
+  if (r.expected.survival && r.observed.outcome == ObservedOutcome::alive) {
+    r.verdict = Verdict::pass;
+    r.message.clear();
+    return;
+  }
   const bool outcome_matches = to_string(r.observed.outcome) == expected_outcome;
   if (!outcome_matches)
     return fail(fmt::format("expected {} {}, observed {}", expected_outcome,
@@ -127,6 +145,11 @@ void judge_connection(ConnectionResult& r) {
                                            : r.observed.at_ms - r.expected.window.latest_ms,
                             side, describe_window(r.expected.window), describe_observed(r.observed)));
   }
+  const std::string expected_errno = r.expected.errno_name.value_or(r.expected.model_errno);
+  const bool ended_in_error = r.observed.outcome == ObservedOutcome::timeout || r.observed.outcome == ObservedOutcome::reset;
+  if (ended_in_error && !expected_errno.empty() && r.observed.errno_name != expected_errno)
+    return fail(fmt::format("expected {} with {}, observed {}", expected_outcome, expected_errno,
+                            describe_observed(r.observed)));
   if (r.expected.deadline_ms && r.observed.outcome != ObservedOutcome::alive &&
       r.observed.at_ms > *r.expected.deadline_ms)
     return fail(fmt::format("{} at {:.1f} ms misses the case's deadline of {:.1f} ms", expected_outcome,
@@ -141,12 +164,64 @@ void judge_connection(ConnectionResult& r) {
   r.message.clear();
 }
 
-Verdict case_verdict(const std::vector<ConnectionResult>& connections) {
+void judge_survival(SurvivalResult& s) {
+  const auto region = model::binomial_acceptance(s.copies, s.model, model::kFalseFailureRate);
+  s.accept_lo = region.lo;
+  s.accept_hi = region.hi;
+  s.false_failure = region.false_failure;
+  const auto where = fmt::format("{}: connection {} ({} copies)", s.where.str(), s.connection, s.copies);
+  const auto observed = fmt::format("{} of {} still open", s.alive, s.copies);
+  // The case states the share so a reader sees it; it must be what the model computes.
+  if (s.stated && std::abs(*s.stated - s.model) > 0.005) {
+    s.verdict = Verdict::fail;
+    s.message = fmt::format("{}: the case states survival {:g} but the model computes {:.4f} for these settings; "
+                            "observed {} (acceptance region [{}, {}] for {:.4f})",
+                            where, *s.stated, s.model, observed, s.accept_lo, s.accept_hi, s.model);
+    return;
+  }
+  if (s.alive < s.accept_lo || s.alive > s.accept_hi) {
+    s.verdict = Verdict::fail;
+    s.message = fmt::format(
+        "{}: {}, outside [{}, {}]: with survival {:.4f} that happens with probability below {:.1e} (two-sided "
+        "binomial test)",
+        where, observed, s.accept_lo, s.accept_hi, s.model, model::kFalseFailureRate);
+    return;
+  }
+  s.verdict = Verdict::pass;
+  s.message.clear();
+}
+
+std::vector<SurvivalResult> judge_copies(const std::vector<ConnectionResult>& connections,
+                                         std::optional<double> stated) {
+  std::vector<SurvivalResult> out;
+  for (const auto& r : connections) {
+    if (!r.expected.survival) continue;
+    const std::string base = r.name.substr(0, r.name.find('#'));
+    auto it = std::find_if(out.begin(), out.end(), [&](const SurvivalResult& s) { return s.connection == base; });
+    if (it == out.end()) {
+      SurvivalResult s;
+      s.connection = base;
+      s.where = r.where;
+      s.model = *r.expected.survival;
+      s.stated = stated;
+      out.push_back(s);
+      it = std::prev(out.end());
+    }
+    ++it->copies;
+    if (r.observed.outcome == ObservedOutcome::alive) ++it->alive;
+  }
+  for (auto& s : out) judge_survival(s);
+  return out;
+}
+
+Verdict case_verdict(const std::vector<ConnectionResult>& connections, const std::vector<SurvivalResult>& survival) {
   Verdict v = Verdict::pass;
   for (const auto& c : connections) {
     if (c.verdict == Verdict::error) return Verdict::error;
     if (c.verdict == Verdict::fail) v = Verdict::fail;
   }
+  for (const auto& s : survival)
+    if (s.verdict == Verdict::fail) v = Verdict::fail;
   return v;
 }
 

@@ -3,6 +3,9 @@
 // window and what happened. Pure: no I/O.
 #pragma once
 
+#include <optional>
+#include <vector>
+
 #include "harness/result.h"
 
 namespace kah {
@@ -10,14 +13,28 @@ namespace kah {
 // Fills result.verdict and result.message from expected, observed and prediction.
 void judge_connection(ConnectionResult& result);
 
-// A case passes only if every connection passes; error beats fail beats pass.
-Verdict case_verdict(const std::vector<ConnectionResult>& connections);
+// Fills verdict, message and the acceptance region from copies, alive, model and
+// stated: the stated survival must be the model's (to 0.005), and `alive` inside the
+// binomial acceptance region at model::kFalseFailureRate.
+void judge_survival(SurvivalResult& result);
+
+// Groups the copies of each connection that has an expected survival into one
+// SurvivalResult each (copies named "name#k" share "name"), judged.
+std::vector<SurvivalResult> judge_copies(const std::vector<ConnectionResult>& connections,
+                                         std::optional<double> stated);
+
+// A case passes only if every connection (and survival test) passes; error beats
+// fail beats pass.
+Verdict case_verdict(const std::vector<ConnectionResult>& connections,
+                     const std::vector<SurvivalResult>& survival = {});
 
 // "errno 110" -> "ETIMEDOUT" (the symbolic name, or "errno N" when unknown).
 std::string errno_name(int error);
 
-// Maps an observed socket end to an outcome: ETIMEDOUT -> timeout, ECONNRESET/EPIPE -> reset,
-// no error and EOF -> eof, anything else -> error.
+// Maps an observed socket end to an outcome: ETIMEDOUT -> timeout, and so are
+// EHOSTUNREACH/ENETUNREACH: on an established connection an ICMP error is only kept
+// as a soft error, which the kernel reports in place of ETIMEDOUT when its timer
+// gives up. ECONNRESET/EPIPE -> reset, no error and EOF -> eof, anything else -> error.
 ObservedOutcome outcome_of(int so_error, bool eof);
 
 model::Outcome to_model(ExpectedOutcome o);

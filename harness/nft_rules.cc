@@ -35,9 +35,84 @@ std::string fault_ruleset(FaultKind kind) {
     case FaultKind::none:
     case FaultKind::link_down:
     case FaultKind::peer_reboot:
-    case FaultKind::peer_freeze: return "";
+    case FaultKind::peer_freeze:
+    case FaultKind::conntrack_expire:
+    case FaultKind::conntrack_timeout:
+    case FaultKind::reject_rst:
+    case FaultKind::reject_icmp:
+    case FaultKind::loss: return "";
   }
   return "";
+}
+
+std::string router_ruleset(const RouterSpec& router, const std::string& client_if, const std::string& server_if) {
+  if (!router.nat && !router.firewall) return "";
+  std::string text = fmt::format("table {} {{\n", kRouterTable);
+  if (router.firewall) {
+    text += fmt::format(
+        "  counter invalid {{ }}\n"
+        "  counter refused {{ }}\n"
+        "  chain forward {{\n"
+        "    type filter hook forward priority filter; policy accept;\n"
+        "    ct state established,related accept\n"
+        "    ct state invalid counter name \"invalid\" drop\n"
+        "    iifname \"{0}\" oifname \"{1}\" ct state new accept\n"
+        "    counter name \"refused\" drop\n"
+        "  }}\n",
+        client_if, server_if);
+  }
+  if (router.nat) {
+    text += fmt::format(
+        "  chain postrouting {{\n"
+        "    type nat hook postrouting priority srcnat; policy accept;\n"
+        "    oifname \"{}\" masquerade\n"
+        "  }}\n",
+        server_if);
+  }
+  return text + "}\n";
+}
+
+std::uint32_t loss_threshold(double probability) {
+  const double k = probability * kLossScale + 0.5;
+  if (!(k >= 0)) return 0;
+  if (k >= kLossScale) return kLossScale;
+  return static_cast<std::uint32_t>(k);
+}
+
+std::string router_fault_ruleset(const FaultSpec& fault, const std::string& client_if) {
+  std::string rule;
+  switch (fault.kind) {
+    case FaultKind::reject_rst:
+      rule = fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with tcp reset", client_if);
+      break;
+    case FaultKind::reject_icmp:
+      // icmpx: ICMP host-unreachable for IPv4, ICMPv6 address-unreachable for IPv6.
+      rule = fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable",
+                         client_if);
+      break;
+    case FaultKind::loss:
+      rule = fmt::format("meta l4proto tcp numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
+                         loss_threshold(fault.probability.value_or(0)));
+      break;
+    case FaultKind::none:
+    case FaultKind::blackhole:
+    case FaultKind::drop_to_client:
+    case FaultKind::drop_to_server:
+    case FaultKind::link_down:
+    case FaultKind::peer_reboot:
+    case FaultKind::peer_freeze:
+    case FaultKind::conntrack_expire:
+    case FaultKind::conntrack_timeout: return "";
+  }
+  return fmt::format(
+      "table {} {{\n"
+      "  counter hit {{ }}\n"
+      "  chain forward {{\n"
+      "    type filter hook forward priority filter - 10; policy accept;\n"
+      "    {}\n"
+      "  }}\n"
+      "}}\n",
+      kFaultTable, rule);
 }
 
 std::string probe_counter_name(std::uint16_t client_port) {

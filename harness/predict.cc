@@ -17,6 +17,7 @@ const char* outcome_name(Outcome o) {
     case Outcome::timeout: return "timeout";
     case Outcome::reset: return "reset";
     case Outcome::alive: return "alive";
+    case Outcome::eof: return "eof";
   }
   return "alive";
 }
@@ -26,6 +27,7 @@ const char* peer_name(PeerBehaviour p) {
     case PeerBehaviour::answers: return "answers";
     case PeerBehaviour::silent: return "silent";
     case PeerBehaviour::rebooted: return "rebooted";
+    case PeerBehaviour::unreachable: return "unreachable";
   }
   return "silent";
 }
@@ -35,6 +37,7 @@ const char* peer_words(PeerBehaviour p) {
     case PeerBehaviour::answers: return "answers (healthy, or only its application is frozen)";
     case PeerBehaviour::silent: return "silent (blackhole, link down, lost packets)";
     case PeerBehaviour::rebooted: return "rebooted (lost the connection, answers with RST)";
+    case PeerBehaviour::unreachable: return "unreachable (a router answers with ICMP host unreachable)";
   }
   return "";
 }
@@ -78,6 +81,7 @@ std::string outcome_words(const model::Input& in, const model::Prediction& p) {
       return in.traffic == Traffic::connecting ? "ECONNREFUSED (the peer answers the SYN with an RST)"
                                                : "ECONNRESET (the peer answers with an RST)";
     case Outcome::alive: return "the connection stays open";
+    case Outcome::eof: return "EOF (the peer's application closed)";
   }
   return "";
 }
@@ -102,6 +106,11 @@ std::string textbook_words(const model::Input& in, const model::Prediction& p) {
         case PeerBehaviour::rebooted:
           return fmt::format("first probe {} s after the last segment received; the peer answers it with an RST.",
                              k.idle_s);
+        case PeerBehaviour::unreachable:
+          return fmt::format(
+              "the ICMP errors answering the probes are ignored (out of window): as with a silent peer, the kernel "
+              "gives up at {} + {} × {} s = {}, ETIMEDOUT.",
+              k.idle_s, k.count, k.interval_s, human_duration(p.nominal_ms));
         case PeerBehaviour::answers:
           return fmt::format(
               "a probe about every {} s (each answered probe restarts the idle clock), for as long as the peer's "

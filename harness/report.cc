@@ -1,6 +1,7 @@
 #include "harness/report.h"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -66,6 +67,17 @@ std::string console_case(const CaseResult& c, bool verbose) {
                        window_text(r.expected.window), o.probes);
     if (!r.message.empty()) out += fmt::format("        {}\n", r.message);
   }
+  for (const auto& s : c.survival) {
+    out += fmt::format("  {} {:<14} {} of {} alive, expected {:.4f} -> accept [{}, {}] (false-failure rate {:.1e})\n",
+                       verdict_tag(s.verdict), s.connection, s.alive, s.copies, s.model, s.accept_lo, s.accept_hi,
+                       s.false_failure);
+    if (!s.message.empty()) out += fmt::format("        {}\n", s.message);
+  }
+  if (verbose && !c.counters.empty()) {
+    std::string list;
+    for (const auto& [name, packets] : c.counters) list += fmt::format("{}{} = {}", list.empty() ? "" : ", ", name, packets);
+    out += fmt::format("  middlebox counters: {}\n", list);
+  }
   return out;
 }
 
@@ -102,6 +114,9 @@ nlohmann::json result_json(const RunResult& run) {
             {"earliest_ms", round1(r.expected.window.earliest_ms)},
             {"latest_ms", number_or_null(round1(r.expected.window.latest_ms))},
             {"nominal_ms", r.prediction.nominal_ms},
+            {"errno", r.expected.errno_name ? nlohmann::json(*r.expected.errno_name)
+                      : r.expected.model_errno.empty() ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(r.expected.model_errno)},
             {"probes", probes}}},
           {"observed",
            {{"outcome", to_string(r.observed.outcome)},
@@ -114,6 +129,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"settings", settings_json(r.model_input)},
       });
       if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
+      if (r.expected.survival) conns.back()["expected"]["survival"] = *r.expected.survival;
       if (!r.message.empty()) conns.back()["message"] = r.message;
       if (r.observed.woke_at_ms) conns.back()["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
       if (!r.evidence.pcap_client.empty())
@@ -122,6 +138,23 @@ nlohmann::json result_json(const RunResult& run) {
     nlohmann::json jc = {{"name", c.name}, {"file", c.file}, {"verdict", to_string(c.verdict)},
                          {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
     if (!c.error.empty()) jc["error"] = c.error;
+    if (!c.survival.empty()) {
+      nlohmann::json survival = nlohmann::json::array();
+      for (const auto& s : c.survival) {
+        nlohmann::json js = {{"connection", s.connection},
+                             {"copies", s.copies},
+                             {"alive", s.alive},
+                             {"expected", s.model},
+                             {"accept", {s.accept_lo, s.accept_hi}},
+                             {"false_failure_rate", s.false_failure},
+                             {"verdict", to_string(s.verdict)}};
+        if (s.stated) js["stated"] = *s.stated;
+        if (!s.message.empty()) js["message"] = s.message;
+        survival.push_back(std::move(js));
+      }
+      jc["survival"] = std::move(survival);
+    }
+    if (!c.counters.empty()) jc["middlebox_counters"] = c.counters;
     cases.push_back(std::move(jc));
   }
   return {{"kernel", run.kernel},

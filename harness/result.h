@@ -3,6 +3,8 @@
 // the judge, read by the reporters.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +27,12 @@ struct Expected {
   model::Window window;                   // from the model (alive: [horizon, inf))
   std::optional<double> deadline_ms;      // the case's own requirement
   std::optional<model::Outcome> model_outcome;  // what the model predicts for this connection
+  std::optional<std::string> errno_name;  // the case's [expect] errno
+  std::string model_errno;                // what the model predicts the application reads ("" = nothing)
+  // Random faults: the model's probability that the connection is still open at the
+  // horizon. Staying open is then as good as ending inside the window; the share
+  // that stays open is judged over the copies (SurvivalResult).
+  std::optional<double> survival;
 };
 
 struct Observed {
@@ -71,6 +79,22 @@ struct ConnectionResult {
   std::string message;  // why it failed, or "" when it passed
 };
 
+// Random faults: how many copies of one connection (one family) are still open at
+// the horizon, against the model's survival probability, by a two-sided binomial
+// test whose false-failure rate is at most model::kFalseFailureRate.
+struct SurvivalResult {
+  std::string connection;  // "c1-v4": the copies "c1-v4#1" .. "#n"
+  SourcePos where;         // the [[connection]]
+  int copies = 0;
+  int alive = 0;
+  double model = 0;               // P(alive) from the model
+  std::optional<double> stated;   // [expect] survival
+  int accept_lo = 0, accept_hi = 0;  // `alive` must fall in [lo, hi]
+  double false_failure = 0;       // P(outside [lo, hi]) were the model right
+  Verdict verdict = Verdict::error;
+  std::string message;
+};
+
 struct CaseResult {
   std::string name;
   std::string file;
@@ -78,6 +102,8 @@ struct CaseResult {
   std::string error;    // set when the case could not run (verdict error)
   double wall_ms = 0;
   std::vector<ConnectionResult> connections;
+  std::vector<SurvivalResult> survival;           // random faults only
+  std::map<std::string, std::uint64_t> counters;  // middlebox evidence: "router.invalid", "fault.hit"
 };
 
 struct RunResult {

@@ -1,5 +1,6 @@
 #include "harness/runner.h"
 
+#include <sys/socket.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -18,29 +19,19 @@
 #include "harness/capture_evidence.h"
 #include "harness/endpoints.h"
 #include "harness/evidence/capture.h"
+#include "harness/faults.h"
 #include "harness/judge.h"
 #include "harness/kernel_info.h"
 #include "harness/nft.h"
 #include "harness/nft_rules.h"
+#include "harness/plan.h"
 #include "harness/progress.h"
+#include "harness/scheduler.h"
+#include "harness/server_app.h"
 #include "harness/topology.h"
 #include "harness/watcher.h"
 
 namespace kah {
-
-model::PeerBehaviour peer_behaviour(FaultKind fault) {
-  switch (fault) {
-    case FaultKind::none:
-    case FaultKind::peer_freeze: return model::PeerBehaviour::answers;
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-    case FaultKind::link_down: return model::PeerBehaviour::silent;
-    case FaultKind::peer_reboot: return model::PeerBehaviour::rebooted;
-  }
-  return model::PeerBehaviour::silent;
-}
-
 namespace {
 
 const char* model_outcome_name(model::Outcome o) {
@@ -48,14 +39,13 @@ const char* model_outcome_name(model::Outcome o) {
     case model::Outcome::timeout: return "timeout";
     case model::Outcome::reset: return "reset";
     case model::Outcome::alive: return "horizon";
+    case model::Outcome::eof: return "eof";
   }
   return "?";
 }
 
 constexpr std::uint16_t kServerPort = 7000;
 constexpr double kIdleTimeoutMs = 2000;       // for the last ACK of the exchange to arrive
-constexpr double kHorizonMarginMs = 1000;     // watched beyond the latest expected end
-constexpr double kAliveExtraMs = 3000;        // an alive peer is watched this long past the last probe
 
 // One tested connection: a copy of a [[connection]].
 struct Instance {
@@ -66,7 +56,13 @@ struct Instance {
   EffectiveKeepalive keepalive;
   double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
   model::Input model_input;
-  model::Prediction prediction;
+  Forecast forecast;
+};
+
+// When delayed writes (send_after_s) actually went out, filled on the Scheduler's thread.
+struct SentTimes {
+  std::mutex mutex;
+  std::vector<std::optional<double>> at_ms;
 };
 
 // What the Watcher reports, shared with its callbacks (which may outlive a wait).
@@ -90,7 +86,8 @@ model::Traffic model_traffic(Traffic t) {
   return model::Traffic::idle;
 }
 
-model::Input model_input(const Instance& inst, const FaultSpec& fault, const model::Kernel& kernel,
+// The socket's side of the model's input; the path's side comes from plan.h.
+model::Input model_input(const Instance& inst, const model::Kernel& kernel,
                          const model::Retransmission& retransmission) {
   model::Input in;
   in.keepalive.enabled = inst.keepalive.enabled;
@@ -100,7 +97,6 @@ model::Input model_input(const Instance& inst, const FaultSpec& fault, const mod
   in.keepalive.user_timeout_ms = inst.keepalive.user_timeout_ms;
   in.kernel = kernel;
   in.retransmission = retransmission;
-  in.peer = peer_behaviour(fault.kind);
   in.traffic = model_traffic(inst.spec->traffic);
   if (inst.spec->traffic != Traffic::connecting)
     in.armed_at_ms = inst.link.established_ms - inst.link.last_received_ms;
@@ -118,31 +114,38 @@ model::Retransmission retransmission_settings(const netns::Namespace& client) {
 // Data that stays unacknowledged once the peer is gone (Traffic::sending).
 constexpr char kPayload[] = "data the peer never acknowledges";
 
-// How long to watch, from the last received segment: the case's horizon, else just
-// past the latest end the model allows, else (a connection expected to live) a few
-// seconds past the point where a dead peer would have been declared dead.
-double default_horizon_ms(const Instance& inst) {
-  if (inst.prediction.window.bounded()) return inst.prediction.window.latest_ms + kHorizonMarginMs;
-  const auto& k = inst.keepalive;
-  if (!k.enabled) return 5000;
-  return 1000.0 * (k.idle_s + k.count * k.interval_s) + kAliveExtraMs;
+// What a fault acts on: the server's sockets, the peer process, the flows.
+FaultTargets fault_targets(std::vector<Instance>& instances, std::optional<PeerProcess>& peer_app,
+                           const Topology& topology) {
+  FaultTargets t;
+  if (peer_app) t.peer_app = &*peer_app;
+  for (auto& inst : instances) {
+    if (inst.link.server) t.server_sockets.push_back(&inst.link.server);
+    if (inst.link.client_port != 0)
+      t.flows.push_back({topology.address(Host::client, inst.spec->family), inst.link.client_port,
+                         topology.address(Host::server, inst.spec->family), kServerPort});
+  }
+  return t;
 }
 
-void apply_fault(const FaultSpec& fault, Topology& topology, std::vector<Instance>& instances,
-                 std::optional<PeerProcess>& peer_app) {
-  switch (fault.kind) {
-    case FaultKind::none: return;
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-      nft_apply(topology.ns(Host::server), fault_ruleset(fault.kind));
-      return;
-    case FaultKind::link_down: topology.set_link_up(Host::server, false); return;
-    case FaultKind::peer_reboot:
-      for (auto& inst : instances) close_silently(std::move(inst.link.server));
-      return;
-    case FaultKind::peer_freeze: peer_app->freeze(); return;
-  }
+// Writes the payload at `when_ms` (a request after an idle period); a connection that
+// has already ended just refuses it (MSG_NOSIGNAL: no SIGPIPE).
+void schedule_write(Scheduler& scheduler, int fd, double when_ms, std::shared_ptr<SentTimes> sent, std::size_t i) {
+  scheduler.at(when_ms, [fd, sent, i] {
+    const double now = monotonic_ms();
+    if (::send(fd, kPayload, sizeof kPayload, MSG_NOSIGNAL) < 0) return;
+    std::lock_guard lock(sent->mutex);
+    sent->at_ms[i] = now;
+  });
+}
+
+ConnectionFacts facts_of(const Instance& inst, double fault_at, std::optional<double> send_at) {
+  ConnectionFacts f;
+  f.family = inst.spec->family;
+  f.fault_at_ms = fault_at - inst.origin_ms;
+  f.server_activity_ms = inst.link.server_activity_ms - inst.origin_ms;
+  if (send_at) f.send_at_ms = *send_at - inst.origin_ms;
+  return f;
 }
 
 // A case's two captures in the shared CaptureLoop: taken back at the end of the
@@ -180,7 +183,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
   const double started = monotonic_ms();
   try {
     const FaultSpec fault = c.faults.empty() ? FaultSpec{} : c.faults.front();
-    auto topology = build_pair_topology(c.name, c.sysctls);
+    auto topology = build_topology(c);
     const auto& client_ns = topology->ns(Host::client);
     const auto& server_ns = topology->ns(Host::server);
     // Captures on both ends of the link from before the first connection, so the
@@ -198,6 +201,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     for (auto f : families)
       listeners[f] = open_listener(server_ns, f, topology->address(Host::server, f), kServerPort);
 
+    const Exchange exchange = exchange_for(c.server);
     std::vector<Instance> instances;
     for (const auto& spec : c.connections) {
       auto sockets = open_client_sockets(client_ns, spec, spec.copies);
@@ -208,7 +212,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
         inst.client = std::move(sockets[static_cast<std::size_t>(i)]);
         if (spec.traffic != Traffic::connecting) {
           inst.link = establish(inst.client.get(), listeners[spec.family].get(), spec.family,
-                                topology->address(Host::server, spec.family), kServerPort);
+                                topology->address(Host::server, spec.family), kServerPort, exchange);
           inst.origin_ms = inst.link.last_received_ms;
           inst.model_input.retransmission.first_rto_ms = rto_ms(inst.client.get());
         }
@@ -234,11 +238,21 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       for (auto& inst : instances) inst.link.server.reset();  // only the peer process holds them now
     }
 
+    // Timers of the harness process: the server application's idle timeout, requests
+    // after an idle period. Declared after the instances, so it stops before their
+    // sockets close.
+    Scheduler timeline;
+    if (c.server.idle_close_s)
+      for (auto& inst : instances)
+        if (inst.link.server)
+          close_when_idle(timeline, std::move(inst.link.server),
+                          inst.link.server_activity_ms + 1000.0 * *c.server.idle_close_s);
+
     const auto retransmission = retransmission_settings(client_ns);
     for (auto& inst : instances) {
       auto settings = retransmission;
       settings.first_rto_ms = std::max(settings.rto_min_ms, inst.model_input.retransmission.first_rto_ms);
-      inst.model_input = model_input(inst, fault, options.kernel, settings);
+      inst.model_input = model_input(inst, options.kernel, settings);
       if (clock != nullptr && inst.spec->traffic != Traffic::connecting)
         inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
     }
@@ -257,13 +271,20 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       if (instances[i].spec->traffic != Traffic::connecting) watch(i);
 
     const double fault_at = monotonic_ms();
-    apply_fault(fault, *topology, instances, peer_app);
+    auto targets = fault_targets(instances, peer_app, *topology);
+    apply_fault(fault, *topology, targets);
     spdlog::debug("{}: {} applied at +{:.1f} ms", c.name, to_string(fault.kind), fault_at - started);
 
+    auto sent = std::make_shared<SentTimes>();
+    sent->at_ms.resize(instances.size());
+    std::vector<std::optional<double>> planned_send(instances.size());
     for (std::size_t i = 0; i < instances.size(); ++i) {
       auto& inst = instances[i];
-      if (inst.spec->traffic == Traffic::sending) {
-        inst.model_input.data_sent_at_ms = monotonic_ms() - inst.origin_ms;
+      if (inst.spec->traffic == Traffic::sending && inst.spec->send_after_s) {
+        planned_send[i] = inst.origin_ms + 1000.0 * *inst.spec->send_after_s;
+        schedule_write(timeline, inst.client.get(), *planned_send[i], sent, i);
+      } else if (inst.spec->traffic == Traffic::sending) {
+        planned_send[i] = monotonic_ms();
         if (::write(inst.client.get(), kPayload, sizeof kPayload) < 0)
           throw_errno(fmt::format("connection {}: cannot write after the fault", inst.name));
       } else if (inst.spec->traffic == Traffic::connecting) {
@@ -277,20 +298,17 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
 
     double watch_until = 0;
     if (options.progress != nullptr) options.progress->case_started(c.name);
-    for (auto& inst : instances) {
-      inst.model_input.horizon_ms = 0;
-      inst.prediction = model::predict(inst.model_input);
-      const double horizon = c.horizon_s ? fault_at - inst.origin_ms + *c.horizon_s * 1000.0
-                                         : default_horizon_ms(inst);
-      inst.model_input.horizon_ms = horizon;
-      inst.prediction = model::predict(inst.model_input);
-      watch_until = std::max(watch_until, inst.origin_ms + horizon);
+    for (std::size_t i = 0; i < instances.size(); ++i) {
+      auto& inst = instances[i];
+      inst.forecast = forecast(c, *inst.spec, inst.model_input, facts_of(inst, fault_at, planned_send[i]));
+      watch_until = std::max(watch_until, inst.origin_ms + inst.forecast.horizon_ms);
       if (options.progress != nullptr) {
-        for (const auto& p : inst.prediction.probes)
+        const auto& prediction = inst.forecast.prediction;
+        for (const auto& p : prediction.probes)
           options.progress->expect(c.name, fmt::format("{} probe {}", inst.name, p.index + 1),
                                    inst.origin_ms + p.window.earliest_ms);
-        options.progress->expect(c.name, fmt::format("{} {}", inst.name, model_outcome_name(inst.prediction.outcome)),
-                                 inst.origin_ms + inst.prediction.window.earliest_ms);
+        options.progress->expect(c.name, fmt::format("{} {}", inst.name, model_outcome_name(prediction.outcome)),
+                                 inst.origin_ms + prediction.window.earliest_ms);
       }
     }
     {
@@ -302,6 +320,19 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       }
     }
     for (auto& inst : instances) watcher.forget(inst.client.get());
+    if (auto failure = timeline.failure()) std::rethrow_exception(failure);
+    // A delayed write went out a little after its planned instant: judge against the
+    // window for the actual one (the horizon stays).
+    {
+      std::lock_guard lock(sent->mutex);
+      for (std::size_t i = 0; i < instances.size(); ++i) {
+        auto& inst = instances[i];
+        if (!inst.spec->send_after_s || !sent->at_ms[i]) continue;
+        auto facts = facts_of(inst, fault_at, sent->at_ms[i]);
+        facts.horizon_ms = inst.forecast.horizon_ms;
+        inst.forecast = forecast(c, *inst.spec, inst.model_input, facts);
+      }
+    }
 
     const auto probes = nft_counters(client_ns, kProbeTable);
     std::optional<CaseCaptures> seen;
@@ -312,7 +343,8 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
                               watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
     }
     // An unplugged link drops probes before the capture point: they cannot be checked.
-    const bool probes_visible = fault.kind != FaultKind::link_down;
+    const bool link_unplugged = fault.kind == FaultKind::link_down;
+    result.counters = middlebox_counters(c, *topology);
     std::lock_guard lock(ends->mutex);
     for (std::size_t i = 0; i < instances.size(); ++i) {
       const auto& inst = instances[i];
@@ -320,19 +352,23 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       r.name = inst.name;
       r.family = inst.spec->family;
       r.where = inst.spec->where;
-      r.model_input = inst.model_input;
-      r.prediction = inst.prediction;
+      r.model_input = inst.forecast.input;
+      const auto& prediction = inst.forecast.prediction;
+      r.prediction = prediction;
       r.expected.outcome = c.expect.outcome;
       r.expected.deadline_ms = c.expect.deadline_ms;
-      r.expected.model_outcome = inst.prediction.outcome;
-      r.expected.window = inst.prediction.window;
+      r.expected.model_outcome = prediction.outcome;
+      r.expected.window = prediction.window;
+      r.expected.errno_name = c.expect.errno_name;
+      r.expected.model_errno = prediction.errno_name;
+      r.expected.survival = inst.forecast.survival;
       if (const auto& end = ends->ends[i]) {
         r.observed.outcome = outcome_of(end->so_error, end->eof);
         r.observed.errno_name = errno_name(end->so_error);
         r.observed.at_ms = end->at_ms - inst.origin_ms;
       } else {
         r.observed.outcome = ObservedOutcome::alive;
-        r.observed.at_ms = inst.model_input.horizon_ms;
+        r.observed.at_ms = inst.forecast.horizon_ms;
       }
       if (auto it = probes.find(probe_counter_name(inst.link.client_port));
           inst.link.client_port != 0 && it != probes.end())
@@ -341,7 +377,12 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
                         topology->address(Host::server, inst.spec->family), inst.link.client_port, kServerPort};
       const bool captured = seen && inst.link.client_port != 0;
       if (captured) {
-        attach_capture_evidence(r, *seen, key, inst.link.last_received_realtime_ms, probes_visible);
+        // The model lists every probe only for an idle connection that keepalive
+        // ends or keeps; data in flight and application closes have no schedule.
+        const bool schedule_known = inst.forecast.input.traffic == model::Traffic::idle &&
+                                    inst.forecast.prediction.outcome != model::Outcome::eof;
+        attach_capture_evidence(r, *seen, key, inst.link.last_received_realtime_ms,
+                                schedule_known && !link_unplugged);
         r.evidence.fault_ms = fault_at - inst.origin_ms;
       }
       judge_connection(r);
@@ -349,7 +390,8 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
         write_connection_pcaps(r, *seen, key, options.pcap_dir, c.name);
       result.connections.push_back(std::move(r));
     }
-    result.verdict = case_verdict(result.connections);
+    result.survival = judge_copies(result.connections, c.expect.survival);
+    result.verdict = case_verdict(result.connections, result.survival);
     if (options.keep) topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;

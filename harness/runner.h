@@ -50,7 +50,4 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
                     const JiffyClock* clock);
 RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options);
 
-// The model's view of what the peer does after `fault`.
-model::PeerBehaviour peer_behaviour(FaultKind fault);
-
 }  // namespace kah

@@ -19,7 +19,9 @@ std::vector<Case> sweep_cases(const SweepOptions& options) {
     c.description = "random keepalive settings against a peer that " +
                     std::string(reboot ? "reboots" : "goes silent");
     c.file = fmt::format("sweep (seed {})", options.seed);
-    c.faults.push_back({reboot ? FaultKind::peer_reboot : FaultKind::blackhole, {}});
+    FaultSpec fault;
+    fault.kind = reboot ? FaultKind::peer_reboot : FaultKind::blackhole;
+    c.faults.push_back(fault);
     c.expect.outcome = reboot ? ExpectedOutcome::reset : ExpectedOutcome::timeout;
     for (int i = first; i < std::min(options.connections, first + options.per_case); ++i) {
       ConnectionSpec spec;

@@ -23,6 +23,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -203,6 +204,29 @@ std::string Namespace::read_sysctl(std::string_view key) const {
   });
   while (!value.empty() && (value.back() == '\n' || value.back() == ' ')) value.pop_back();
   return value;
+}
+
+std::map<std::string, std::uint64_t> Namespace::netstat() const {
+  // /proc/net is the process's namespace; /proc/thread-self/net is the thread's,
+  // which inside run() is this one.
+  const std::string what = fmt::format("cannot read the netstat counters of namespace {}", label_);
+  const std::string text = run([&] {
+    UniqueFd fd = open_or_throw("/proc/thread-self/net/netstat", O_RDONLY, what);
+    return read_all(fd.get(), what);
+  });
+  // Pairs of lines: "TcpExt: Name1 Name2 ..." then "TcpExt: 1 2 ...".
+  std::map<std::string, std::uint64_t> out;
+  std::istringstream lines(text);
+  std::string names, values;
+  while (std::getline(lines, names) && std::getline(lines, values)) {
+    std::istringstream n(names), v(values);
+    std::string prefix, name, value;
+    n >> prefix;
+    v >> value;  // the same prefix
+    if (!prefix.empty() && prefix.back() == ':') prefix.pop_back();
+    while (n >> name && v >> value) out[prefix + "." + name] = std::stoull(value);
+  }
+  return out;
 }
 
 void Namespace::pin(const std::string& name) {

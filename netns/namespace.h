@@ -10,7 +10,9 @@
 
 #include <exception>
 #include <filesystem>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,6 +68,10 @@ class Namespace {
   // so a case can never change the host.
   void write_sysctl(std::string_view key, std::string_view value) const;
   std::string read_sysctl(std::string_view key) const;
+
+  // The namespace's TCP/IP extended counters (/proc/net/netstat, "TcpExt" and
+  // "IpExt" lines) as "TcpExt.OutOfWindowIcmps" -> value: evidence of what its kernel did.
+  std::map<std::string, std::uint64_t> netstat() const;
 
   // Bind-mounts the namespace at /run/netns/NAME so `ip netns exec NAME` can inspect it
   // (--keep). The mount is removed with the object unless release_pin() was called.

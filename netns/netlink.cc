@@ -60,6 +60,14 @@ NlSocket NlSocket::route() {
   return owner;
 }
 
+NlSocket NlSocket::netfilter() {
+  nl_sock* sock = nl_socket_alloc();
+  if (sock == nullptr) throw std::system_error(NLE_NOMEM, netlink_category(), "cannot allocate netlink socket");
+  NlSocket owner(sock);
+  check_nl(nl_connect(sock, NETLINK_NETFILTER), "cannot connect NETLINK_NETFILTER socket");
+  return owner;
+}
+
 NlSocket::NlSocket(NlSocket&& other) noexcept : sock_(std::exchange(other.sock_, nullptr)) {}
 
 NlSocket& NlSocket::operator=(NlSocket&& other) noexcept {

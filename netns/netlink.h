@@ -20,6 +20,8 @@ class NlSocket {
  public:
   // Allocates and connects a NETLINK_ROUTE socket in the calling thread's namespace.
   static NlSocket route();
+  // The same for NETLINK_NETFILTER (conntrack tables, through libnl-nf).
+  static NlSocket netfilter();
   NlSocket(NlSocket&& other) noexcept;
   NlSocket& operator=(NlSocket&& other) noexcept;
   NlSocket(const NlSocket&) = delete;

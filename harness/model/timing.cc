@@ -810,7 +810,26 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   if (!ev.retransmissions.empty())
     ev.steps.push_back(fmt::format("retransmission 1: {}; {} in all", span_text(ev.retransmissions[0], slack_of(in.kernel)),
                                    ev.retransmissions.size()));
-  ev.steps.push_back(fmt::format("ETIMEDOUT: {}", span_text(ev.outcome, slack_of(in.kernel))));
+  if (!syn && in.peer == PeerBehaviour::unreachable && in.icmp_reverts_backoff && !ev.retransmissions.empty()) {
+    // RFC 6069: the ICMP error for each retransmission takes its backoff back and
+    // re-arms the timer for the base RTO less the time since that retransmission, so
+    // the timer fires about once per base RTO (armed from softirq, level 0 for a
+    // 200 ms RTO: +-1 jiffy). The abort test is by time since retrans_stamp (the
+    // first retransmission), made at each firing.
+    const double doubt_ms = grid.tick_ms + 1;
+    const double period_max_ms = grid.ms(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
+    const Span first = ev.retransmissions.front();
+    ev.outcome = Span{first.lo + r.abort_after_ms - doubt_ms, first.hi + r.abort_after_ms + doubt_ms + period_max_ms};
+    ev.retransmissions.resize(1);
+    ev.retransmission_certain.resize(1);
+    ev.steps.push_back(fmt::format(
+        "each retransmission draws an ICMP host unreachable, which undoes its RTO backoff (RFC 6069, IPv4 only): the "
+        "timer keeps firing about every {} instead of doubling, and aborts at the first firing {} after the first "
+        "retransmission",
+        ms_text(grid.ms(r.first_rto)), ms_text(r.abort_after_ms)));
+  }
+  ev.steps.push_back(fmt::format("{}: {}", in.peer == PeerBehaviour::unreachable ? "EHOSTUNREACH" : "ETIMEDOUT",
+                                 span_text(ev.outcome, slack_of(in.kernel))));
 }
 
 // ---------------------------------------------------------------------------
@@ -949,14 +968,22 @@ Prediction predict(const Input& in) {
         break;
       }
       switch (in.peer) {
+        case PeerBehaviour::unreachable:
+          p.steps.push_back(
+              "each probe is answered with ICMP host unreachable, but a probe's sequence number is snd_una - 1, "
+              "outside [snd_una, snd_nxt]: the kernel drops the error as out of window (OutOfWindowIcmps), "
+              "stores no soft error, and keepalive runs as if nothing came back");
+          [[fallthrough]];
         case PeerBehaviour::silent:
           p.outcome = Outcome::timeout;
+          p.errno_name = "ETIMEDOUT";
           p.rst_sent = true;
           p.nominal_ms = nominal_keepalive_abort_ms(in.keepalive);
           path = Path::keepalive_dead;
           break;
         case PeerBehaviour::rebooted:
           p.outcome = Outcome::reset;
+          p.errno_name = "ECONNRESET";
           p.nominal_ms = 1000.0 * in.keepalive.idle_s;
           path = Path::keepalive_dead;
           break;
@@ -969,8 +996,21 @@ Prediction predict(const Input& in) {
     case Traffic::data_in_flight:
     case Traffic::connecting:
       switch (in.peer) {
+        case PeerBehaviour::unreachable:
+          if (in.traffic == Traffic::connecting)
+            throw std::invalid_argument(
+                "connect() to an unreachable peer fails at the first ICMP error (EHOSTUNREACH, no timer): not modelled");
+          p.steps.push_back(
+              "the data is answered with ICMP host unreachable: its sequence number is in window, so the kernel keeps "
+              "EHOSTUNREACH as the socket's soft error and reports it, instead of ETIMEDOUT, when it gives up");
+          p.outcome = Outcome::timeout;
+          p.errno_name = "EHOSTUNREACH";
+          p.nominal_ms = nominal_retransmission_abort_ms(in);
+          path = Path::retransmission;
+          break;
         case PeerBehaviour::silent:
           p.outcome = Outcome::timeout;
+          p.errno_name = "ETIMEDOUT";
           p.nominal_ms = nominal_retransmission_abort_ms(in);
           path = Path::retransmission;
           break;
@@ -979,6 +1019,7 @@ Prediction predict(const Input& in) {
           // at once: the data (or the SYN) itself draws it, no timer is involved.
           const double sent = in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms;
           p.outcome = Outcome::reset;
+          p.errno_name = in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET";
           p.nominal_ms = sent + in.kernel.rtt_ms;
           p.window = Window{sent - std::max(0.0, in.kernel.receive_delay_ms), sent + in.kernel.rtt_ms + slack_of(in.kernel)};
           p.steps.push_back(fmt::format(
@@ -1098,6 +1139,7 @@ Prediction predict(const Input& in) {
       p.window = with_slack(outcome, slack + in.kernel.rtt_ms);
       break;
     case Outcome::alive:
+    case Outcome::eof:  // never set above
       p.nominal_ms = in.horizon_ms;
       p.window = Window{in.horizon_ms, kInf};
       break;

@@ -33,13 +33,21 @@
 
 namespace kah::model {
 
-enum class Outcome { timeout, reset, alive };
+// eof: the peer's application closed the connection (FIN). predict() never returns
+// it (no timer of the tested socket is involved); see application.h.
+enum class Outcome { timeout, reset, alive, eof };
 
 // What the peer (or the path to it) does once the fault is applied.
 enum class PeerBehaviour {
   answers,   // healthy peer, or frozen application: its kernel ACKs every probe
   silent,    // nothing comes back: blackhole, lost replies, lost probes, link down
   rebooted,  // the peer lost the connection state: it answers the first segment with RST
+  // Every segment is answered with ICMP host unreachable (a rejecting router). An
+  // error for a keepalive probe is dropped as out of window (the probe's sequence
+  // number is snd_una - 1, tcp_v4_err/tcp_v6_err want [snd_una, snd_nxt]): keepalive
+  // ends as with a silent peer, ETIMEDOUT. An error for data is kept as the socket's
+  // soft error, which the retransmission timer reports when it gives up: EHOSTUNREACH.
+  unreachable,
 };
 
 // What the tested connection is doing when the fault hits.
@@ -154,6 +162,12 @@ struct Input {
   std::optional<double> sent_by_ms;
   // How long the run watches; a connection still open then is "alive".
   double horizon_ms = 0;
+  // PeerBehaviour::unreachable with data in flight, IPv4: each ICMP unreachable for the
+  // retransmitted head undoes one RTO backoff (RFC 6069, tcp_ld_RTO_revert(); IPv6 has
+  // no such code). With every retransmission answered (no ICMP rate limit on the
+  // sender of the errors) the RTO stays at its base: one retransmission per RTO until
+  // the time-based abort, instead of a doubling chain.
+  bool icmp_reverts_backoff = false;
 };
 
 struct ProbeWindow {
@@ -172,6 +186,7 @@ struct Prediction {
   double nominal_ms = 0;              // the textbook figure (no timer lateness)
   std::vector<ProbeWindow> probes;    // every probe expected before the outcome (or the horizon)
   bool rst_sent = false;              // does the client send an RST when it gives up
+  std::string errno_name;             // what the application reads: "ETIMEDOUT", "ECONNRESET", ...; "" if alive
   std::vector<std::string> steps;     // human explanation, one line per step
   // Traffic::data_in_flight: the RTO retransmissions (index 0 = the first, which starts
   // retrans_stamp); Traffic::connecting: the SYN retransmissions. Empty when idle.

@@ -147,6 +147,9 @@ const char* const kSysctls[] = {
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
     "net.ipv4.tcp_retries2",       "net.ipv4.ip_forward",          "net.ipv6.conf.all.forwarding",
     "net.ipv6.conf.all.keep_addr_on_down",
+    // What a routed topology's router and its faults write in their own namespace.
+    "net.netfilter.nf_conntrack_tcp_loose", "net.netfilter.nf_conntrack_tcp_timeout_established",
+    "net.ipv4.icmp_ratelimit", "net.ipv6.icmp.ratelimit",
 };
 
 void diff_lines(const char* kind, const std::vector<std::string>& before, const std::vector<std::string>& after,

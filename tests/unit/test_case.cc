@@ -253,6 +253,8 @@ TEST_CASE("bad case files are refused with file:line:column and a message", "[ca
       {"bad-fault-kind.toml", 9, 8, "unknown fault kind 'blackhol'; did you mean 'blackhole'?"},
       {"sysctl-outside-net.toml", 10, 1, "sysctl 'kernel.panic' is outside net.: only network sysctls are per namespace"},
       {"two-faults.toml", 11, 1, "only one [[fault]] per case is supported for now, found 2"},
+      {"middlebox-fault-on-pair.toml", 9, 8, "fault \"conntrack-expire\" acts on the router: it needs topology = \"routed\""},
+      {"loss-without-survival.toml", 14, 1, "missing required key 'survival' in [expect]"},
   }));
   const fs::path file = kSourceDir / "tests/data/bad" / bad.file;
   INFO(file);
@@ -482,4 +484,154 @@ TEST_CASE("every case in the library parses", "[case][library]") {
       if (k.interval_s && k.count) CHECK(k.idle_s.value_or(0) + *k.interval_s * *k.count <= 12);
     }
   }
+}
+
+// ---- Middleboxes, the server application, and statistical expectations -------
+
+TEST_CASE("a routed case with a router, a server application and every new key", "[case][middlebox]") {
+  const std::string text = R"(name = "routed"
+description = "every middlebox key"
+topology = "routed"
+
+[router]
+nat = true
+firewall = true
+conntrack_loose = false
+established_timeout_s = 2
+
+[server]
+protocol = "http"
+idle_close_s = 2.5
+
+[[connection]]
+name = "c1"
+family = "both"
+traffic = "sending"
+send_after_s = 3
+
+[sysctl.router]
+"net.ipv4.tcp_retries2" = 3
+
+[[fault]]
+kind = "conntrack-timeout"
+
+[expect]
+outcome = "timeout"
+errno = "EHOSTUNREACH"
+)";
+  // idle_close_s wants idle connections and no fault: drop those two for this test.
+  std::string good = text;
+  good.replace(good.find("[server]"), std::string("[server]\nprotocol = \"http\"\nidle_close_s = 2.5\n").size(),
+               "[server]\nprotocol = \"http\"\n");
+  const kah::Case c = kah::parse_case(good, "routed.toml");
+  CHECK(c.topology == kah::TopologyKind::routed);
+  CHECK(c.router.nat);
+  CHECK(c.router.firewall);
+  REQUIRE(c.router.conntrack_loose.has_value());
+  CHECK_FALSE(*c.router.conntrack_loose);
+  CHECK(c.router.established_timeout_s == 2);
+  CHECK(c.router.where.str() == "routed.toml:5:1");
+  CHECK(c.server.protocol == kah::AppProtocol::http);
+  CHECK_FALSE(c.server.idle_close_s.has_value());
+  REQUIRE(c.connections.size() == 2);
+  CHECK(c.connections[0].send_after_s == 3.0);
+  CHECK(c.sysctls.at("router").at("net.ipv4.tcp_retries2") == "3");
+  CHECK(c.faults.front().kind == kah::FaultKind::conntrack_timeout);
+  CHECK(c.expect.errno_name == "EHOSTUNREACH");
+}
+
+TEST_CASE("defaults: pair topology, kernel router settings, raw server without idle timeout", "[case][middlebox]") {
+  const kah::Case c = kah::parse_case(kMinimal, "m.toml");
+  CHECK(c.topology == kah::TopologyKind::pair);
+  CHECK_FALSE(c.router.nat);
+  CHECK_FALSE(c.router.firewall);
+  CHECK_FALSE(c.router.conntrack_loose.has_value());
+  CHECK_FALSE(c.router.established_timeout_s.has_value());
+  CHECK(c.server.protocol == kah::AppProtocol::raw);
+  CHECK_FALSE(c.server.idle_close_s.has_value());
+  CHECK_FALSE(c.connections[0].send_after_s.has_value());
+  CHECK_FALSE(c.expect.errno_name.has_value());
+  CHECK_FALSE(c.expect.survival.has_value());
+}
+
+TEST_CASE("loss: probability and survival", "[case][middlebox]") {
+  const kah::Case c = kah::parse_case(R"(name = "l"
+description = "d"
+topology = "routed"
+[[connection]]
+name = "c1"
+copies = 40
+[[fault]]
+kind = "loss"
+probability = 0.3
+[expect]
+outcome = "timeout"
+survival = 0.49
+)",
+                                      "l.toml");
+  CHECK(c.faults.front().probability == 0.3);
+  CHECK(c.expect.survival == 0.49);
+  CHECK(c.expect.outcome == kah::ExpectedOutcome::timeout);
+}
+
+namespace {
+const std::string kRouted = "name = \"t\"\ndescription = \"d\"\ntopology = \"routed\"\n";
+// Line 4 onwards: what each test adds, then one connection and an expectation.
+std::string routed_with(const std::string& head, const std::string& fault = "", const std::string& expect = "") {
+  return kRouted + head + "[[connection]]\nname = \"c1\"\n" + fault + "[expect]\noutcome = \"timeout\"\n" + expect;
+}
+}  // namespace
+
+TEST_CASE("middlebox mistakes are reported where they are", "[case][middlebox]") {
+  const BadText bad = GENERATE(values<BadText>({
+      {"unknown topology", "topology = \"star\"\n" + kMinimal, 1, 12, "unknown topology 'star'; expected one of: pair, routed"},
+      {"[router] on the pair topology", "name = \"t\"\ndescription = \"d\"\n[router]\nnat = true\n[[connection]]\nname = \"c1\"\n[expect]\noutcome = \"alive\"\n",
+       3, 1, "[router] needs topology = \"routed\""},
+      {"unknown [router] key", routed_with("[router]\nmasquerade = true\n"), 5, 1,
+       "unknown key 'masquerade' in [router]; known keys: nat, firewall"},
+      {"router flag of the wrong type", routed_with("[router]\nnat = \"yes\"\n"), 5, 7,
+       "expected a boolean (true or false) for 'nat', found a string (\"yes\")"},
+      {"established timeout out of range", routed_with("[router]\nestablished_timeout_s = 0\n"), 5, 25,
+       "'established_timeout_s' must be 1..2147483"},
+      {"conntrack fault without state", routed_with("", "[[fault]]\nkind = \"conntrack-expire\"\n"), 7, 8,
+       "needs connection state on the router: set nat = true or firewall = true"},
+      {"conntrack-timeout without a timeout", routed_with("[router]\nnat = true\n", "[[fault]]\nkind = \"conntrack-timeout\"\n"),
+       9, 8, "set established_timeout_s in [router]"},
+      {"probability without loss", routed_with("", "[[fault]]\nkind = \"reject-rst\"\nprobability = 0.3\n"), 8, 15,
+       "'probability' applies to kind = \"loss\" only"},
+      {"probability out of range", routed_with("", "[[fault]]\nkind = \"loss\"\nprobability = 1.5\n", "survival = 0.5\n"),
+       8, 15, "'probability' must be > 0 and < 1, found 1.5"},
+      {"loss without probability", routed_with("", "[[fault]]\nkind = \"loss\"\n", "survival = 0.5\n"), 6, 1,
+       "missing required key 'probability' in [[fault]] of kind \"loss\""},
+      {"survival without loss", routed_with("", "", "survival = 0.5\n"), 8, 12,
+       "'survival' applies to a random fault (kind = \"loss\") only"},
+      {"survival out of range", routed_with("", "[[fault]]\nkind = \"loss\"\nprobability = 0.3\n", "survival = 2\n"),
+       11, 12, "'survival' is a probability: 0..1, found 2"},
+      {"unknown errno", minimal_with("", "errno = \"EWHATEVER\"\n"), 7, 9, "unknown errno 'EWHATEVER'"},
+      {"errno with alive", minimal_with("", "errno = \"ETIMEDOUT\"\n"), 7, 9,
+       "'errno' goes with outcome \"timeout\" or \"reset\""},
+      {"send_after_s without sending", minimal_with("send_after_s = 3\n"), 5, 16,
+       "'send_after_s' is when the client writes: it needs traffic = \"sending\""},
+      {"send_after_s not positive", minimal_with("traffic = \"sending\"\nsend_after_s = -1\n"), 6, 16,
+       "'send_after_s' must be > 0"},
+      {"[sysctl.router] on the pair topology", minimal_with("", "[sysctl.router]\n\"net.ipv4.tcp_retries2\" = 3\n"), 7, 1,
+       "[sysctl.router] needs topology = \"routed\""},
+      {"middlebox fault with connect traffic", routed_with("", "traffic = \"connect\"\n[[fault]]\nkind = \"reject-rst\"\n"),
+       8, 8, "acts on established flows; connection 'c1' has traffic = \"connect\""},
+      {"unknown [server] key", kMinimal + "[server]\nidle = 3\n", 8, 1, "unknown key 'idle' in [server]"},
+      {"unknown protocol", kMinimal + "[server]\nprotocol = \"ftp\"\n", 8, 12, "unknown protocol 'ftp'"},
+      {"idle_close_s not positive", kMinimal + "[server]\nidle_close_s = 0\n", 8, 16, "'idle_close_s' must be > 0"},
+      {"idle_close_s with a fault",
+       minimal_with("", "[[fault]]\nkind = \"blackhole\"\n") + "[server]\nidle_close_s = 3\n", 8, 8,
+       "[server] idle_close_s needs a working path"},
+      {"idle_close_s with sending", minimal_with("traffic = \"sending\"\n") + "[server]\nidle_close_s = 3\n", 5, 11,
+       "[server] idle_close_s needs idle connections"},
+  }));
+  INFO(bad.what);
+  INFO(bad.text);
+  const kah::CaseError e = error_of_text(bad.text);
+  INFO(e.what());
+  CHECK(e.where().line == bad.line);
+  CHECK(e.where().column == bad.column);
+  CHECK_THAT(e.message(), Contains(bad.message));
 }

@@ -90,7 +90,10 @@ TEST_CASE("socket errors map to outcomes", "[judge]") {
   CHECK(outcome_of(ETIMEDOUT, false) == ObservedOutcome::timeout);
   CHECK(outcome_of(ECONNRESET, false) == ObservedOutcome::reset);
   CHECK(outcome_of(EPIPE, false) == ObservedOutcome::reset);
-  CHECK(outcome_of(EHOSTUNREACH, false) == ObservedOutcome::error);
+  // A soft error (ICMP) is what the kernel reports when its timer gives up.
+  CHECK(outcome_of(EHOSTUNREACH, false) == ObservedOutcome::timeout);
+  CHECK(outcome_of(ENETUNREACH, false) == ObservedOutcome::timeout);
+  CHECK(outcome_of(EPROTO, false) == ObservedOutcome::error);
   CHECK(outcome_of(0, true) == ObservedOutcome::eof);
   CHECK(errno_name(ETIMEDOUT) == "ETIMEDOUT");
   CHECK(errno_name(4242) == "errno 4242");
@@ -125,4 +128,79 @@ TEST_CASE("a probe out of its window fails the connection even when the outcome 
   r.evidence.probes_checked = false;  // a fault that hides probes from the capture
   judge_connection(r);
   CHECK(r.verdict == Verdict::pass);
+}
+
+TEST_CASE("errno: the case's, the model's and the observed one must agree", "[judge]") {
+  auto r = timeout_expected(4000, 4100);
+  r.expected.model_errno = "ETIMEDOUT";
+  r.observed = observed(ObservedOutcome::timeout, "EHOSTUNREACH", 4050, 2);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "expected timeout with ETIMEDOUT, observed timeout (EHOSTUNREACH)"));
+
+  r.expected.errno_name = "EHOSTUNREACH";  // the case disagrees with the model
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "the case expects EHOSTUNREACH but the timing model predicts ETIMEDOUT"));
+
+  r.expected.model_errno = "EHOSTUNREACH";
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+}
+
+TEST_CASE("under random loss a connection may live; the copies are judged together", "[judge][loss]") {
+  std::vector<ConnectionResult> copies;
+  for (int i = 0; i < 80; ++i) {
+    auto r = timeout_expected(3000, 3050);
+    r.name = "c1-v4#" + std::to_string(i + 1);
+    r.expected.model_errno = "ETIMEDOUT";
+    r.expected.survival = 0.49;
+    if (i < 40) r.observed = observed(ObservedOutcome::alive, "", 4000, 1);
+    else r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 3020, 1);
+    judge_connection(r);
+    CHECK(r.verdict == Verdict::pass);
+    copies.push_back(r);
+  }
+  auto survival = judge_copies(copies, 0.49);
+  REQUIRE(survival.size() == 1);
+  CHECK(survival[0].connection == "c1-v4");
+  CHECK(survival[0].copies == 80);
+  CHECK(survival[0].alive == 40);
+  CHECK(survival[0].accept_lo == 18);
+  CHECK(survival[0].accept_hi == 61);
+  CHECK(survival[0].verdict == Verdict::pass);
+  CHECK(case_verdict(copies, survival) == Verdict::pass);
+
+  // The same observations against a model that says almost all survive.
+  for (auto& r : copies) r.expected.survival = 0.9655;
+  survival = judge_copies(copies, 0.9655);
+  CHECK(survival[0].verdict == Verdict::fail);
+  CHECK(has(survival[0].message, "40 of 80 still open, outside [66, 80]"));
+  CHECK(case_verdict(copies, survival) == Verdict::fail);
+
+  // A stated survival that is not the model's.
+  for (auto& r : copies) r.expected.survival = 0.49;
+  survival = judge_copies(copies, 0.9);
+  CHECK(survival[0].verdict == Verdict::fail);
+  CHECK(has(survival[0].message, "the case states survival 0.9 but the model computes 0.4900"));
+
+  // A copy that dies outside the window still fails on its own.
+  copies[79].observed.at_ms = 5000;
+  judge_connection(copies[79]);
+  CHECK(copies[79].verdict == Verdict::fail);
+}
+
+TEST_CASE("eof is an outcome of its own", "[judge]") {
+  ConnectionResult r;
+  r.name = "c";
+  r.expected.outcome = ExpectedOutcome::eof;
+  r.expected.model_outcome = model::Outcome::eof;
+  r.expected.window = {3000, 3026};
+  r.observed = observed(ObservedOutcome::eof, "", 3000.2, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+  r.observed = observed(ObservedOutcome::alive, "", 6000, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "expected eof within [3000.0, 3026.0] ms, observed still open"));
 }

@@ -45,3 +45,66 @@ TEST_CASE("probe counters match a payload-free pure ACK from each client port", 
   CHECK(has(text, "tcp sport 40002 tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip6 length 32 counter name \"probes_40002\""));
   CHECK_FALSE(has(text, "tcp sport 40002 tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip length"));
 }
+
+TEST_CASE("the router: nothing when it only forwards; NAT masquerades towards the server", "[nft][middlebox]") {
+  CHECK(kah::router_ruleset({}, "r-c", "r-s").empty());
+  kah::RouterSpec nat;
+  nat.nat = true;
+  const auto text = kah::router_ruleset(nat, "r-c", "r-s");
+  CHECK(has(text, "table inet kaharness_router {"));
+  CHECK(has(text, "type nat hook postrouting priority srcnat; policy accept;"));
+  CHECK(has(text, "oifname \"r-s\" masquerade"));
+  CHECK_FALSE(has(text, "hook forward"));
+}
+
+TEST_CASE("the router's stateful firewall: established, invalid, new from the client only", "[nft][middlebox]") {
+  kah::RouterSpec fw;
+  fw.firewall = true;
+  const auto text = kah::router_ruleset(fw, "r-c", "r-s");
+  CHECK(has(text, "type filter hook forward priority filter; policy accept;"));
+  // Order matters: established first, invalid dropped before new is considered.
+  const auto established = text.find("ct state established,related accept");
+  const auto invalid = text.find("ct state invalid counter name \"invalid\" drop");
+  const auto fresh = text.find("iifname \"r-c\" oifname \"r-s\" ct state new accept");
+  const auto refused = text.find("counter name \"refused\" drop");
+  REQUIRE(established != std::string::npos);
+  REQUIRE(invalid != std::string::npos);
+  REQUIRE(fresh != std::string::npos);
+  REQUIRE(refused != std::string::npos);
+  CHECK(established < invalid);
+  CHECK(invalid < fresh);
+  CHECK(fresh < refused);
+  CHECK(has(text, "counter invalid { }"));
+  CHECK_FALSE(has(text, "masquerade"));
+}
+
+TEST_CASE("router faults: reject with reset or ICMP from the client side, loss both ways", "[nft][middlebox]") {
+  kah::FaultSpec f;
+  f.kind = FaultKind::reject_rst;
+  const auto rst = kah::router_fault_ruleset(f, "r-c");
+  CHECK(has(rst, "table inet kaharness_fault {"));
+  // Ahead of the router's firewall (priority filter), so it decides first.
+  CHECK(has(rst, "type filter hook forward priority filter - 10; policy accept;"));
+  CHECK(has(rst, "iifname \"r-c\" meta l4proto tcp counter name \"hit\" reject with tcp reset"));
+
+  f.kind = FaultKind::reject_icmp;
+  CHECK(has(kah::router_fault_ruleset(f, "r-c"),
+            "iifname \"r-c\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable"));
+
+  f.kind = FaultKind::loss;
+  f.probability = 0.3;
+  const auto loss = kah::router_fault_ruleset(f, "r-c");
+  CHECK(has(loss, "meta l4proto tcp numgen random mod 1000000 < 300000 counter name \"hit\" drop"));
+  CHECK_FALSE(has(loss, "iifname"));  // both directions
+  CHECK(kah::loss_threshold(0.3) == 300000);
+  CHECK(kah::loss_threshold(0.0000004) == 0);
+  CHECK(kah::loss_threshold(0.9999996) == 1000000);
+
+  for (auto kind : {FaultKind::conntrack_expire, FaultKind::conntrack_timeout, FaultKind::blackhole, FaultKind::none}) {
+    f.kind = kind;
+    CHECK(kah::router_fault_ruleset(f, "r-c").empty());
+  }
+  for (auto kind : {FaultKind::conntrack_expire, FaultKind::conntrack_timeout, FaultKind::reject_rst,
+                    FaultKind::reject_icmp, FaultKind::loss})
+    CHECK(kah::fault_ruleset(kind).empty());
+}
