@@ -204,11 +204,11 @@ void start_connect(int client, Family family, const std::string& server_address,
     throw_errno(fmt::format("cannot start connecting to [{}]:{}", server_address, port));
 }
 
-double rto_ms(int socket) {
+RetransmissionState retransmission_state(int socket) {
   tcp_info info{};
   socklen_t len = sizeof info;
   if (getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) throw_errno("cannot read TCP_INFO");
-  return info.tcpi_rto / 1000.0;
+  return {info.tcpi_rto / 1000.0, info.tcpi_rtt / 1000.0, (info.tcpi_options & TCPI_OPT_SACK) != 0};
 }
 
 void wait_until_idle(int server, double timeout_ms) {

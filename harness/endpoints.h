@@ -53,8 +53,13 @@ Established establish(int client, int listener, Family family, const std::string
 // like any other connection's end).
 void start_connect(int client, Family family, const std::string& server_address, std::uint16_t port);
 
-// The socket's current retransmission timeout (TCP_INFO tcpi_rto), in ms.
-double rto_ms(int socket);
+// What the retransmission timer will start from (TCP_INFO), read before the fault.
+struct RetransmissionState {
+  double rto_ms = 0;   // tcpi_rto
+  double srtt_ms = 0;  // tcpi_rtt
+  bool sack = false;   // SACK negotiated (tcpi_options & TCPI_OPT_SACK): decides the tail-loss probe
+};
+RetransmissionState retransmission_state(int socket);
 
 // Waits until the server has no unacknowledged data on `server` (the client's last
 // ACK arrived), so the connection is idle on both sides. Throws after timeout_ms.

@@ -108,6 +108,7 @@ model::Retransmission retransmission_settings(const netns::Namespace& client) {
   model::Retransmission r;
   r.retries2 = std::stoi(client.read_sysctl("net.ipv4.tcp_retries2"));
   r.syn_retries = std::stoi(client.read_sysctl("net.ipv4.tcp_syn_retries"));
+  r.early_retrans = std::stoi(client.read_sysctl("net.ipv4.tcp_early_retrans"));
   return r;
 }
 
@@ -214,7 +215,11 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
           inst.link = establish(inst.client.get(), listeners[spec.family].get(), spec.family,
                                 topology->address(Host::server, spec.family), kServerPort, exchange);
           inst.origin_ms = inst.link.last_received_ms;
-          inst.model_input.retransmission.first_rto_ms = rto_ms(inst.client.get());
+          const auto state = retransmission_state(inst.client.get());
+          auto& r = inst.model_input.retransmission;
+          r.first_rto_ms = state.rto_ms;
+          r.srtt_ms = state.srtt_ms;
+          r.sack = state.sack;
         }
         inst.keepalive = read_keepalive(inst.client.get());
         instances.push_back(std::move(inst));
@@ -250,8 +255,12 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
 
     const auto retransmission = retransmission_settings(client_ns);
     for (auto& inst : instances) {
+      // Namespace settings, plus what this socket measured (RTO, srtt, SACK).
+      const auto& measured = inst.model_input.retransmission;
       auto settings = retransmission;
-      settings.first_rto_ms = std::max(settings.rto_min_ms, inst.model_input.retransmission.first_rto_ms);
+      settings.first_rto_ms = std::max(settings.rto_min_ms, measured.first_rto_ms);
+      settings.srtt_ms = measured.srtt_ms;
+      settings.sack = measured.sack;
       inst.model_input = model_input(inst, options.kernel, settings);
       if (clock != nullptr && inst.spec->traffic != Traffic::connecting)
         inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
@@ -287,11 +296,14 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
         planned_send[i] = monotonic_ms();
         if (::write(inst.client.get(), kPayload, sizeof kPayload) < 0)
           throw_errno(fmt::format("connection {}: cannot write after the fault", inst.name));
+        // The kernel sent it between the two readings: the model needs no more slack.
+        inst.model_input.sent_by_ms = monotonic_ms() - inst.origin_ms;
       } else if (inst.spec->traffic == Traffic::connecting) {
         inst.origin_ms = monotonic_ms();
         if (clock != nullptr) inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
         start_connect(inst.client.get(), inst.spec->family, topology->address(Host::server, inst.spec->family),
                       kServerPort);
+        inst.model_input.sent_by_ms = monotonic_ms() - inst.origin_ms;
         watch(i);
       }
     }
