@@ -24,12 +24,8 @@ struct CtPut {
 struct AddrPut {
   void operator()(nl_addr* a) const noexcept { nl_addr_put(a); }
 };
-struct CacheFree {
-  void operator()(nl_cache* c) const noexcept { nl_cache_free(c); }
-};
 using CtPtr = std::unique_ptr<nfnl_ct, CtPut>;
 using AddrPtr = std::unique_ptr<nl_addr, AddrPut>;
-using CachePtr = std::unique_ptr<nl_cache, CacheFree>;
 
 int family_of(const std::string& address) { return address.find(':') != std::string::npos ? AF_INET6 : AF_INET; }
 
@@ -86,9 +82,8 @@ bool delete_conntrack(const Namespace& ns, const FlowTuple& flow) {
 std::vector<ConntrackEntry> list_conntrack(const Namespace& ns) {
   return ns.run([&] {
     const NlSocket sock = NlSocket::netfilter();
-    nl_cache* raw = nullptr;
-    check_nl(nfnl_ct_alloc_cache(sock.get(), &raw), fmt::format("cannot list conntrack entries in namespace {}", ns.label()));
-    const CachePtr cache(raw);
+    const NlCache cache = dump_cache([&](nl_cache** out) { return nfnl_ct_alloc_cache(sock.get(), out); },
+                                     fmt::format("cannot list conntrack entries in namespace {}", ns.label()));
     std::vector<ConntrackEntry> entries;
     for (nl_object* obj = nl_cache_get_first(cache.get()); obj != nullptr; obj = nl_cache_get_next(obj)) {
       const auto* ct = reinterpret_cast<const nfnl_ct*>(obj);

@@ -45,7 +45,6 @@ using AddrPtr = std::unique_ptr<rtnl_addr, Releaser<rtnl_addr, rtnl_addr_put>>;
 using NlAddrPtr = std::unique_ptr<nl_addr, Releaser<nl_addr, nl_addr_put>>;
 using RoutePtr = std::unique_ptr<rtnl_route, Releaser<rtnl_route, rtnl_route_put>>;
 using NexthopPtr = std::unique_ptr<rtnl_nexthop, Releaser<rtnl_nexthop, rtnl_route_nh_free>>;
-using CachePtr = std::unique_ptr<nl_cache, Releaser<nl_cache, nl_cache_free>>;
 
 template <class T>
 T* not_null(T* p, const char* what) {
@@ -89,22 +88,6 @@ LinkPtr require_link(nl_sock* sock, const std::string& ifname, const std::string
   LinkPtr link;
   check_nl(get_link(sock, ifname, link), fmt::format("cannot find link {} in namespace {}", ifname, ns_label));
   return link;
-}
-
-// Dumps can be interrupted by concurrent changes in the namespace (NLE_DUMP_INTR,
-// the kernel's NLM_F_DUMP_INTR); the answer is then inconsistent and is retried.
-template <class Fill>
-CachePtr alloc_cache(Fill fill, const std::string& what) {
-  int rc = 0;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    nl_cache* raw = nullptr;
-    rc = fill(&raw);
-    CachePtr cache(raw);
-    if (rc >= 0) return cache;
-    if (rc != -NLE_DUMP_INTR) break;
-  }
-  check_nl(rc, what);
-  return {};
 }
 
 // An IPv6 address added with NODAD can be bound at once, but the kernel joins its
@@ -285,8 +268,8 @@ void add_route(const Namespace& ns, const IpPrefix& destination, const std::stri
 std::vector<std::string> list_links(const Namespace& ns) {
   return ns.run([&] {
     const NlSocket sock = NlSocket::route();
-    const CachePtr cache =
-        alloc_cache([&](nl_cache** out) { return rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, out); },
+    const NlCache cache =
+        dump_cache([&](nl_cache** out) { return rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, out); },
                     fmt::format("cannot list links in namespace {}", ns.label()));
     std::vector<std::string> names;
     for (nl_object* obj = nl_cache_get_first(cache.get()); obj != nullptr; obj = nl_cache_get_next(obj)) {

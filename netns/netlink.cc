@@ -5,6 +5,7 @@
 #include "netns/netlink.h"
 
 #include <netlink/errno.h>
+#include <netlink/cache.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
 
@@ -81,6 +82,21 @@ NlSocket& NlSocket::operator=(NlSocket&& other) noexcept {
 // nl_socket_free also closes the fd and returns the local port to libnl's pool.
 NlSocket::~NlSocket() {
   if (sock_ != nullptr) nl_socket_free(sock_);
+}
+
+void NlCacheFree::operator()(nl_cache* cache) const noexcept { nl_cache_free(cache); }
+
+NlCache dump_cache(const std::function<int(nl_cache**)>& fill, const std::string& what) {
+  int rc = 0;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    nl_cache* raw = nullptr;
+    rc = fill(&raw);
+    NlCache cache(raw);
+    if (rc >= 0) return cache;
+    if (rc != -NLE_DUMP_INTR) break;
+  }
+  check_nl(rc, what);
+  return {};
 }
 
 }  // namespace kah::netns

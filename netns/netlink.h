@@ -4,10 +4,13 @@
 // thread-safe: create one per thread, per namespace.
 #pragma once
 
-#include <system_error>
+#include <functional>
+#include <memory>
 #include <string>
+#include <system_error>
 
 struct nl_sock;
+struct nl_cache;
 
 namespace kah::netns {
 
@@ -33,5 +36,16 @@ class NlSocket {
   explicit NlSocket(nl_sock* s) noexcept : sock_(s) {}
   nl_sock* sock_ = nullptr;
 };
+
+struct NlCacheFree {
+  void operator()(nl_cache* cache) const noexcept;
+};
+using NlCache = std::unique_ptr<nl_cache, NlCacheFree>;
+
+// Fills a cache with a dump (`fill` is e.g. rtnl_link_alloc_cache bound to a socket).
+// A dump that races with a change in the namespace comes back marked inconsistent
+// (NLE_DUMP_INTR, the kernel's NLM_F_DUMP_INTR) and is asked again, a few times.
+// Throws std::system_error with `what` otherwise.
+NlCache dump_cache(const std::function<int(nl_cache**)>& fill, const std::string& what);
 
 }  // namespace kah::netns

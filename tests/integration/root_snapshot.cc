@@ -36,29 +36,12 @@ namespace {
 
 using netns::check_nl;
 
-struct CacheFree {
-  void operator()(nl_cache* c) const noexcept { nl_cache_free(c); }
-};
-using CachePtr = std::unique_ptr<nl_cache, CacheFree>;
+using netns::dump_cache;
+using CachePtr = netns::NlCache;
 
 struct NftFree {
   void operator()(nft_ctx* c) const noexcept { nft_ctx_free(c); }
 };
-
-// A dump that races with a change comes back marked inconsistent; ask again.
-template <class Fill>
-CachePtr dump(Fill fill, const char* what) {
-  int rc = 0;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    nl_cache* raw = nullptr;
-    rc = fill(&raw);
-    CachePtr cache(raw);
-    if (rc >= 0) return cache;
-    if (rc != -NLE_DUMP_INTR) break;
-  }
-  check_nl(rc, what);
-  return {};
-}
 
 template <class T, class Visit>
 void for_each(nl_cache* cache, Visit visit) {
@@ -173,14 +156,14 @@ RootSnapshot RootSnapshot::take() {
   const auto sock = netns::NlSocket::route();
 
   const CachePtr links =
-      dump([&](nl_cache** c) { return rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, c); }, "cannot dump links");
+      dump_cache([&](nl_cache** c) { return rtnl_link_alloc_cache(sock.get(), AF_UNSPEC, c); }, "cannot dump links");
   for_each<rtnl_link>(links.get(), [&](rtnl_link* l) {
     char flags[256];
     rtnl_link_flags2str(static_cast<int>(rtnl_link_get_flags(l)), flags, sizeof flags);
     s.links.push_back(fmt::format("{} {} <{}>", rtnl_link_get_ifindex(l), rtnl_link_get_name(l), flags));
   });
 
-  const CachePtr addrs = dump([&](nl_cache** c) { return rtnl_addr_alloc_cache(sock.get(), c); }, "cannot dump addresses");
+  const CachePtr addrs = dump_cache([&](nl_cache** c) { return rtnl_addr_alloc_cache(sock.get(), c); }, "cannot dump addresses");
   for_each<rtnl_addr>(addrs.get(), [&](rtnl_addr* a) {
     s.addresses.push_back(fmt::format("{} {} {}/{}", ifname(links.get(), rtnl_addr_get_ifindex(a)),
                                       af_str(rtnl_addr_get_family(a)), bare_addr(rtnl_addr_get_local(a)),
@@ -189,7 +172,7 @@ RootSnapshot RootSnapshot::take() {
 
   // AF_UNSPEC with no table filter: the kernel dumps every table (main, local, others).
   const CachePtr routes =
-      dump([&](nl_cache** c) { return rtnl_route_alloc_cache(sock.get(), AF_UNSPEC, 0, c); }, "cannot dump routes");
+      dump_cache([&](nl_cache** c) { return rtnl_route_alloc_cache(sock.get(), AF_UNSPEC, 0, c); }, "cannot dump routes");
   for_each<rtnl_route>(routes.get(), [&](rtnl_route* r) { s.routes.push_back(route_line(r, links.get())); });
 
   for (const char* key : kSysctls) {
