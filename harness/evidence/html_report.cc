@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <system_error>
 #include <vector>
@@ -12,6 +13,7 @@
 
 #include "harness/evidence/probe_check.h"
 #include "harness/evidence/xml.h"
+#include "netns/sockdiag.h"
 
 namespace kah::evidence {
 namespace {
@@ -64,6 +66,19 @@ constexpr const char* kOutcome = "#bf8700";
 constexpr const char* kFault = "#8250df";
 constexpr const char* kGrey = "#656d76";
 constexpr const char* kReset = "#82071e";
+// The kernel timer lane: one hue per timer kind, none of them the model's blue, the
+// fault's purple or the verdict colours.
+constexpr const char* kKeepaliveTimer = "#1b7c83";
+constexpr const char* kRetransmitTimer = "#bc4c00";
+constexpr const char* kOtherTimer = "#7d4e00";
+constexpr const char* kNoTimer = "#afb8c1";
+
+const char* timer_colour(const std::string& kind) {
+  if (kind == "keepalive") return kKeepaliveTimer;
+  if (kind == "on") return kRetransmitTimer;
+  if (kind == "none") return kNoTimer;
+  return kOtherTimer;
+}
 
 std::string badge(Verdict v) {
   const auto name = to_string(v);
@@ -123,6 +138,10 @@ class Timeline {
       flow_ = &*evidence_->flow;
       origin_ = origin_of(*evidence_);
     }
+    if (evidence_ != nullptr && !evidence_->timer_samples.empty()) {
+      samples_ = &evidence_->timer_samples;
+      axis_y_ = kTimer.y + kTimer.h + 10;
+    }
     fit();
   }
 
@@ -130,8 +149,10 @@ class Timeline {
     std::string s = fmt::format(
         "<svg class=\"timeline\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"timeline of {}\" "
         "xmlns=\"http://www.w3.org/2000/svg\">\n",
-        kWidth, kHeight, xml_attr(r_.name));
-    for (const auto& lane : {kProbes, kEnd, kCapture}) {
+        kWidth, axis_y_ + 32, xml_attr(r_.name));
+    std::vector<Lane> lanes{kProbes, kEnd, kCapture};
+    if (samples_ != nullptr) lanes.push_back(kTimer);
+    for (const auto& lane : lanes) {
       s += fmt::format("<text class=\"lane\" x=\"8\" y=\"{}\">{}</text>\n", lane.y + lane.h / 2 + 4, lane.name);
       s += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#f6f8fa\"/>\n", kX0, lane.y, kX1 - kX0,
                        lane.h);
@@ -140,6 +161,7 @@ class Timeline {
     s += axis();
     s += markers();
     s += capture();
+    if (samples_ != nullptr) s += kernel_timer();
     s += "</svg>\n";
     return s;
   }
@@ -151,10 +173,12 @@ class Timeline {
     const char* name;
     double y, h;
   };
-  static constexpr double kWidth = 960, kHeight = 156;
+  static constexpr double kWidth = 960;
   static constexpr double kX0 = 96, kX1 = 944;
   static constexpr Lane kProbes{"probe windows", 36, 26}, kEnd{"end window", 66, 16}, kCapture{"capture", 86, 28};
-  static constexpr double kAxisY = 124;
+  // Only when the runner sampled the kernel's timer: below the capture, so a probe
+  // sits right above the line that announced it.
+  static constexpr Lane kTimer{"kernel timer", 118, 30};
 
   double x(double t) const { return kX0 + (t - t0_) / (t1_ - t0_) * (kX1 - kX0); }
   double clamp_x(double t) const { return std::clamp(x(t), kX0, kX1); }
@@ -169,6 +193,8 @@ class Timeline {
     for (const auto& p : r_.prediction.probes) add_window(p.window);
     add_window(r_.expected.window);
     if (evidence_ != nullptr && evidence_->fault_ms) ts.push_back(*evidence_->fault_ms);
+    if (samples_ != nullptr)
+      for (const auto& sample : *samples_) ts.push_back(sample.t_ms);
     if (flow_ != nullptr && origin_) {
       for (const auto& run : flow_->runs)
         for (const auto& p : run.probes)
@@ -215,14 +241,14 @@ class Timeline {
   }
 
   std::string axis() const {
-    std::string s = fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#8c959f\"/>\n", kX0, kAxisY, kX1,
-                                kAxisY);
+    std::string s = fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#8c959f\"/>\n", kX0, axis_y_, kX1,
+                                axis_y_);
     const double step = tick_step(t1_ - t0_);
     for (double t = std::ceil(t0_ / step) * step; t <= t1_; t += step) {
-      s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#8c959f\"/>\n", x(t), kAxisY,
-                       kAxisY + 4);
+      s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#8c959f\"/>\n", x(t), axis_y_,
+                       axis_y_ + 4);
       s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" fill=\"#656d76\">{}</text>\n", x(t),
-                       kAxisY + 17, tick_label(t, step));
+                       axis_y_ + 17, tick_label(t, step));
     }
     return s;
   }
@@ -234,7 +260,7 @@ class Timeline {
       return fmt::format(
           "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"{3}\" stroke-width=\"{4}\"{5}>"
           "<title>{6}</title></line>\n",
-          x(t), kProbes.y - 8, kAxisY, colour, width, dash[0] != '\0' ? fmt::format(" stroke-dasharray=\"{}\"", dash) : "",
+          x(t), kProbes.y - 8, axis_y_, colour, width, dash[0] != '\0' ? fmt::format(" stroke-dasharray=\"{}\"", dash) : "",
           xml_text(tip));
     };
     const auto label = [&](double t, double y, const char* colour, const std::string& text) {
@@ -318,11 +344,54 @@ class Timeline {
     return s;
   }
 
+  // The kernel's own view of the socket's timer: at each sample a dot, and a thin line
+  // forward to when the kernel says the timer will fire, ending in a short tick. Lines
+  // of successive samples that end on the same tick mean the timer was not re-armed in
+  // between; a new tick, labelled with the new counter, means it was (a probe went out).
+  std::string kernel_timer() const {
+    std::string s;
+    const double mark_y = kTimer.y + 20;
+    std::optional<int> labelled;  // the counter shown last
+    for (const auto& sample : *samples_) {
+      if (!std::isfinite(sample.t_ms)) continue;
+      const char* colour = timer_colour(sample.kind);
+      const bool pending = sample.kind != "none";
+      const double at = x(sample.t_ms);
+      const auto expires = static_cast<std::uint32_t>(std::lround(std::clamp(sample.expires_in_ms, 0.0, 4.0e9)));
+      // ss prints an expiry of 0 as nothing ("timer:(keepalive,,0)"): the timer is due and
+      // the wheel has not run it yet; say so rather than leave the gap unexplained.
+      const std::string tip =
+          pending ? fmt::format("timer:({},{},{}) at {:.0f} ms{}", sample.kind, netns::ss_duration(expires), sample.probes,
+                                sample.t_ms, expires == 0 ? " (due, not yet run)" : "")
+                  : fmt::format("no timer pending at {:.0f} ms", sample.t_ms);
+      s += fmt::format("<g><title>{}</title>", xml_text(tip));
+      if (pending) {
+        const double end = clamp_x(sample.t_ms + sample.expires_in_ms);
+        s += fmt::format(
+            "<line x1=\"{0:.1f}\" y1=\"{2}\" x2=\"{1:.1f}\" y2=\"{2}\" stroke=\"{3}\" stroke-opacity=\"0.45\"/>", at,
+            end, mark_y, colour);
+        if (end < kX1)  // past the drawing's right edge the kernel's expiry is not shown
+          s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"{3}\"/>", end,
+                           mark_y - 4, mark_y + 4, colour);
+      }
+      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{}\" r=\"2.5\" fill=\"{}\"/></g>\n", at, mark_y, colour);
+      if (pending && labelled != sample.probes) {
+        s += fmt::format(
+            "<text class=\"timer-count\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\">{}</text>\n", at,
+            kTimer.y + 10, colour, sample.probes);
+        labelled = sample.probes;
+      }
+    }
+    return s;
+  }
+
   const ConnectionResult& r_;
   const ConnectionEvidence* evidence_;
   const FlowAnalysis* flow_ = nullptr;
+  const std::vector<TimerSample>* samples_ = nullptr;  // set when there is a kernel timer lane
   std::optional<double> origin_;
   double t0_ = 0, t1_ = 1000;
+  double axis_y_ = kCapture.y + kCapture.h + 10;
 };
 
 std::string answer_text(ProbeAnswer a) {
@@ -384,7 +453,7 @@ std::string connection_html(const ConnectionResult& r, const ConnectionEvidence*
   return s + "</article>\n";
 }
 
-std::string legend() {
+std::string legend(bool kernel_timer) {
   const auto swatch = [](const std::string& shape, const std::string& text) {
     return fmt::format("<span><svg width=\"18\" height=\"14\" viewBox=\"0 0 18 14\">{}</svg>{}</span>", shape, text);
   };
@@ -400,6 +469,15 @@ std::string legend() {
   s += swatch("<line x1=\"9\" y1=\"4\" x2=\"9\" y2=\"13\" stroke=\"#afb8c1\" stroke-width=\"2\"/>", "other segment");
   s += swatch(fmt::format("<line x1=\"9\" y1=\"0\" x2=\"9\" y2=\"14\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>", kFault), "fault");
   s += swatch(fmt::format("<line x1=\"9\" y1=\"0\" x2=\"9\" y2=\"14\" stroke=\"{}\" stroke-width=\"2\"/>", kPass), "observed end (green: pass, red: fail)");
+  if (kernel_timer) {
+    const auto timer = [](const char* colour) {
+      return fmt::format("<line x1=\"3\" y1=\"7\" x2=\"16\" y2=\"7\" stroke=\"{0}\" stroke-opacity=\"0.45\"/>"
+                         "<line x1=\"16\" y1=\"3\" x2=\"16\" y2=\"11\" stroke=\"{0}\"/>"
+                         "<circle cx=\"3\" cy=\"7\" r=\"2.5\" fill=\"{0}\"/>", colour);
+    };
+    s += swatch(timer(kKeepaliveTimer), "kernel: keepalive timer, sampled, to when it fires (number: unanswered probes)");
+    s += swatch(timer(kRetransmitTimer), "kernel: retransmit timer (number: retransmissions)");
+  }
   return s + "</div>\n";
 }
 
@@ -448,7 +526,9 @@ std::string html_report(const RunResult& run, const ReportExtras& extras) {
         badge(c.verdict), i + 1, xml_text(c.name), xml_text(c.file), c.connections.size(), c.wall_ms / 1000.0);
   }
   s += "</table></section>\n";
-  s += legend();
+  const bool kernel_timer = std::any_of(extras.connections.begin(), extras.connections.end(),
+                                       [](const auto& c) { return !c.second.timer_samples.empty(); });
+  s += legend(kernel_timer);
 
   for (std::size_t i = 0; i < run.cases.size(); ++i) {
     const auto& c = run.cases[i];

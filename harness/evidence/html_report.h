@@ -4,7 +4,9 @@
 // t = 0 at the last segment the client received, the fault, every probe the capture
 // shows (sent, ACKed, lost, answered by a reset), the model's probe windows and
 // outcome window as shaded bands, and the observed timeout, reset or horizon as a
-// marker; then the probe-by-probe check and a link to the capture.
+// marker; when the runner sampled it, the kernel's own timer for the socket (a lane
+// "kernel timer": each sample, and a thin line to when the kernel says the timer will
+// fire); then the probe-by-probe check and a link to the capture.
 //
 // RunResult alone gives the model's windows and the observed outcome; what only the
 // capture knows (each probe's time and answer) comes in ReportExtras.
@@ -19,13 +21,19 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "harness/evidence/classify.h"
+#include "harness/evidence/timer_sample.h"
 #include "harness/result.h"
 
 namespace kah::evidence {
 
-// What the capture says about one connection.
+// One sample of the kernel's timer for the connection's socket (netns::socket_timers,
+// as `ss -o` shows it), taken by the runner during the observation.
+
+
+// What the capture (and the kernel) says about one connection.
 struct ConnectionEvidence {
   std::optional<FlowAnalysis> flow;  // the connection's flow, classified (analyze_flow / find_flow)
   // Capture time of t = 0, the client's last received segment before the fault. Unset:
@@ -34,6 +42,8 @@ struct ConnectionEvidence {
   std::optional<double> origin_ms;
   std::optional<double> fault_ms;    // when the fault was applied, ms from t = 0
   std::filesystem::path pcap;        // the capture file, relative to the report folder; empty: none
+  // In time order; empty: no "kernel timer" lane.
+  std::vector<TimerSample> timer_samples;
 };
 
 struct ReportExtras {

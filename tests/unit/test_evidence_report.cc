@@ -330,3 +330,50 @@ TEST_CASE("write_html_report writes index.html into a new folder", "[evidence][h
   CHECK_THAT(text.str(), Catch::Contains("peer-blackhole"));
   std::filesystem::remove_all(dir.parent_path());
 }
+
+TEST_CASE("evidence report: a kernel timer lane only for connections with timer samples", "[evidence][html]") {
+  const double origin = 1714000000000.0;
+  RunResult run = sample_run();
+  ReportExtras extras;
+  ConnectionEvidence evidence;
+  evidence.flow = blackhole_flow(origin);
+  evidence.origin_ms = origin;
+  extras.connections[{"peer-blackhole", "c1-v6"}] = evidence;
+
+  SECTION("without samples there is no lane and no legend entry") {
+    const std::string html = html_report(run, extras);
+    CHECK(xml_problem(html).empty());
+    CHECK(occurrences(html, "kernel timer") == 0);
+    CHECK(occurrences(html, "kernel: ") == 0);
+  }
+
+  SECTION("samples draw a lane with ss-style tooltips and the counter where it changes") {
+    // What socket_timers() shows for the blackhole flow, sampled every ~250 ms (a few
+    // of them): idle, due at 2000 ms but run a little late, then a probe at 2004 ms and
+    // one at 3004 ms, each re-arming the timer for 1 s; then data, and the retransmit timer.
+    extras.connections[{"peer-blackhole", "c1-v6"}].timer_samples = {
+        {0.0, "keepalive", 2000, 0},    {1000.0, "keepalive", 1000, 0}, {2002.0, "keepalive", 0, 0},
+        {2250.0, "keepalive", 754, 1},  {3012.0, "keepalive", 992, 2},  {3500.0, "keepalive", 504, 2},
+        {4100.0, "on", 200, 0},         {4600.0, "on", 408, 1},         {5100.0, "none", 0, 0},
+    };
+    const std::string html = html_report(run, extras);
+    INFO(html.substr(0, 400));
+    CHECK(xml_problem(html).empty());
+    // One lane, in the one connection that has samples.
+    CHECK(occurrences(html, ">kernel timer</text>") == 1);
+    CHECK(occurrences(html, "<svg class=\"timeline\"") == 2);
+    CHECK_THAT(html, Catch::Contains("kernel: keepalive timer"));
+    // The tooltips read as `ss -o` prints the timer, with the sample's time.
+    CHECK_THAT(html, Catch::Contains("<title>timer:(keepalive,2sec,0) at 0 ms</title>"));
+    CHECK_THAT(html, Catch::Contains("<title>timer:(keepalive,992ms,2) at 3012 ms</title>"));
+    CHECK_THAT(html, Catch::Contains("<title>timer:(on,408ms,1) at 4600 ms</title>"));
+    CHECK_THAT(html, Catch::Contains("<title>no timer pending at 5100 ms</title>"));
+    CHECK_THAT(html, Catch::Contains("<title>timer:(keepalive,,0) at 2002 ms (due, not yet run)</title>"));
+    // The counter is written where it changes: 0, 1, 2, then 0 and 1 of the retransmit timer.
+    CHECK(occurrences(html, "class=\"timer-count\"") == 5);
+    // A line forward to the expiry for every pending sample, none for "none".
+    CHECK(occurrences(html, "stroke-opacity=\"0.45\"/>") == 8 + 2);  // 8 pending samples + 2 legend swatches
+    // Self-contained still.
+    for (const char* outside : {"<script", "<link", "src=", "url(", "https:"}) CHECK(occurrences(html, outside) == 0);
+  }
+}
