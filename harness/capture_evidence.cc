@@ -84,8 +84,9 @@ evidence::ReportExtras report_extras(const RunResult& run, const std::filesystem
   for (const auto& c : run.cases)
     for (const auto& r : c.connections) {
       const auto& ev = r.evidence;
-      if (!ev.flow) continue;
+      if (!ev.flow && ev.timer_samples.empty()) continue;
       evidence::ConnectionEvidence e;
+      e.timer_samples = ev.timer_samples;
       e.flow = ev.flow;
       e.origin_ms = ev.origin_realtime_ms;
       e.fault_ms = ev.fault_ms;

@@ -132,6 +132,12 @@ nlohmann::json result_json(const RunResult& run) {
       if (r.expected.survival) conns.back()["expected"]["survival"] = *r.expected.survival;
       if (!r.message.empty()) conns.back()["message"] = r.message;
       if (r.observed.woke_at_ms) conns.back()["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
+      if (!r.evidence.timer_samples.empty()) {
+        auto& samples = conns.back()["observed"]["kernel_timer"] = nlohmann::json::array();
+        for (const auto& t : r.evidence.timer_samples)
+          samples.push_back({{"t_ms", round1(t.t_ms)}, {"kind", t.kind}, {"expires_in_ms", t.expires_in_ms},
+                             {"probes", t.probes}});
+      }
       if (!r.evidence.pcap_client.empty())
         conns.back()["pcap"] = {{"client", r.evidence.pcap_client}, {"server", r.evidence.pcap_server}};
     }

@@ -11,6 +11,7 @@
 
 #include "harness/case.h"
 #include "harness/evidence/classify.h"
+#include "harness/evidence/timer_sample.h"
 #include "harness/evidence/probe_check.h"
 #include "harness/model/timing.h"
 
@@ -64,6 +65,8 @@ struct CaptureFindings {
   double origin_realtime_ms = 0;                   // t = 0 in capture time
   std::optional<double> fault_ms;                  // when the fault was applied, from t = 0
   std::string pcap_client, pcap_server;            // relative to --pcap DIR; empty: not written
+  // The kernel's view of the client socket's timer (sock_diag, as `ss -o`), sampled.
+  std::vector<evidence::TimerSample> timer_samples;
 };
 
 struct ConnectionResult {

@@ -30,6 +30,7 @@
 #include "harness/server_app.h"
 #include "harness/topology.h"
 #include "harness/watcher.h"
+#include "netns/sockdiag.h"
 
 namespace kah {
 namespace {
@@ -148,6 +149,44 @@ ConnectionFacts facts_of(const Instance& inst, double fault_at, std::optional<do
   if (send_at) f.send_at_ms = *send_at - inst.origin_ms;
   return f;
 }
+
+constexpr double kTimerSampleMs = 250;  // how often the kernel's timers are sampled
+
+// Samples what the kernel says of each client socket's timer (as `ss -o` shows it),
+// matched to the connections by local port, in ms from each connection's origin.
+class TimerSampler {
+ public:
+  TimerSampler(const netns::Namespace& client, const std::vector<Instance>& instances)
+      : client_(client), instances_(instances), samples_(instances.size()) {
+    for (std::size_t i = 0; i < instances.size(); ++i)
+      if (instances[i].link.client_port != 0) by_port_[instances[i].link.client_port] = i;
+  }
+
+  void sample() {
+    const double now = monotonic_ms();
+    std::vector<netns::SocketTimer> timers;
+    try {
+      timers = netns::socket_timers(client_);
+    } catch (const std::exception& e) {
+      spdlog::debug("{}: cannot sample socket timers: {}", client_.label(), e.what());
+      return;  // evidence only: a missed sample is no failure of the case
+    }
+    for (const auto& t : timers) {
+      const auto it = by_port_.find(t.local_port);
+      if (it == by_port_.end()) continue;
+      samples_[it->second].push_back({now - instances_[it->second].origin_ms, std::string(netns::to_string(t.timer)),
+                                      static_cast<double>(t.expires_ms), t.counter});
+    }
+  }
+
+  std::vector<std::vector<evidence::TimerSample>> take() { return std::move(samples_); }
+
+ private:
+  const netns::Namespace& client_;
+  const std::vector<Instance>& instances_;
+  std::map<std::uint16_t, std::size_t> by_port_;
+  std::vector<std::vector<evidence::TimerSample>> samples_;
+};
 
 // A case's two captures in the shared CaptureLoop: taken back at the end of the
 // case, or removed on any early exit (an open capture keeps its namespace alive).
@@ -309,6 +348,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     }
 
     double watch_until = 0;
+    std::vector<std::vector<evidence::TimerSample>> samples;
     if (options.progress != nullptr) options.progress->case_started(c.name);
     for (std::size_t i = 0; i < instances.size(); ++i) {
       auto& inst = instances[i];
@@ -324,12 +364,26 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       }
     }
     {
+      // Wait for every connection to end or the horizon, sampling the kernel's view
+      // of the client sockets' timers (sock_diag) on the way.
+      TimerSampler sampler(client_ns, instances);
       std::unique_lock lock(ends->mutex);
+      double next_sample = monotonic_ms();
       while (ends->open > 0) {
-        const double left = watch_until - monotonic_ms();
+        const double now = monotonic_ms();
+        const double left = watch_until - now;
         if (left <= 0) break;
-        ends->changed.wait_for(lock, std::chrono::microseconds(static_cast<long>(left * 1000)));
+        if (now >= next_sample) {
+          lock.unlock();
+          sampler.sample();
+          lock.lock();
+          next_sample = now + kTimerSampleMs;
+          continue;
+        }
+        const double wait = std::min(left, next_sample - now);
+        ends->changed.wait_for(lock, std::chrono::microseconds(static_cast<long>(wait * 1000)));
       }
+      samples = sampler.take();
     }
     for (auto& inst : instances) watcher.forget(inst.client.get());
     if (auto failure = timeline.failure()) std::rethrow_exception(failure);
@@ -397,6 +451,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
                                 schedule_known && !link_unplugged);
         r.evidence.fault_ms = fault_at - inst.origin_ms;
       }
+      r.evidence.timer_samples = std::move(samples.at(i));
       judge_connection(r);
       if (captured && !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass))
         write_connection_pcaps(r, *seen, key, options.pcap_dir, c.name);
