@@ -81,11 +81,6 @@ ExpectedOutcome from_model(model::Outcome o) {
   return ExpectedOutcome::alive;
 }
 
-std::string describe_window(const model::Window& w) {
-  if (!w.bounded()) return fmt::format("after {:.1f} ms", w.earliest_ms);
-  return fmt::format("within [{:.1f}, {:.1f}] ms", w.earliest_ms, w.latest_ms);
-}
-
 std::string describe_observed(const Observed& o) {
   switch (o.outcome) {
     case ObservedOutcome::alive: return fmt::format("still open at {:.1f} ms (the horizon)", o.at_ms);
@@ -137,13 +132,13 @@ void judge_connection(ConnectionResult& r) {
   const bool outcome_matches = to_string(r.observed.outcome) == expected_outcome;
   if (!outcome_matches)
     return fail(fmt::format("expected {} {}, observed {}", expected_outcome,
-                            describe_window(r.expected.window), describe_observed(r.observed)));
+                            evidence::window_text(r.expected.window), describe_observed(r.observed)));
   if (r.observed.outcome != ObservedOutcome::alive && !r.expected.window.contains(r.observed.at_ms)) {
     const char* side = r.observed.at_ms < r.expected.window.earliest_ms ? "early" : "late";
     return fail(fmt::format("{} {:.1f} ms too {}: expected {}, observed {}", expected_outcome,
                             side[0] == 'e' ? r.expected.window.earliest_ms - r.observed.at_ms
                                            : r.observed.at_ms - r.expected.window.latest_ms,
-                            side, describe_window(r.expected.window), describe_observed(r.observed)));
+                            side, evidence::window_text(r.expected.window), describe_observed(r.observed)));
   }
   const std::string expected_errno = r.expected.errno_name.value_or(r.expected.model_errno);
   const bool ended_in_error = r.observed.outcome == ObservedOutcome::timeout || r.observed.outcome == ObservedOutcome::reset;
