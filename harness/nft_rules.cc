@@ -123,18 +123,26 @@ std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters) {
   // A pure ACK carries no payload exactly when the IP payload is the TCP header
   // alone: IPv4 total length = 20 + 4*doff (Linux sends no IP options), IPv6
   // payload length = 4*doff. Linux's pure ACKs have doff 5, or 8 with timestamps.
+  // One lookup per packet (client port -> named counter) instead of a rule per
+  // connection: with hundreds of connections a linear rule list delays every probe
+  // the timer softirq sends.
   std::string text = fmt::format("table {} {{\n", kProbeTable);
   for (const auto& c : counters) text += fmt::format("  counter {} {{ }}\n", c.counter);
-  text += "  chain output {\n    type filter hook output priority filter; policy accept;\n";
-  for (const auto& c : counters) {
-    for (int doff : {5, 8}) {
-      const auto length = c.family == Family::ipv4
-                              ? fmt::format("ip length {}", 20 + 4 * doff)
-                              : fmt::format("ip6 length {}", 4 * doff);
-      text += fmt::format(
-          "    tcp sport {} tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} {} counter name \"{}\"\n",
-          c.client_port, doff, length, c.counter);
-    }
+  text += "  map probe_counter {\n    type inet_service : counter;\n";
+  if (!counters.empty()) {
+    text += "    elements = { ";
+    for (std::size_t i = 0; i < counters.size(); ++i)
+      text += fmt::format("{}{} : \"{}\"", i == 0 ? "" : ", ", counters[i].client_port, counters[i].counter);
+    text += " }\n";
+  }
+  text += "  }\n  chain output {\n    type filter hook output priority filter; policy accept;\n";
+  for (int doff : {5, 8}) {
+    text += fmt::format(
+        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip length {} counter name tcp sport map @probe_counter\n",
+        doff, 20 + 4 * doff);
+    text += fmt::format(
+        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip6 length {} counter name tcp sport map @probe_counter\n",
+        doff, 4 * doff);
   }
   return text + "  }\n}\n";
 }

@@ -33,17 +33,25 @@ TEST_CASE("faults that are not firewall rules have no ruleset", "[nft]") {
     CHECK(kah::fault_ruleset(kind).empty());
 }
 
-TEST_CASE("probe counters match a payload-free pure ACK from each client port", "[nft]") {
+TEST_CASE("probe counters match a payload-free pure ACK, one map lookup per packet", "[nft]") {
   const auto text = kah::probe_counter_ruleset({{kah::probe_counter_name(40001), kah::Family::ipv4, 40001},
                                                 {kah::probe_counter_name(40002), kah::Family::ipv6, 40002}});
   CHECK(has(text, "table inet kaharness_probes {"));
   CHECK(has(text, "counter probes_40001 { }"));
   CHECK(has(text, "counter probes_40002 { }"));
+  CHECK(has(text, "elements = { 40001 : \"probes_40001\", 40002 : \"probes_40002\" }"));
   // IPv4: total length = 20 + 4 * doff; IPv6: payload length = 4 * doff.
-  CHECK(has(text, "tcp sport 40001 tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip length 52 counter name \"probes_40001\""));
-  CHECK(has(text, "tcp sport 40001 tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip length 40"));
-  CHECK(has(text, "tcp sport 40002 tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip6 length 32 counter name \"probes_40002\""));
-  CHECK_FALSE(has(text, "tcp sport 40002 tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip length"));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip length 52 counter name tcp sport map @probe_counter"));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip length 40 counter name tcp sport map @probe_counter"));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip6 length 32 counter name tcp sport map @probe_counter"));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip6 length 20 counter name tcp sport map @probe_counter"));
+  // The rule count does not grow with the connections.
+  std::vector<kah::ProbeCounter> many;
+  for (std::uint16_t port = 40000; port < 40500; ++port) many.push_back({kah::probe_counter_name(port), kah::Family::ipv4, port});
+  const auto big = kah::probe_counter_ruleset(many);
+  std::size_t rules = 0;
+  for (std::size_t at = big.find("map @probe_counter"); at != std::string::npos; at = big.find("map @probe_counter", at + 1)) ++rules;
+  CHECK(rules == 4);
 }
 
 TEST_CASE("the router: nothing when it only forwards; NAT masquerades towards the server", "[nft][middlebox]") {
