@@ -204,3 +204,22 @@ TEST_CASE("eof is an outcome of its own", "[judge]") {
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "expected eof within [3000.0, 3026.0] ms, observed still open"));
 }
+
+TEST_CASE("an end seen by the event loop's wake-up may trail the window by the wake-up allowance", "[judge]") {
+  auto r = timeout_expected(5004, 5300);
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 5300 + kWakeupAllowanceMs - 1, 3);
+  r.observed.timed_by = "wakeup";
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+
+  r.observed.timed_by = "capture";  // the kernel's own stamp gets no allowance
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "too late"));
+
+  r.observed.timed_by = "wakeup";
+  r.observed.at_ms = 5300 + kWakeupAllowanceMs + 1;
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "(+10 ms for the event loop's wake-up)"));
+}
