@@ -163,6 +163,7 @@ Established establish(int client, int listener, Family family, const std::string
   SockAddr addr;
   const auto len = make_address(family, server_address, port, addr);
   Established e;
+  e.connect_started_ms = monotonic_ms();
   while (connect(client, &addr.sa, len) != 0) {
     if (errno == EINTR) continue;
     throw_errno(fmt::format("cannot connect to [{}]:{}", server_address, port));

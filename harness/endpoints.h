@@ -31,7 +31,9 @@ std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const Conn
 struct Established {
   UniqueFd server;               // the accepted socket
   std::uint16_t client_port = 0;
-  double established_ms = 0;     // CLOCK_MONOTONIC when connect() returned
+  double connect_started_ms = 0; // CLOCK_MONOTONIC just before connect()
+  double established_ms = 0;     // CLOCK_MONOTONIC when connect() returned (the kernel
+                                 // armed the keepalive timer in between)
   double last_received_ms = 0;   // CLOCK_MONOTONIC (kernel receive timestamp) of the reply
   double last_received_realtime_ms = 0;  // the same stamp as the kernel gave it: CLOCK_REALTIME, as captures
   double server_activity_ms = 0; // CLOCK_MONOTONIC just after the server application wrote the reply

@@ -63,7 +63,8 @@ struct Instance {
 // When delayed writes (send_after_s) actually went out, filled on the Scheduler's thread.
 struct SentTimes {
   std::mutex mutex;
-  std::vector<std::optional<double>> at_ms;
+  std::vector<std::optional<double>> at_ms;  // just before send()
+  std::vector<std::optional<double>> by_ms;  // just after it returned: the kernel sent it in between
 };
 
 // What the Watcher reports, shared with its callbacks (which may outlive a wait).
@@ -99,8 +100,14 @@ model::Input model_input(const Instance& inst, const model::Kernel& kernel,
   in.kernel = kernel;
   in.retransmission = retransmission;
   in.traffic = model_traffic(inst.spec->traffic);
-  if (inst.spec->traffic != Traffic::connecting)
+  if (inst.spec->traffic != Traffic::connecting) {
     in.armed_at_ms = inst.link.established_ms - inst.link.last_received_ms;
+    // The kernel armed the keepalive timer when the handshake completed, somewhere
+    // between connect()'s call and its return; a loaded machine can stretch that
+    // bracket past the model's default uncertainty, and the arming jiffy with it.
+    in.kernel.receive_delay_ms =
+        std::max(in.kernel.receive_delay_ms, inst.link.established_ms - inst.link.connect_started_ms);
+  }
   return in;
 }
 
@@ -134,10 +141,12 @@ FaultTargets fault_targets(std::vector<Instance>& instances, std::optional<PeerP
 // has already ended just refuses it (MSG_NOSIGNAL: no SIGPIPE).
 void schedule_write(Scheduler& scheduler, int fd, double when_ms, std::shared_ptr<SentTimes> sent, std::size_t i) {
   scheduler.at(when_ms, [fd, sent, i] {
-    const double now = monotonic_ms();
+    const double before = monotonic_ms();
     if (::send(fd, kPayload, sizeof kPayload, MSG_NOSIGNAL) < 0) return;
+    const double after = monotonic_ms();
     std::lock_guard lock(sent->mutex);
-    sent->at_ms[i] = now;
+    sent->at_ms[i] = before;
+    sent->by_ms[i] = after;
   });
 }
 
@@ -325,6 +334,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
 
     auto sent = std::make_shared<SentTimes>();
     sent->at_ms.resize(instances.size());
+    sent->by_ms.resize(instances.size());
     std::vector<std::optional<double>> planned_send(instances.size());
     for (std::size_t i = 0; i < instances.size(); ++i) {
       auto& inst = instances[i];
@@ -396,6 +406,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
         if (!inst.spec->send_after_s || !sent->at_ms[i]) continue;
         auto facts = facts_of(inst, fault_at, sent->at_ms[i]);
         facts.horizon_ms = inst.forecast.horizon_ms;
+        inst.model_input.sent_by_ms = *sent->by_ms[i] - inst.origin_ms;
         inst.forecast = forecast(c, *inst.spec, inst.model_input, facts);
       }
     }
