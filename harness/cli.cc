@@ -128,7 +128,9 @@ void write_file(const std::string& path, const std::string& text) {
 
 struct PredictArgs {
   int idle = 7200, interval = 75, count = 9, user_timeout_ms = 0, hz = 0;
+  int retries2 = 15, syn_retries = 6;
   std::string fault = "blackhole";
+  std::string traffic = "idle";
   bool json = false;
 };
 
@@ -228,6 +230,14 @@ int predict_command(const PredictArgs& args) {
   if (args.fault == "blackhole") in.peer = kah::model::PeerBehaviour::silent;
   else if (args.fault == "reboot") in.peer = kah::model::PeerBehaviour::rebooted;
   else in.peer = kah::model::PeerBehaviour::answers;
+  in.retransmission.retries2 = args.retries2;
+  in.retransmission.syn_retries = args.syn_retries;
+  if (args.traffic == "sending") in.traffic = kah::model::Traffic::data_in_flight;
+  if (args.traffic == "connect") {
+    if (args.fault != "blackhole")
+      throw CLI::ValidationError("--traffic connect", "is modelled against a silent peer only: use --fault blackhole");
+    in.traffic = kah::model::Traffic::connecting;
+  }
   in.horizon_ms = 1000.0 * (3 * args.idle + args.count * args.interval);
   const auto prediction = kah::model::predict(in);
   if (args.json) {
@@ -340,6 +350,15 @@ int kah::cli_main(int argc, const char* const* argv) {
       ->check(CLI::Range(0, 2147483647));
   predict_cmd->add_option("--fault", predict.fault, "blackhole (silent peer), reboot (peer answers RST), none")
       ->check(CLI::IsMember({"blackhole", "reboot", "none"}));
+  predict_cmd->add_option("--traffic", predict.traffic,
+                          "idle (keepalive owns the connection), sending (data in flight: retransmissions), "
+                          "connect (SYN retries)")
+      ->check(CLI::IsMember({"idle", "sending", "connect"}));
+  predict_cmd->add_option("--retries2", predict.retries2, "net.ipv4.tcp_retries2, for --traffic sending (default 15)")
+      ->check(CLI::Range(0, 255));
+  predict_cmd->add_option("--syn-retries", predict.syn_retries,
+                          "net.ipv4.tcp_syn_retries, for --traffic connect (default 6)")
+      ->check(CLI::Range(1, 127));
   predict_cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
   predict_cmd->add_flag("--json", predict.json, "print JSON");
 

@@ -47,4 +47,9 @@ TEST_CASE("predict checks the kernel's ranges", "[cli]") {
   CHECK(cli({"predict", "--fault", "meteor"}) == 2);
   CHECK(cli({"predict", "--idle", "3", "--interval", "2", "--count", "4", "--hz", "250"}) == 0);
   CHECK(cli({"predict", "--json", "--hz", "1000"}) == 0);
+  CHECK(cli({"predict", "--traffic", "sending", "--retries2", "4", "--hz", "250"}) == 0);
+  CHECK(cli({"predict", "--traffic", "connect", "--syn-retries", "2", "--hz", "250"}) == 0);
+  CHECK(cli({"predict", "--traffic", "connect", "--fault", "reboot"}) == 2);
+  CHECK(cli({"predict", "--traffic", "teleport"}) == 2);
+  CHECK(cli({"predict", "--retries2", "300"}) == 2);
 }
