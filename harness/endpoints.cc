@@ -106,14 +106,18 @@ double read_timestamped(int fd, char* data, std::size_t n) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) throw_errno("cannot read the server's reply");
     if (r == 0) throw std::runtime_error("the server closed the connection during the exchange");
-    received = monotonic_ms() - realtime_to_monotonic_ms();
+    const double woke = monotonic_ms();
+    bool stamped = false;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
         timespec ts{};
         std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
         received = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+        stamped = true;
       }
     }
+    // No kernel stamp: fall back to when we woke, as realtime (measured only then).
+    if (!stamped) received = woke - realtime_to_monotonic_ms();
     data += r;
     n -= static_cast<std::size_t>(r);
   }
