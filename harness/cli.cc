@@ -134,6 +134,15 @@ struct PredictArgs {
   bool json = false;
 };
 
+// Checked before anything is built (libnftables would exit() without CAP_NET_ADMIN);
+// says what is missing when it is.
+bool privileged_enough(const char* what) {
+  const auto privileges = kah::check_privileges();
+  if (kah::all_required_ok(privileges)) return true;
+  fmt::print(stderr, "kaharness: this environment cannot run {}:\n{}", what, kah::describe(privileges));
+  return false;
+}
+
 // "K/N" -> (K, N) with 1 <= K <= N.
 std::pair<int, int> parse_shard(const std::string& text) {
   int k = 0, n = 0;
@@ -179,11 +188,7 @@ int run_command(const RunArgs& args, bool verbose) {
     fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
     return kExitBadInput;
   }
-  const auto privileges = kah::check_privileges();
-  if (!kah::all_required_ok(privileges)) {
-    fmt::print(stderr, "kaharness: this environment cannot run cases:\n{}", kah::describe(privileges));
-    return kExitEnvironment;
-  }
+  if (!privileged_enough("cases")) return kExitEnvironment;
 
   kah::RunOptions options;
   options.jobs = args.jobs;
@@ -252,11 +257,7 @@ int predict_command(const PredictArgs& args) {
 }
 
 int sweep_command(const SweepArgs& args) {
-  const auto privileges = kah::check_privileges();
-  if (!kah::all_required_ok(privileges)) {
-    fmt::print(stderr, "kaharness: this environment cannot run the sweep:\n{}", kah::describe(privileges));
-    return kExitEnvironment;
-  }
+  if (!privileged_enough("the sweep")) return kExitEnvironment;
   kah::RunOptions options;
   std::string hz_source;
   options.kernel = kernel_for(args.hz, hz_source);
