@@ -54,11 +54,6 @@ void Watcher::forget(int fd) {
   if (callbacks_.erase(fd) > 0) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
-std::size_t Watcher::watched() const {
-  std::lock_guard lock(mutex_);
-  return callbacks_.size();
-}
-
 void Watcher::loop() {
   std::array<epoll_event, 256> events{};
   for (;;) {

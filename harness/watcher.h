@@ -37,14 +37,13 @@ class Watcher {
   void watch(int fd, OnEnd on_end);
   // Stops watching `fd`; its callback will not run after this returns.
   void forget(int fd);
-  std::size_t watched() const;
 
  private:
   void loop();
 
   UniqueFd epoll_;
   UniqueFd wake_;  // eventfd: tells the loop to stop
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   std::unordered_map<int, OnEnd> callbacks_;
   std::thread thread_;
 };
