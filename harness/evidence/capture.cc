@@ -32,8 +32,6 @@ std::int64_t now_ns(clockid_t clock) {
   return std::int64_t{ts.tv_sec} * kNsPerSecond + ts.tv_nsec;
 }
 
-double monotonic_now_ms() { return static_cast<double>(now_ns(CLOCK_MONOTONIC)) / 1e6; }
-
 struct PcapClose {
   void operator()(pcap_t* p) const noexcept { pcap_close(p); }
 };
@@ -59,25 +57,6 @@ constexpr int kDispatchRoundsPerDrain = 64;
 constexpr std::size_t kThreadsAtOnce = 64;
 
 }  // namespace
-
-ClockOffset ClockOffset::measure(int triples) {
-  ClockOffset best;
-  std::int64_t best_width = std::numeric_limits<std::int64_t>::max();
-  for (int i = 0; i < std::max(triples, 1); ++i) {
-    const std::int64_t before = now_ns(CLOCK_MONOTONIC);
-    const std::int64_t real = now_ns(CLOCK_REALTIME);
-    const std::int64_t after = now_ns(CLOCK_MONOTONIC);
-    const std::int64_t width = after - before;
-    if (width < best_width) {
-      best_width = width;
-      // REALTIME was read somewhere in [before, after]: taking the middle is off by
-      // at most half the width (plus the clocks' 1 ns resolution).
-      best.realtime_minus_monotonic_ns = real - (before + width / 2);
-      best.error_ns = width / 2 + 1;
-    }
-  }
-  return best;
-}
 
 double Frame::t_ms() const {
   // The same arithmetic as read_pcap(), so a frame and its copy read back from a
@@ -245,7 +224,7 @@ std::size_t LiveCapture::drain() {
     std::string why = pcap_geterr(handle_);
     if (why != last_failure_)
       errors_.push_back(fmt::format("{}: pcap_dispatch failed at CLOCK_MONOTONIC {:.3f} ms: {}", where_,
-                                    monotonic_now_ms(), why));
+                                    monotonic_ms(), why));
     last_failure_ = std::move(why);
     if (total == 0 && ++failed_drains_ >= kFailedDrainsBeforeGivingUp) {
       errors_.push_back(fmt::format("{}: {} reads failed in a row; capture stopped", where_, failed_drains_));

@@ -13,7 +13,7 @@
 // netif_rx(), if something already asked for receive timestamps) when it receives
 // it. That is the capture time, not the time we read the frame. AF_PACKET offers
 // only CLOCK_REALTIME for software stamps; the harness's clock is CLOCK_MONOTONIC
-// (architecture.md, "Time"). ClockOffset relates the two: REALTIME - MONOTONIC read
+// (docs/architecture.md, "The time base"). ClockOffset (clock.h) relates the two: REALTIME - MONOTONIC read
 // as the tightest of several (MONOTONIC, REALTIME, MONOTONIC) triples, right within
 // +-error_ns (half that bracket: tens of nanoseconds with the vDSO). NTP slewing
 // changes the rate of both clocks alike and leaves the offset alone; only a step of
@@ -63,6 +63,7 @@
 #include <thread>
 #include <vector>
 
+#include "harness/clock/clock.h"
 #include "harness/evidence/packet.h"
 #include "harness/evidence/pcap_file.h"
 #include "netns/fd.h"
@@ -78,23 +79,6 @@ namespace kah::evidence {
 class CaptureError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
-};
-
-// CLOCK_REALTIME - CLOCK_MONOTONIC at one moment.
-struct ClockOffset {
-  std::int64_t realtime_minus_monotonic_ns = 0;
-  std::int64_t error_ns = 0;  // the true offset is within +-error_ns of the value
-
-  // The best of `triples` readings (MONOTONIC, REALTIME, MONOTONIC): the one whose
-  // two MONOTONIC readings are closest, i.e. the least disturbed by preemption.
-  static ClockOffset measure(int triples = 16);
-
-  std::int64_t to_monotonic_ns(std::int64_t realtime_ns) const { return realtime_ns - realtime_minus_monotonic_ns; }
-  // A capture time in Packet::t_ms's unit (realtime ms since the epoch) as
-  // CLOCK_MONOTONIC ms, the unit the runner records (kah::monotonic_ms()).
-  double to_monotonic_ms(double realtime_ms) const {
-    return realtime_ms - static_cast<double>(realtime_minus_monotonic_ns) / 1e6;
-  }
 };
 
 // One captured frame.

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/case.h"
+#include "harness/case/case.h"
 
 namespace kah::evidence {
 

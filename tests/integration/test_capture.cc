@@ -28,14 +28,14 @@
 #include <thread>
 #include <vector>
 
-#include "harness/endpoints.h"
+#include "harness/run/endpoints.h"
 #include "harness/evidence/capture.h"
 #include "harness/evidence/classify.h"
 #include "harness/evidence/pcap_file.h"
-#include "harness/kernel_info.h"
+#include "harness/clock/jiffies.h"
 #include "harness/model/timing.h"
-#include "harness/topology.h"
-#include "harness/watcher.h"
+#include "harness/run/topology.h"
+#include "harness/run/watcher.h"
 #include "tests/integration/root_snapshot.h"
 
 using namespace kah;

@@ -5,10 +5,10 @@
 
 #include <filesystem>
 
-#include "harness/case.h"
-#include "harness/kernel_info.h"
-#include "harness/report.h"
-#include "harness/runner.h"
+#include "harness/case/case.h"
+#include "harness/clock/jiffies.h"
+#include "harness/report/report.h"
+#include "harness/run/runner.h"
 #include "root_snapshot.h"
 
 using namespace kah;

@@ -4,11 +4,11 @@
 
 #include <filesystem>
 
-#include "harness/case.h"
+#include "harness/case/case.h"
 #include "harness/evidence/pcap_file.h"
-#include "harness/judge.h"
-#include "harness/kernel_info.h"
-#include "harness/runner.h"
+#include "harness/judge/judge.h"
+#include "harness/clock/jiffies.h"
+#include "harness/run/runner.h"
 
 using namespace kah;
 

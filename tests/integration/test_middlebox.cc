@@ -8,16 +8,16 @@
 #include <filesystem>
 #include <map>
 
-#include "harness/case.h"
-#include "harness/endpoints.h"
-#include "harness/faults.h"
-#include "harness/judge.h"
-#include "harness/kernel_info.h"
-#include "harness/nft.h"
-#include "harness/nft_rules.h"
-#include "harness/report.h"
-#include "harness/runner.h"
-#include "harness/topology.h"
+#include "harness/case/case.h"
+#include "harness/run/endpoints.h"
+#include "harness/run/fault_actions.h"
+#include "harness/judge/judge.h"
+#include "harness/clock/jiffies.h"
+#include "netns/nft.h"
+#include "harness/run/nft_rules.h"
+#include "harness/report/report.h"
+#include "harness/run/runner.h"
+#include "harness/run/topology.h"
 #include "netns/conntrack.h"
 #include "root_snapshot.h"
 
@@ -89,7 +89,7 @@ TEST_CASE("a routed topology forwards, NATs and tracks in its own namespaces onl
       fault.probability = 0.3;
       FaultTargets targets;
       apply_fault(fault, *topology, targets);
-      nft_apply(rt, std::string("delete table ") + kFaultTable);
+      netns::nft_apply(rt, std::string("delete table ") + kFaultTable);
     }
     CHECK(rt.read_sysctl("net.ipv4.icmp_ratelimit") == "0");
     CHECK_THROWS_AS(build_pair_topology("pair-test", sysctls)->ns(Host::router), std::logic_error);

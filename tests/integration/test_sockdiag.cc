@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness/nft.h"
+#include "netns/nft.h"
 #include "netns/fd.h"
 #include "netns/link.h"
 #include "netns/namespace.h"
@@ -268,7 +268,7 @@ TEST_CASE("sockdiag: socket_timers shows the keepalive timer, its probe counter 
     // link down instead takes the client's carrier with it: the client's data then
     // never leaves, nothing is in flight, and the kernel arms the zero-window probe
     // timer, timer:(persist,...), not the retransmit timer.)
-    kah::nft_apply(pair.server,
+    kah::netns::nft_apply(pair.server,
                    "add table inet sockdiag\n"
                    "add chain inet sockdiag input { type filter hook input priority 0; policy drop; }\n");
 

@@ -1,7 +1,7 @@
 // Case files: what a good file turns into, and that every bad one is refused with
 // the file:line:column a user needs to fix it. Positions are asserted exactly:
 // they are the contract with editors and CI logs that link to them.
-#include "harness/case.h"
+#include "harness/case/case.h"
 
 #include <catch2/catch.hpp>
 

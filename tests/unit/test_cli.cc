@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/cli.h"
+#include "harness/cli/cli.h"
 
 namespace {
 

@@ -12,9 +12,9 @@
 
 #include <fmt/format.h>
 
-#include "harness/evidence/html_report.h"
-#include "harness/evidence/junit.h"
-#include "harness/evidence/xml.h"
+#include "harness/report/html_report.h"
+#include "harness/report/junit.h"
+#include "harness/report/xml.h"
 
 using namespace kah;
 using namespace kah::evidence;
@@ -217,6 +217,13 @@ FlowAnalysis blackhole_flow(double origin) {
   return analyze_flow(packets);
 }
 
+ConnectionResult& find_connection(RunResult& run, const std::string& case_name, const std::string& name) {
+  for (auto& c : run.cases)
+    for (auto& r : c.connections)
+      if (c.name == case_name && r.name == name) return r;
+  throw std::logic_error("no connection " + case_name + "/" + name);
+}
+
 }  // namespace
 
 TEST_CASE("XML escaping keeps documents well-formed", "[evidence][xml]") {
@@ -292,15 +299,16 @@ TEST_CASE("a connection with an error verdict carries the case error", "[evidenc
 TEST_CASE("HTML report: self-contained, one timeline per connection, probes checked", "[evidence][html]") {
   const double origin = 1714000000000.0;
   RunResult run = sample_run();
-  ReportExtras extras;
-  ConnectionEvidence evidence;
+  auto& evidence = find_connection(run, "peer-blackhole", "c1-v6").evidence;
   evidence.flow = blackhole_flow(origin);
-  evidence.origin_ms = origin;
+  evidence.origin_realtime_ms = origin;
   evidence.fault_ms = 3.5;
-  evidence.pcap = "pcap/peer blackhole#c1-v6.pcap";
-  extras.connections[{"peer-blackhole", "c1-v6"}] = evidence;
+  evidence.pcap_client = "peer blackhole#c1-v6.pcap";
+  HtmlOptions options;
+  options.pcap_dir = "out/pcap";
+  options.report_dir = "out";
 
-  const std::string html = html_report(run, extras);
+  const std::string html = html_report(run, options);
   INFO(html.substr(0, 400));
   CHECK(xml_problem(html).empty());
   CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
@@ -323,7 +331,7 @@ TEST_CASE("HTML report: self-contained, one timeline per connection, probes chec
 
 TEST_CASE("write_html_report writes index.html into a new folder", "[evidence][html]") {
   const auto dir = std::filesystem::temp_directory_path() / fmt::format("kah-{}-report", ::getpid()) / "nested";
-  write_html_report(sample_run(), dir, ReportExtras{});
+  write_html_report(sample_run(), dir);
   std::ifstream in(dir / "index.html");
   std::stringstream text;
   text << in.rdbuf();
@@ -334,14 +342,12 @@ TEST_CASE("write_html_report writes index.html into a new folder", "[evidence][h
 TEST_CASE("evidence report: a kernel timer lane only for connections with timer samples", "[evidence][html]") {
   const double origin = 1714000000000.0;
   RunResult run = sample_run();
-  ReportExtras extras;
-  ConnectionEvidence evidence;
+  auto& evidence = find_connection(run, "peer-blackhole", "c1-v6").evidence;
   evidence.flow = blackhole_flow(origin);
-  evidence.origin_ms = origin;
-  extras.connections[{"peer-blackhole", "c1-v6"}] = evidence;
+  evidence.origin_realtime_ms = origin;
 
   SECTION("without samples there is no lane and no legend entry") {
-    const std::string html = html_report(run, extras);
+    const std::string html = html_report(run);
     CHECK(xml_problem(html).empty());
     CHECK(occurrences(html, "kernel timer") == 0);
     CHECK(occurrences(html, "kernel: ") == 0);
@@ -351,12 +357,12 @@ TEST_CASE("evidence report: a kernel timer lane only for connections with timer 
     // What socket_timers() shows for the blackhole flow, sampled every ~250 ms (a few
     // of them): idle, due at 2000 ms but run a little late, then a probe at 2004 ms and
     // one at 3004 ms, each re-arming the timer for 1 s; then data, and the retransmit timer.
-    extras.connections[{"peer-blackhole", "c1-v6"}].timer_samples = {
+    evidence.timer_samples = {
         {0.0, "keepalive", 2000, 0},    {1000.0, "keepalive", 1000, 0}, {2002.0, "keepalive", 0, 0},
         {2250.0, "keepalive", 754, 1},  {3012.0, "keepalive", 992, 2},  {3500.0, "keepalive", 504, 2},
         {4100.0, "on", 200, 0},         {4600.0, "on", 408, 1},         {5100.0, "none", 0, 0},
     };
-    const std::string html = html_report(run, extras);
+    const std::string html = html_report(run);
     INFO(html.substr(0, 400));
     CHECK(xml_problem(html).empty());
     // One lane, in the one connection that has samples.

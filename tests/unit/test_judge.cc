@@ -3,7 +3,7 @@
 
 #include <cerrno>
 
-#include "harness/judge.h"
+#include "harness/judge/judge.h"
 
 using namespace kah;
 

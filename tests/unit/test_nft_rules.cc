@@ -1,7 +1,7 @@
 // The nftables text for faults and probe counters.
 #include <catch2/catch.hpp>
 
-#include "harness/nft_rules.h"
+#include "harness/run/nft_rules.h"
 
 using kah::FaultKind;
 

@@ -2,9 +2,9 @@
 // peer behaviour, an application close, a survival probability and a horizon.
 #include <catch2/catch.hpp>
 
-#include "harness/case.h"
+#include "harness/case/case.h"
 #include "harness/model/survival.h"
-#include "harness/plan.h"
+#include "harness/plan/forecast.h"
 
 using namespace kah;
 using Catch::Matchers::Contains;

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <random>
 
-#include "harness/kernel_info.h"
-#include "harness/predict.h"
+#include "harness/clock/jiffies.h"
+#include "harness/report/prediction.h"
 
 namespace {
 

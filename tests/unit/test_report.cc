@@ -3,7 +3,7 @@
 
 #include <limits>
 
-#include "harness/report.h"
+#include "harness/report/report.h"
 
 using namespace kah;
 

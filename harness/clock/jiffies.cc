@@ -1,0 +1,267 @@
+#include "harness/clock/jiffies.h"
+
+#include <fcntl.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace kah {
+namespace {
+
+constexpr const char* kTimerList = "/proc/timer_list";
+constexpr int kMaxConfigHz = 10000;
+
+std::int64_t monotonic_now_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// TICK_NSEC: (NSEC_PER_SEC + HZ/2) / HZ.
+std::int64_t tick_nsec(int hz) { return (std::int64_t{1000000000} + hz / 2) / hz; }
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+template <class T>
+std::optional<T> number_after(std::string_view text, std::string_view key) {
+  const auto at = text.find(key);
+  if (at == std::string_view::npos) return std::nullopt;
+  const char* first = text.data() + at + key.size();
+  const char* last = text.data() + text.size();
+  while (first < last && *first == ' ') ++first;
+  T value{};
+  const auto [end, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc{} || end == first) return std::nullopt;
+  return value;
+}
+
+// The whole of a /proc file in as few read() calls as possible: /proc/timer_list
+// prints its clock and jiffies during the read, so a short read keeps them together.
+std::optional<std::string> read_proc(const char* path) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  std::array<char, 65536> buffer{};
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+std::optional<JiffySample> read_one_sample() {
+  const auto text = read_proc(kTimerList);
+  const std::int64_t after = monotonic_now_ns();
+  if (!text) return std::nullopt;
+  auto sample = parse_timer_list(*text);
+  if (!sample) return std::nullopt;
+  sample->read_ns = std::max<std::int64_t>(0, after - sample->monotonic_ns);
+  return sample;
+}
+
+void sleep_until_ns(std::int64_t target) {
+  // Sleep most of the way, spin the last stretch: wake-up latency is larger than
+  // the precision wanted.
+  constexpr std::int64_t kSpinNs = 300000;
+  const std::int64_t now = monotonic_now_ns();
+  if (target - now > kSpinNs) std::this_thread::sleep_for(std::chrono::nanoseconds(target - now - kSpinNs));
+  while (monotonic_now_ns() < target) {
+  }
+}
+
+}  // namespace
+
+std::optional<int> hz_from_config_text(std::string_view config) {
+  std::size_t pos = 0;
+  while (pos < config.size()) {
+    const std::size_t end = std::min(config.find('\n', pos), config.size());
+    const std::string_view line = config.substr(pos, end - pos);
+    if (line.rfind("CONFIG_HZ=", 0) == 0) {
+      const auto hz = number_after<int>(line, "CONFIG_HZ=");
+      if (hz && *hz > 0 && *hz <= kMaxConfigHz) return hz;
+      return std::nullopt;
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::optional<int> hz_from_config_file(const std::filesystem::path& path) {
+  // gzopen() reads plain files as they are, so one path serves both forms.
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (file == nullptr) return std::nullopt;
+  std::array<char, 4096> line{};
+  std::optional<int> hz;
+  while (gzgets(file, line.data(), static_cast<int>(line.size())) != nullptr) {
+    const std::string_view text(line.data());
+    if (text.rfind("CONFIG_HZ=", 0) == 0) {
+      hz = hz_from_config_text(text);
+      break;
+    }
+  }
+  gzclose(file);
+  return hz;
+}
+
+std::string kernel_release() {
+  utsname u{};
+  if (uname(&u) != 0) return "unknown";
+  return u.release;
+}
+
+std::optional<JiffySample> parse_timer_list(std::string_view text) {
+  const auto now = number_after<std::int64_t>(text, "now at ");
+  const auto jiffies = number_after<std::uint64_t>(text, "\njiffies:");
+  if (!now || !jiffies) return std::nullopt;
+  return JiffySample{*now, *jiffies, 0};
+}
+
+std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds spacing) {
+  std::vector<JiffySample> samples;
+  std::mt19937_64 random(static_cast<std::uint64_t>(monotonic_now_ns()));
+  std::uniform_int_distribution<std::int64_t> gap(0, 2 * spacing.count());
+  for (int i = 0; i < count; ++i) {
+    const auto sample = read_one_sample();
+    if (!sample) return {};
+    samples.push_back(*sample);
+    if (i + 1 < count) std::this_thread::sleep_for(std::chrono::microseconds(gap(random)));
+  }
+  return samples;
+}
+
+std::optional<int> measure_hz(const std::vector<JiffySample>& samples) {
+  if (samples.size() < 2) return std::nullopt;
+  const auto& first = samples.front();
+  const auto& last = samples.back();
+  const double seconds = static_cast<double>(last.monotonic_ns - first.monotonic_ns) / 1e9;
+  if (seconds < 0.1 || last.jiffies < first.jiffies) return std::nullopt;
+  const double rate = static_cast<double>(last.jiffies - first.jiffies) / seconds;
+  for (const int hz : model::kCommonHz)
+    if (std::abs(rate - hz) <= 0.05 * hz) return hz;
+  return std::nullopt;
+}
+
+HzInfo detect_hz(const std::filesystem::path& proc_config, const std::filesystem::path& boot_config, bool measure) {
+  if (const auto hz = hz_from_config_file(proc_config)) return {hz, proc_config.string()};
+  if (const auto hz = hz_from_config_file(boot_config)) return {hz, boot_config.string()};
+  if (measure) {
+    // Two readings ~200 ms apart: one jiffy of error is 2 % at HZ=250, well
+    // inside the 20 % between the candidates.
+    auto samples = read_jiffy_samples(1, std::chrono::microseconds(0));
+    if (!samples.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (const auto later = read_one_sample()) {
+        samples.push_back(*later);
+        if (const auto hz = measure_hz(samples))
+          return {hz, fmt::format("measured from {} (jiffies advanced {} in {:.0f} ms)", kTimerList,
+                                  samples.back().jiffies - samples.front().jiffies,
+                                  static_cast<double>(samples.back().monotonic_ns - samples.front().monotonic_ns) / 1e6)};
+      }
+    }
+  }
+  return {std::nullopt, "unknown: using the union of windows for HZ 100, 250, 300, 1000"};
+}
+
+HzInfo detect_hz() {
+  return detect_hz("/proc/config.gz", std::filesystem::path("/boot") / ("config-" + kernel_release()), true);
+}
+
+std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>& samples) {
+  if (hz <= 0 || samples.size() < 2) return std::nullopt;
+  const std::int64_t tick = tick_nsec(hz);
+  // Boundary offsets are tried 1 us apart (finer than a reading's own spread).
+  constexpr std::int64_t kStepNs = 1000;
+  const std::int64_t steps = (tick + kStepNs - 1) / kStepNs;
+
+  // With jiffies advancing at b + n * tick, each reading pins the jiffies of the
+  // tick [b, b + tick) (the base) to an interval; all must agree.
+  auto base_range = [&](std::int64_t b) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
+    std::int64_t lo = std::numeric_limits<std::int64_t>::min();
+    std::int64_t hi = std::numeric_limits<std::int64_t>::max();
+    for (const auto& s : samples) {
+      const std::int64_t n_first = floor_div(s.monotonic_ns - b, tick);
+      const std::int64_t n_last = floor_div(s.monotonic_ns + s.read_ns - b, tick);
+      const auto j = static_cast<std::int64_t>(s.jiffies);
+      lo = std::max(lo, j - n_last);
+      hi = std::min(hi, j - n_first);
+      if (lo > hi) return std::nullopt;
+    }
+    return std::pair{lo, hi};
+  };
+
+  std::vector<bool> feasible(static_cast<std::size_t>(steps), false);
+  for (std::int64_t k = 0; k < steps; ++k) feasible[static_cast<std::size_t>(k)] = base_range(k * kStepNs).has_value();
+  // The longest run of feasible offsets, going round the tick.
+  std::int64_t best_start = -1, best_len = 0;
+  for (std::int64_t start = 0; start < steps; ++start) {
+    const auto prev = static_cast<std::size_t>((start + steps - 1) % steps);
+    if (!feasible[static_cast<std::size_t>(start)] || (feasible[prev] && start != 0)) continue;
+    std::int64_t len = 0;
+    while (len < steps && feasible[static_cast<std::size_t>((start + len) % steps)]) ++len;
+    if (len > best_len) best_start = start, best_len = len;
+  }
+  if (best_len == 0 || best_len == steps) return std::nullopt;  // inconsistent, or no boundary seen at all
+
+  JiffyClock clock;
+  clock.hz_ = hz;
+  clock.tick_ns_ = tick;
+  clock.boundary_ns_ = ((best_start + (best_len - 1) / 2) % steps) * kStepNs % tick;
+  const auto range = base_range(clock.boundary_ns_);
+  if (!range || range->first != range->second) return std::nullopt;
+  clock.jiffies_base_ = range->first;
+  clock.uncertainty_ticks_ = static_cast<double>((best_len + 1) * kStepNs / 2) / static_cast<double>(tick);
+  return clock;
+}
+
+std::optional<JiffyClock> JiffyClock::measure(int hz) {
+  if (hz <= 0) return std::nullopt;
+  const std::int64_t tick = tick_nsec(hz);
+  // Coarse: readings at random phases find the boundary to a few percent of a tick.
+  auto samples = read_jiffy_samples(40, std::chrono::microseconds(tick / 2000));
+  if (samples.size() < 2) return std::nullopt;
+  const auto coarse = fit(hz, samples);
+  if (!coarse) return std::nullopt;
+  // Fine: readings placed across the boundary found pin it to a reading's spread.
+  const auto reach = std::clamp<std::int64_t>(
+      static_cast<std::int64_t>(3 * coarse->uncertainty_ticks() * static_cast<double>(tick)), 50000, tick / 2);
+  constexpr int kFine = 40;
+  for (int i = 0; i < kFine; ++i) {
+    const std::int64_t offset = -reach + 2 * reach * i / (kFine - 1);
+    const std::int64_t soon = monotonic_now_ns() + 500000;
+    std::int64_t target = coarse->boundary_ns() + floor_div(soon - coarse->boundary_ns(), tick) * tick + offset;
+    while (target < soon) target += tick;
+    sleep_until_ns(target);
+    if (const auto s = read_one_sample()) samples.push_back(*s);
+  }
+  return fit(hz, samples);
+}
+
+model::JiffyCalibration JiffyClock::at(double monotonic_ms) const {
+  const auto t = static_cast<std::int64_t>(std::llround(monotonic_ms * 1e6));
+  const std::int64_t since = t - boundary_ns_;
+  const std::int64_t n = floor_div(since, tick_ns_);
+  model::JiffyCalibration c;
+  c.jiffies_at_origin = static_cast<std::uint64_t>(jiffies_base_ + n);
+  c.origin_phase = static_cast<double>(since - n * tick_ns_) / static_cast<double>(tick_ns_);
+  c.phase_uncertainty = uncertainty_ticks_;
+  return c;
+}
+
+}  // namespace kah

@@ -1,0 +1,47 @@
+// Judging: turns the model's prediction and what the kernel did into a verdict and,
+// on failure, a message that names the case file, the connection, the expected
+// window and what happened. Pure: no I/O.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "harness/judge/result.h"
+
+namespace kah {
+
+// How much later than the kernel's window an end may be seen when it is timed by
+// the event loop's wake-up rather than by a captured RST: user space was measured
+// waking up to 8 ms after the kernel acted on a machine with every core busy.
+inline constexpr double kWakeupAllowanceMs = 10.0;
+
+// Fills result.verdict and result.message from expected, observed and prediction.
+void judge_connection(ConnectionResult& result);
+
+// Fills verdict, message and the acceptance region from copies, alive, model and
+// stated: the stated survival must be the model's (to 0.005), and `alive` inside the
+// binomial acceptance region at model::kFalseFailureRate.
+void judge_survival(SurvivalResult& result);
+
+// Groups the copies of each connection that has an expected survival into one
+// SurvivalResult each (copies named "name#k" share "name"), judged.
+std::vector<SurvivalResult> judge_copies(const std::vector<ConnectionResult>& connections,
+                                         std::optional<double> stated);
+
+// A case passes only if every connection (and survival test) passes; error beats
+// fail beats pass.
+Verdict case_verdict(const std::vector<ConnectionResult>& connections,
+                     const std::vector<SurvivalResult>& survival = {});
+
+// "errno 110" -> "ETIMEDOUT" (the symbolic name, or "errno N" when unknown).
+std::string errno_name(int error);
+
+// Maps an observed socket end to an outcome: ETIMEDOUT -> timeout, and so are
+// EHOSTUNREACH/ENETUNREACH: on an established connection an ICMP error is only kept
+// as a soft error, which the kernel reports in place of ETIMEDOUT when its timer
+// gives up. ECONNRESET/EPIPE -> reset, no error and EOF -> eof, anything else -> error.
+ObservedOutcome outcome_of(int so_error, bool eof);
+
+model::Outcome to_model(ExpectedOutcome o);
+
+}  // namespace kah

@@ -1,0 +1,121 @@
+// What a run produced: per connection the expectation (outcome and window from the
+// model), the observation, and the verdict. Plain values, filled by the runner and
+// the judge, read by the reporters.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/case/case.h"
+#include "harness/evidence/classify.h"
+#include "harness/evidence/timer_sample.h"
+#include "harness/evidence/probe_check.h"
+#include "harness/model/timing.h"
+
+namespace kah {
+
+enum class Verdict { pass, fail, error, skip };
+std::string to_string(Verdict v);
+
+enum class ObservedOutcome { timeout, reset, alive, eof, error };
+std::string to_string(ObservedOutcome o);
+
+struct Expected {
+  ExpectedOutcome outcome = ExpectedOutcome::alive;
+  model::Window window;                   // from the model (alive: [horizon, inf))
+  std::optional<double> deadline_ms;      // the case's own requirement
+  std::optional<model::Outcome> model_outcome;  // what the model predicts for this connection
+  std::optional<std::string> errno_name;  // the case's [expect] errno
+  std::string model_errno;                // what the model predicts the application reads ("" = nothing)
+  // Random faults: the model's probability that the connection is still open at the
+  // horizon. Staying open is then as good as ending inside the window; the share
+  // that stays open is judged over the copies (SurvivalResult).
+  std::optional<double> survival;
+};
+
+struct Observed {
+  ObservedOutcome outcome = ObservedOutcome::alive;
+  std::string errno_name;   // "ETIMEDOUT", "ECONNRESET", ... ("" when alive or eof)
+  double at_ms = 0;         // from the last segment received before the fault; horizon when alive
+  int probes = 0;           // keepalive probes the client sent after the fault
+  // Where at_ms comes from: "capture" (the kernel's stamp of the RST that ended the
+  // connection) or "wakeup" (when the event loop saw the error: late by scheduling).
+  std::string timed_by = "wakeup";
+  std::optional<double> woke_at_ms;  // when the event loop saw the end, for comparison
+};
+
+// An observation as tests and tools write one down.
+inline Observed observed(ObservedOutcome outcome, std::string errno_name, double at_ms, int probes) {
+  Observed o;
+  o.outcome = outcome;
+  o.errno_name = std::move(errno_name);
+  o.at_ms = at_ms;
+  o.probes = probes;
+  return o;
+}
+
+// What the captures show of one connection.
+struct CaptureFindings {
+  std::optional<evidence::FlowAnalysis> flow;     // classified, both directions, client's end
+  std::vector<evidence::ProbeCheck> probe_checks;  // each expected probe against its window
+  bool probes_checked = false;  // false when the fault hides probes from the capture
+  double origin_realtime_ms = 0;                   // t = 0 in capture time
+  std::optional<double> fault_ms;                  // when the fault was applied, from t = 0
+  std::string pcap_client, pcap_server;            // relative to --pcap DIR; empty: not written
+  // The kernel's view of the client socket's timer (sock_diag, as `ss -o`), sampled.
+  std::vector<evidence::TimerSample> timer_samples;
+};
+
+struct ConnectionResult {
+  std::string name;     // "c1-v4", or "c1-v4#2" for the second copy
+  Family family = Family::ipv4;
+  SourcePos where;      // the [[connection]] in the case file
+  Expected expected;
+  Observed observed;
+  model::Input model_input;  // the settings the kernel used, as the model saw them
+  model::Prediction prediction;
+  CaptureFindings evidence;
+  Verdict verdict = Verdict::error;
+  std::string message;  // why it failed, or "" when it passed
+};
+
+// Random faults: how many copies of one connection (one family) are still open at
+// the horizon, against the model's survival probability, by a two-sided binomial
+// test whose false-failure rate is at most model::kFalseFailureRate.
+struct SurvivalResult {
+  std::string connection;  // "c1-v4": the copies "c1-v4#1" .. "#n"
+  SourcePos where;         // the [[connection]]
+  int copies = 0;
+  int alive = 0;
+  double model = 0;               // P(alive) from the model
+  std::optional<double> stated;   // [expect] survival
+  int accept_lo = 0, accept_hi = 0;  // `alive` must fall in [lo, hi]
+  double false_failure = 0;       // P(outside [lo, hi]) were the model right
+  Verdict verdict = Verdict::error;
+  std::string message;
+};
+
+struct CaseResult {
+  std::string name;
+  std::string file;
+  Verdict verdict = Verdict::error;
+  std::string error;    // set when the case could not run (verdict error)
+  double wall_ms = 0;
+  std::vector<ConnectionResult> connections;
+  std::vector<SurvivalResult> survival;           // random faults only
+  std::map<std::string, std::uint64_t> counters;  // middlebox evidence: "router.invalid", "fault.hit"
+};
+
+struct RunResult {
+  std::string kernel;
+  std::optional<int> hz;
+  std::string hz_source;
+  bool calibrated = false;  // windows used the jiffies calibration
+  double wall_ms = 0;
+  std::vector<CaseResult> cases;
+};
+
+}  // namespace kah

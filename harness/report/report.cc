@@ -1,0 +1,180 @@
+#include "harness/report/report.h"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace kah {
+namespace {
+
+std::string window_text(const model::Window& w) {
+  if (!w.bounded()) return fmt::format("[{:.1f} ms, never]", w.earliest_ms);
+  return fmt::format("[{:.1f}, {:.1f}] ms", w.earliest_ms, w.latest_ms);
+}
+
+const char* verdict_tag(Verdict v) {
+  switch (v) {
+    case Verdict::pass: return "PASS ";
+    case Verdict::fail: return "FAIL ";
+    case Verdict::error: return "ERROR";
+    case Verdict::skip: return "SKIP ";
+  }
+  return "?    ";
+}
+
+// Milliseconds to one decimal (0.1 ms is below what any clock here resolves).
+double round1(double v) { return std::isfinite(v) ? std::round(v * 10.0) / 10.0 : v; }
+
+// JSON has no infinity: a window without an end has "latest_ms": null.
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+nlohmann::json settings_json(const model::Input& in) {
+  const auto& k = in.keepalive;
+  return {{"keepalive", k.enabled},
+          {"idle_s", k.idle_s},
+          {"interval_s", k.interval_s},
+          {"count", k.count},
+          {"user_timeout_ms", k.user_timeout_ms}};
+}
+
+nlohmann::json probe_checks_json(const CaptureFindings& ev) {
+  if (!ev.probes_checked) return nullptr;
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : ev.probe_checks) {
+    nlohmann::json j = {{"index", c.index}, {"verdict", evidence::to_string(c.verdict)}};
+    if (c.seen_ms) j["seen_ms"] = round1(*c.seen_ms);
+    if (c.expected) {
+      j["earliest_ms"] = round1(c.expected->earliest_ms);
+      j["latest_ms"] = number_or_null(round1(c.expected->latest_ms));
+    }
+    checks.push_back(std::move(j));
+  }
+  return checks;
+}
+
+}  // namespace
+
+std::string console_case(const CaseResult& c, bool verbose) {
+  std::string out = fmt::format("{} {}  ({}, {:.1f} s)\n", verdict_tag(c.verdict), c.name, c.file, c.wall_ms / 1000.0);
+  if (!c.error.empty()) out += fmt::format("      {}\n", c.error);
+  for (const auto& r : c.connections) {
+    if (!verbose && r.verdict == Verdict::pass && c.verdict == Verdict::pass) continue;
+    const auto& o = r.observed;
+    out += fmt::format("  {} {:<14} {:<7} {:<10} at {:>9.1f} ms  expected {} {}  probes {}\n",
+                       verdict_tag(r.verdict), r.name, to_string(o.outcome),
+                       o.errno_name.empty() ? "-" : o.errno_name, o.at_ms, to_string(r.expected.outcome),
+                       window_text(r.expected.window), o.probes);
+    if (!r.message.empty()) out += fmt::format("        {}\n", r.message);
+  }
+  for (const auto& s : c.survival) {
+    out += fmt::format("  {} {:<14} {} of {} alive, expected {:.4f} -> accept [{}, {}] (false-failure rate {:.1e})\n",
+                       verdict_tag(s.verdict), s.connection, s.alive, s.copies, s.model, s.accept_lo, s.accept_hi,
+                       s.false_failure);
+    if (!s.message.empty()) out += fmt::format("        {}\n", s.message);
+  }
+  if (verbose && !c.counters.empty()) {
+    std::string list;
+    for (const auto& [name, packets] : c.counters) list += fmt::format("{}{} = {}", list.empty() ? "" : ", ", name, packets);
+    out += fmt::format("  middlebox counters: {}\n", list);
+  }
+  return out;
+}
+
+std::string console_summary(const RunResult& run) {
+  int passed = 0, failed = 0, errors = 0, connections = 0;
+  for (const auto& c : run.cases) {
+    connections += static_cast<int>(c.connections.size());
+    passed += c.verdict == Verdict::pass;
+    failed += c.verdict == Verdict::fail;
+    errors += c.verdict == Verdict::error;
+  }
+  return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
+                     run.cases.size(), passed, failed, errors, connections, run.wall_ms / 1000.0, run.kernel,
+                     run.hz ? std::to_string(*run.hz) : std::string("unknown"),
+                     run.calibrated ? "jiffies calibrated" : "not calibrated");
+}
+
+nlohmann::json result_json(const RunResult& run) {
+  nlohmann::json cases = nlohmann::json::array();
+  for (const auto& c : run.cases) {
+    nlohmann::json conns = nlohmann::json::array();
+    for (const auto& r : c.connections) {
+      nlohmann::json probes = nlohmann::json::array();
+      for (const auto& p : r.prediction.probes)
+        probes.push_back({{"index", p.index},
+                          {"nominal_ms", p.nominal_ms},
+                          {"earliest_ms", round1(p.window.earliest_ms)},
+                          {"latest_ms", number_or_null(round1(p.window.latest_ms))}});
+      conns.push_back({
+          {"name", r.name},
+          {"family", to_string(r.family)},
+          {"expected",
+           {{"outcome", to_string(r.expected.outcome)},
+            {"earliest_ms", round1(r.expected.window.earliest_ms)},
+            {"latest_ms", number_or_null(round1(r.expected.window.latest_ms))},
+            {"nominal_ms", r.prediction.nominal_ms},
+            {"errno", r.expected.errno_name ? nlohmann::json(*r.expected.errno_name)
+                      : r.expected.model_errno.empty() ? nlohmann::json(nullptr)
+                                                       : nlohmann::json(r.expected.model_errno)},
+            {"probes", probes}}},
+          {"observed",
+           {{"outcome", to_string(r.observed.outcome)},
+            {"errno", r.observed.errno_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.observed.errno_name)},
+            {"at_ms", round1(r.observed.at_ms)},
+            {"timed_by", r.observed.timed_by},
+            {"probes", r.observed.probes},
+            {"probe_checks", probe_checks_json(r.evidence)}}},
+          {"verdict", to_string(r.verdict)},
+          {"settings", settings_json(r.model_input)},
+      });
+      if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
+      if (r.expected.survival) conns.back()["expected"]["survival"] = *r.expected.survival;
+      if (!r.message.empty()) conns.back()["message"] = r.message;
+      if (r.observed.woke_at_ms) conns.back()["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
+      if (!r.evidence.timer_samples.empty()) {
+        auto& samples = conns.back()["observed"]["kernel_timer"] = nlohmann::json::array();
+        for (const auto& t : r.evidence.timer_samples)
+          samples.push_back({{"t_ms", round1(t.t_ms)}, {"kind", t.kind}, {"expires_in_ms", t.expires_in_ms},
+                             {"probes", t.probes}});
+      }
+      if (!r.evidence.pcap_client.empty())
+        conns.back()["pcap"] = {{"client", r.evidence.pcap_client}, {"server", r.evidence.pcap_server}};
+    }
+    nlohmann::json jc = {{"name", c.name}, {"file", c.file}, {"verdict", to_string(c.verdict)},
+                         {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
+    if (!c.error.empty()) jc["error"] = c.error;
+    if (!c.survival.empty()) {
+      nlohmann::json survival = nlohmann::json::array();
+      for (const auto& s : c.survival) {
+        nlohmann::json js = {{"connection", s.connection},
+                             {"copies", s.copies},
+                             {"alive", s.alive},
+                             {"expected", s.model},
+                             {"accept", {s.accept_lo, s.accept_hi}},
+                             {"false_failure_rate", s.false_failure},
+                             {"verdict", to_string(s.verdict)}};
+        if (s.stated) js["stated"] = *s.stated;
+        if (!s.message.empty()) js["message"] = s.message;
+        survival.push_back(std::move(js));
+      }
+      jc["survival"] = std::move(survival);
+    }
+    if (!c.counters.empty()) jc["middlebox_counters"] = c.counters;
+    cases.push_back(std::move(jc));
+  }
+  return {{"kernel", run.kernel},
+          {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
+          {"hz_source", run.hz_source},
+          {"calibrated", run.calibrated},
+          {"wall_ms", round1(run.wall_ms)},
+          {"cases", cases}};
+}
+
+int exit_code(const RunResult& run) {
+  for (const auto& c : run.cases)
+    if (c.verdict == Verdict::fail || c.verdict == Verdict::error) return 1;
+  return 0;
+}
+
+}  // namespace kah

@@ -1,0 +1,23 @@
+// Reporters: what a person reads on the console, and the result JSON that other
+// tools read (keys fixed by the contract in architecture.md; more may be added).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "harness/judge/result.h"
+
+namespace kah {
+
+// One block per case: a line per connection with verdict, outcome, time, window and
+// probes; the failure message under each failed connection.
+std::string console_case(const CaseResult& c, bool verbose);
+// Totals: "12 cases: 11 passed, 1 failed, 0 errors — 24 connections — 9.8 s".
+std::string console_summary(const RunResult& run);
+
+nlohmann::json result_json(const RunResult& run);
+
+// Exit code of `kaharness run`: 0 all passed, 1 a case failed (or could not run).
+int exit_code(const RunResult& run);
+
+}  // namespace kah

@@ -1,0 +1,81 @@
+#include "harness/run/capture_evidence.h"
+
+#include <algorithm>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "harness/evidence/pcap_file.h"
+
+namespace kah {
+
+CaseCaptures analyze_captures(evidence::LiveCapture client, evidence::LiveCapture server,
+                              double until_realtime_ms) {
+  CaseCaptures c{std::move(client), std::move(server), {}};
+  auto packets = c.client.packets();
+  std::erase_if(packets, [&](const evidence::Packet& p) { return p.t_ms > until_realtime_ms; });
+  c.client_analysis = evidence::analyze(packets);
+  return c;
+}
+
+namespace {
+
+bool same_flow(const evidence::Packet& p, const FlowKey& k) {
+  const bool outbound = p.src == k.client_address && p.sport == k.client_port && p.dst == k.server_address &&
+                        p.dport == k.server_port;
+  const bool inbound = p.dst == k.client_address && p.dport == k.client_port && p.src == k.server_address &&
+                       p.sport == k.server_port;
+  return outbound || inbound;
+}
+
+void write_flow(const evidence::LiveCapture& capture, const FlowKey& key, const std::filesystem::path& file) {
+  evidence::PcapWriter writer(file, capture.link());
+  const auto& frames = capture.frames();
+  for (const auto& p : capture.packets())
+    if (same_flow(p, key) && p.frame >= 1 && p.frame <= frames.size()) {
+      const auto& f = frames[p.frame - 1];
+      writer.write(f.t_ms(), f.bytes);
+    }
+  writer.close();
+}
+
+}  // namespace
+
+void attach_capture_evidence(ConnectionResult& r, const CaseCaptures& captures, const FlowKey& key,
+                             double origin_realtime_ms, bool probes_visible) {
+  auto& ev = r.evidence;
+  ev.origin_realtime_ms = origin_realtime_ms;
+  const auto* flow = evidence::find_flow(captures.client_analysis, {key.client_address, key.client_port},
+                                         {key.server_address, key.server_port});
+  if (flow == nullptr) return;
+  ev.flow = *flow;
+  ev.probes_checked = probes_visible;
+  if (probes_visible) ev.probe_checks = evidence::check_probes(*flow, r.prediction, origin_realtime_ms);
+
+  // The kernel's own time for the end: the client's RST when it gave up (timeout),
+  // or the peer's RST that reset it.
+  const auto ended_by = [&](evidence::FlowEnd e) { return flow->end == e && flow->end_ms.has_value(); };
+  const bool timed_out_with_rst = r.observed.outcome == ObservedOutcome::timeout &&
+                                  ended_by(evidence::FlowEnd::reset_by_prober);
+  const bool reset_by_peer = r.observed.outcome == ObservedOutcome::reset &&
+                             (ended_by(evidence::FlowEnd::reset_by_peer) || ended_by(evidence::FlowEnd::reset_by_prober));
+  if (timed_out_with_rst || reset_by_peer) {
+    r.observed.woke_at_ms = r.observed.at_ms;
+    r.observed.at_ms = *flow->end_ms - origin_realtime_ms;
+    r.observed.timed_by = "capture";
+  }
+}
+
+void write_connection_pcaps(ConnectionResult& r, const CaseCaptures& captures, const FlowKey& key,
+                            const std::filesystem::path& dir, const std::string& case_name) {
+  std::filesystem::create_directories(dir / case_name);
+  const auto base = std::filesystem::path(case_name) / r.name;
+  const auto client = base.string() + ".client.pcap";
+  const auto server = base.string() + ".server.pcap";
+  write_flow(captures.client, key, dir / client);
+  write_flow(captures.server, key, dir / server);
+  r.evidence.pcap_client = client;
+  r.evidence.pcap_server = server;
+}
+
+}  // namespace kah

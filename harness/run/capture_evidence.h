@@ -1,0 +1,49 @@
+// Kernel-side evidence for each connection of a case, from the captures on both
+// ends of its link: the connection's flow classified (probes, their answers, the
+// RST), each probe checked against the model's window for it, the end of the
+// connection timed by the kernel's capture stamp instead of by when user space
+// woke up, and the flow written as pcap files when asked.
+//
+// Capture times are CLOCK_REALTIME (the kernel's skb stamps, as SO_TIMESTAMPNS);
+// a connection's origin is its SO_TIMESTAMPNS receive stamp in the same clock.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "harness/evidence/capture.h"
+#include "harness/evidence/classify.h"
+#include "harness/judge/result.h"
+
+namespace kah {
+
+struct CaseCaptures {
+  evidence::LiveCapture client;  // the client's end of its link
+  evidence::LiveCapture server;  // the server's end
+  evidence::Analysis client_analysis;  // every flow the client's end saw, up to the horizon
+};
+
+// Classifies the client's capture, keeping segments up to `until_realtime_ms`.
+CaseCaptures analyze_captures(evidence::LiveCapture client, evidence::LiveCapture server,
+                              double until_realtime_ms);
+
+struct FlowKey {
+  Family family = Family::ipv4;
+  std::string client_address, server_address;
+  std::uint16_t client_port = 0, server_port = 0;
+};
+
+// Fills result.evidence from the flow the client's end saw: probe checks (unless the
+// fault hides probes from the capture, as an unplugged link does: they are dropped
+// before they reach it), and the capture time of the RST that ended the connection.
+// With a capture-timed end, observed.at_ms becomes the kernel's time.
+void attach_capture_evidence(ConnectionResult& result, const CaseCaptures& captures, const FlowKey& key,
+                             double origin_realtime_ms, bool probes_visible);
+
+// Writes the connection's segments from both ends as DIR/<case>/<connection>.{client,server}.pcap
+// and records the paths (relative to DIR) in result.evidence.
+void write_connection_pcaps(ConnectionResult& result, const CaseCaptures& captures, const FlowKey& key,
+                            const std::filesystem::path& dir, const std::string& case_name);
+
+}  // namespace kah

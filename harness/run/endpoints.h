@@ -1,0 +1,103 @@
+// The two ends of a tested connection: the client socket under test, and the
+// server side that plays the peer (a listener, the accepted sockets, and for
+// peer-freeze a separate process that holds them).
+//
+// Sockets are created inside their namespace (Namespace::run) and then used from
+// the caller's thread: a socket keeps its namespace for life.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness/case/case.h"
+#include "netns/fd.h"
+#include "netns/namespace.h"
+
+namespace kah {
+
+// A TCP listener bound to address:port inside `ns`.
+UniqueFd open_listener(const netns::Namespace& ns, Family family, const std::string& address,
+                       std::uint16_t port);
+
+// Creates `n` client sockets of `family` inside `ns` with the keepalive options of
+// `spec` already set, so the keepalive timer is armed when the connection is established.
+std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const ConnectionSpec& spec,
+                                          int n);
+
+// A connection after its one exchange of data.
+struct Established {
+  UniqueFd server;               // the accepted socket
+  std::uint16_t client_port = 0;
+  double connect_started_ms = 0; // CLOCK_MONOTONIC just before connect()
+  double established_ms = 0;     // CLOCK_MONOTONIC when connect() returned (the kernel
+                                 // armed the keepalive timer in between)
+  double last_received_ms = 0;   // CLOCK_MONOTONIC (kernel receive timestamp) of the reply
+  double last_received_realtime_ms = 0;  // the same stamp as the kernel gave it: CLOCK_REALTIME, as captures
+  double server_activity_ms = 0; // CLOCK_MONOTONIC just after the server application wrote the reply
+};
+
+// The one request and reply that open a tested connection (both sides are ours, so
+// each reads exactly the other's length).
+struct Exchange {
+  std::string request = "ping";
+  std::string reply = "pong";
+};
+
+// connect() -> accept() -> request -> reply: the client's last received segment
+// is the reply; the client ACKs it at once (TCP_QUICKACK).
+Established establish(int client, int listener, Family family, const std::string& server_address,
+                      std::uint16_t port, const Exchange& exchange = {});
+
+// Starts a non-blocking connect() (for Traffic::connecting: the outcome is watched
+// like any other connection's end).
+void start_connect(int client, Family family, const std::string& server_address, std::uint16_t port);
+
+// What the retransmission timer will start from (TCP_INFO), read before the fault.
+struct RetransmissionState {
+  double rto_ms = 0;   // tcpi_rto
+  double srtt_ms = 0;  // tcpi_rtt
+  bool sack = false;   // SACK negotiated (tcpi_options & TCPI_OPT_SACK): decides the tail-loss probe
+};
+RetransmissionState retransmission_state(int socket);
+
+// Waits until the server has no unacknowledged data on `server` (the client's last
+// ACK arrived), so the connection is idle on both sides. Throws after timeout_ms.
+void wait_until_idle(int server, double timeout_ms);
+
+// Closes a socket without sending anything (TCP_REPAIR): the peer's kernel forgets
+// the connection silently, as in a reboot. Needs CAP_NET_ADMIN.
+void close_silently(UniqueFd socket);
+
+// Effective keepalive settings the kernel uses for this socket (TCP_KEEPIDLE etc.
+// read back: the socket value, or the namespace sysctl when the option is unset).
+struct EffectiveKeepalive {
+  bool enabled = false;
+  int idle_s = 0, interval_s = 0, count = 0, user_timeout_ms = 0;
+};
+EffectiveKeepalive read_keepalive(int socket);
+
+// The peer's application as a separate process holding the accepted sockets; it
+// dies with the harness (PR_SET_PDEATHSIG) and is tracked by pid only.
+class PeerProcess {
+ public:
+  // Forks a child that keeps `sockets` open and waits; the caller closes its copies.
+  static PeerProcess spawn(const std::vector<int>& sockets);
+  PeerProcess(PeerProcess&& other) noexcept;
+  PeerProcess& operator=(PeerProcess&& other) noexcept;
+  PeerProcess(const PeerProcess&) = delete;
+  PeerProcess& operator=(const PeerProcess&) = delete;
+  ~PeerProcess();  // SIGKILL and reap
+
+  void freeze();  // SIGSTOP
+  pid_t pid() const noexcept { return pid_; }
+
+ private:
+  explicit PeerProcess(pid_t pid) noexcept : pid_(pid) {}
+  void kill_and_reap() noexcept;
+  pid_t pid_ = -1;
+};
+
+}  // namespace kah

@@ -1,0 +1,62 @@
+// The run loop: builds each case's topology, opens its connections, waits until
+// they are idle, injects the fault, and observes what the kernel does, with one
+// Watcher (one event loop) for the connections of every running case.
+//
+// Threading: each running case has one orchestration thread (at most `jobs`);
+// the orchestration threads block on timers, the Watcher thread sees every socket.
+// An exception while running a case becomes that case's `error` verdict.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "harness/case/case.h"
+#include "harness/model/timing.h"
+#include "harness/judge/result.h"
+
+namespace kah {
+
+class Watcher;
+
+// Told what a run is doing, for a person watching it (the CLI draws a progress line
+// and prints each case as it ends). Called from the cases' threads: case_started and
+// case_done one at a time across the run; expect concurrently.
+class RunListener {
+ public:
+  virtual ~RunListener() = default;
+  virtual void case_started(const Case& c) { (void)c; }
+  // An event the model expects for a case, at CLOCK_MONOTONIC ms.
+  virtual void expect(const Case& c, const std::string& what, double at_monotonic_ms) {
+    (void)c, (void)what, (void)at_monotonic_ms;
+  }
+  virtual void case_done(const CaseResult& result) { (void)result; }
+};
+
+struct RunOptions {
+  int jobs = 0;                 // cases at once; 0 = all of them
+  model::Kernel kernel;         // HZ, slack: what the model assumes of this kernel
+  // Relate jiffies to CLOCK_MONOTONIC (root reads /proc/timer_list) so each timer's
+  // tick is known and windows shrink to about one tick. Needs a known HZ.
+  bool calibrate = true;
+  bool keep = false;            // pin the namespaces under keep_prefix for inspection
+  // Where to write each connection's pcaps (both ends); empty: nowhere. Written for
+  // every connection that did not pass, and for all with pcap_all.
+  std::filesystem::path pcap_dir;
+  // Capture both ends of every link (kernel times for ends, probe checks, pcaps).
+  bool capture = true;
+  bool pcap_all = false;
+  std::string keep_prefix;      // run-specific, e.g. "kah-1234"
+  RunListener* listener = nullptr;  // told what runs and what the model expects next
+};
+
+class JiffyClock;
+namespace evidence {
+class CaptureLoop;
+}
+// `clock`: the jiffies calibration, when there is one.
+CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
+                    const JiffyClock* clock);
+RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options);
+
+}  // namespace kah
