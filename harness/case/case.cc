@@ -61,42 +61,6 @@ std::string to_string(ExpectedOutcome o) {
   return fmt::format("ExpectedOutcome({})", static_cast<int>(o));
 }
 
-std::string to_string(FaultKind k) {
-  switch (k) {
-    case FaultKind::none: return "none";
-    case FaultKind::blackhole: return "blackhole";
-    case FaultKind::drop_to_client: return "drop-to-client";
-    case FaultKind::drop_to_server: return "drop-to-server";
-    case FaultKind::link_down: return "link-down";
-    case FaultKind::peer_reboot: return "peer-reboot";
-    case FaultKind::peer_freeze: return "peer-freeze";
-    case FaultKind::conntrack_expire: return "conntrack-expire";
-    case FaultKind::conntrack_timeout: return "conntrack-timeout";
-    case FaultKind::reject_rst: return "reject-rst";
-    case FaultKind::reject_icmp: return "reject-icmp";
-    case FaultKind::loss: return "loss";
-  }
-  return fmt::format("FaultKind({})", static_cast<int>(k));
-}
-
-bool is_middlebox_fault(FaultKind k) {
-  switch (k) {
-    case FaultKind::none:
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-    case FaultKind::link_down:
-    case FaultKind::peer_reboot:
-    case FaultKind::peer_freeze: return false;
-    case FaultKind::conntrack_expire:
-    case FaultKind::conntrack_timeout:
-    case FaultKind::reject_rst:
-    case FaultKind::reject_icmp:
-    case FaultKind::loss: return true;
-  }
-  return false;
-}
-
 std::string to_string(Traffic t) {
   switch (t) {
     case Traffic::idle: return "idle";
@@ -136,12 +100,6 @@ namespace {
 constexpr Family kFamilies[] = {Family::ipv4, Family::ipv6};
 constexpr ExpectedOutcome kOutcomes[] = {ExpectedOutcome::timeout, ExpectedOutcome::reset,
                                          ExpectedOutcome::alive, ExpectedOutcome::eof};
-constexpr FaultKind kFaultKinds[] = {
-    FaultKind::none,           FaultKind::blackhole,         FaultKind::drop_to_client,
-    FaultKind::drop_to_server, FaultKind::link_down,         FaultKind::peer_reboot,
-    FaultKind::peer_freeze,    FaultKind::conntrack_expire,  FaultKind::conntrack_timeout,
-    FaultKind::reject_rst,     FaultKind::reject_icmp,       FaultKind::loss,
-};
 constexpr Traffic kTraffics[] = {Traffic::idle, Traffic::sending, Traffic::connecting};
 constexpr TopologyKind kTopologies[] = {TopologyKind::pair, TopologyKind::routed};
 constexpr AppProtocol kAppProtocols[] = {AppProtocol::raw, AppProtocol::http};
@@ -161,14 +119,17 @@ std::vector<std::string> spellings(const Enum (&all)[N]) {
   return out;
 }
 
+std::vector<std::string> fault_spellings() {
+  std::vector<std::string> out;
+  for (const auto& row : fault_kinds()) out.emplace_back(row.name);
+  return out;
+}
+
 }  // namespace
 
 std::optional<Family> family_from_string(std::string_view s) { return enum_from_string(kFamilies, s); }
 std::optional<ExpectedOutcome> expected_outcome_from_string(std::string_view s) {
   return enum_from_string(kOutcomes, s);
-}
-std::optional<FaultKind> fault_kind_from_string(std::string_view s) {
-  return enum_from_string(kFaultKinds, s);
 }
 std::optional<Traffic> traffic_from_string(std::string_view s) { return enum_from_string(kTraffics, s); }
 std::optional<TopologyKind> topology_from_string(std::string_view s) { return enum_from_string(kTopologies, s); }
@@ -725,21 +686,22 @@ void read_sysctls(const Scope& top, Case& c, Diagnostics& d) {
 // an application close needs a path that carries the FIN. Reported at the kind.
 void check_fault_fits(const toml::table& fault, FaultKind kind, const Case& c, Diagnostics& d) {
   const toml::source_region& at = fault.get("kind")->source();
-  if (is_middlebox_fault(kind) && c.topology != TopologyKind::routed) {
+  const FaultKindInfo& row = fault_info(kind);
+  if (row.needs_router && c.topology != TopologyKind::routed) {
     d.error(at, fmt::format("fault \"{}\" acts on the router: it needs topology = \"routed\"", to_string(kind)));
     return;
   }
-  const bool conntrack = kind == FaultKind::conntrack_expire || kind == FaultKind::conntrack_timeout;
-  if (conntrack && !c.router.nat && !c.router.firewall) {
+  if (row.needs_flow_state && !c.router.nat && !c.router.firewall) {
     d.error(at, fmt::format("fault \"{}\" needs connection state on the router: set nat = true or firewall = true "
                             "in [router] (without them the kernel tracks nothing)",
                             to_string(kind)));
   }
-  if (kind == FaultKind::conntrack_timeout && !c.router.established_timeout_s) {
-    d.error(at, "fault \"conntrack-timeout\" lets the router's established timeout expire the flow: set "
-                "established_timeout_s in [router] (the kernel default is 5 days)");
+  if (row.path == PathModel::flow_times_out && !c.router.established_timeout_s) {
+    d.error(at, fmt::format("fault \"{}\" lets the router's established timeout expire the flow: set "
+                            "established_timeout_s in [router] (the kernel default is 5 days)",
+                            to_string(kind)));
   }
-  if (is_middlebox_fault(kind)) {
+  if (row.needs_router) {
     for (const ConnectionSpec& conn : c.connections) {
       if (conn.traffic != Traffic::connecting) continue;
       d.error(at, fmt::format("fault \"{}\" acts on established flows; connection '{}' has traffic = \"connect\" "
@@ -762,21 +724,23 @@ void read_faults(const toml::table& root, Case& c, Diagnostics& d) {
     refuse_unknown_keys(s, kFaultKeys, d);
     FaultSpec f;
     f.where = s.pos;
-    if (auto kind = read_choice(s, "kind", Need::required, "fault kind", spellings(kFaultKinds), d)) {
+    if (auto kind = read_choice(s, "kind", Need::required, "fault kind", fault_spellings(), d)) {
       f.kind = *fault_kind_from_string(*kind);
       check_fault_fits(*t, f.kind, c, d);
     }
     if (auto p = read_number(s, "probability", d)) {
       if (!(*p > 0 && *p < 1)) {
         d.error(t->get("probability")->source(), fmt::format("'probability' must be > 0 and < 1, found {}", *p));
-      } else if (f.kind != FaultKind::loss) {
-        d.error(t->get("probability")->source(), "'probability' applies to kind = \"loss\" only");
+      } else if (!fault_info(f.kind).takes_probability) {
+        d.error(t->get("probability")->source(),
+                fmt::format("'probability' applies to a random fault only, not to kind = \"{}\"", to_string(f.kind)));
       } else {
         f.probability = *p;
       }
-    } else if (f.kind == FaultKind::loss && t->get("probability") == nullptr) {
-      d.error(s.pos, "missing required key 'probability' in [[fault]] of kind \"loss\" (the chance that the router "
-                     "drops a packet, e.g. 0.3)");
+    } else if (fault_info(f.kind).takes_probability && t->get("probability") == nullptr) {
+      d.error(s.pos, fmt::format("missing required key 'probability' in [[fault]] of kind \"{}\" (the chance that "
+                                 "a packet is dropped, e.g. 0.3)",
+                                 to_string(f.kind)));
     }
     c.faults.push_back(std::move(f));
   }
@@ -790,7 +754,7 @@ void read_faults(const toml::table& root, Case& c, Diagnostics& d) {
   }
   if (c.faults.empty()) {
     // Not written in the file: the position names the file only.
-    c.faults.push_back(FaultSpec{FaultKind::none, std::nullopt, SourcePos{d.file(), 0, 0}});
+    c.faults.push_back(FaultSpec{{FaultKind::none, std::nullopt}, SourcePos{d.file(), 0, 0}});
   }
 }
 
@@ -818,7 +782,7 @@ void read_expect(const Scope& top, Case& c, Diagnostics& d) {
       c.expect.errno_name = *e;
     }
   }
-  const bool loss = !c.faults.empty() && c.faults.front().kind == FaultKind::loss;
+  const bool loss = !c.faults.empty() && fault_info(c.faults.front().kind).path == PathModel::random_loss;
   if (auto v = read_number(s, "survival", d)) {
     if (!(*v >= 0 && *v <= 1)) {
       d.error(t->get("survival")->source(), fmt::format("'survival' is a probability: 0..1, found {}", *v));

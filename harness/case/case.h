@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "harness/fault/fault.h"
+
 namespace kah {
 
 struct SourcePos {
@@ -41,25 +43,6 @@ enum class TopologyKind {
   routed,  // client - router - server: the router can NAT, filter statefully and lose packets
 };
 
-enum class FaultKind {
-  none,            // healthy peer
-  blackhole,       // nftables drops everything both ways at the server
-  drop_to_client,  // the server's replies (probe ACKs) are lost
-  drop_to_server,  // the client's segments (probes) are lost
-  link_down,       // the server's end of the link is unplugged
-  peer_reboot,     // the server silently loses all connection state (TCP_REPAIR close)
-  peer_freeze,     // the server application (a separate process) is SIGSTOPped
-  // Middlebox faults, on the router of a "routed" topology:
-  conntrack_expire,   // the router deletes the flow's conntrack entry now (a NAT or firewall forgets it)
-  conntrack_timeout,  // nothing is done: the router's own established timeout decides ([router])
-  reject_rst,         // the router's firewall answers the client's segments with a TCP reset
-  reject_icmp,        // the router answers the client's segments with ICMP host unreachable
-  loss,               // the router drops packets at random, both directions (`probability`)
-};
-
-// Whether the fault acts on the router (and needs topology = "routed").
-bool is_middlebox_fault(FaultKind k);
-
 // What the client does around the fault.
 enum class Traffic {
   idle,        // one exchange, then silence (the default): the keepalive timer
@@ -87,9 +70,8 @@ struct ConnectionSpec {
   SourcePos where;  // the [[connection]] table
 };
 
-struct FaultSpec {
-  FaultKind kind = FaultKind::none;
-  std::optional<double> probability;  // FaultKind::loss: chance that the router drops a packet
+// A [[fault]]: the fault (harness/fault/fault.h) and where the file states it.
+struct FaultSpec : Fault {
   SourcePos where;
 };
 
@@ -157,7 +139,6 @@ std::vector<std::filesystem::path> find_case_files(const std::vector<std::filesy
 // The spellings used in case files ("drop-to-client", "ipv6", ...).
 std::string to_string(Family f);
 std::string to_string(ExpectedOutcome o);
-std::string to_string(FaultKind k);
 std::string to_string(Traffic t);
 std::string to_string(TopologyKind t);
 std::string to_string(AppProtocol p);
@@ -166,7 +147,6 @@ std::string to_string(AppProtocol p);
 // "both" is not a Family: load_case expands it into one ipv4 and one ipv6 connection.
 std::optional<Family> family_from_string(std::string_view s);
 std::optional<ExpectedOutcome> expected_outcome_from_string(std::string_view s);
-std::optional<FaultKind> fault_kind_from_string(std::string_view s);
 std::optional<Traffic> traffic_from_string(std::string_view s);
 std::optional<TopologyKind> topology_from_string(std::string_view s);
 std::optional<AppProtocol> app_protocol_from_string(std::string_view s);

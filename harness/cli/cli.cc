@@ -21,8 +21,8 @@
 #include <spdlog/spdlog.h>
 
 #include "harness/cli/cli.h"
-#include "harness/run/capture_evidence.h"
 #include "harness/case/case.h"
+#include "harness/fault/fault.h"
 #include "harness/run/environment.h"
 #include "harness/evidence/classify.h"
 #include "harness/report/html_report.h"
@@ -33,7 +33,7 @@
 #include "harness/report/report.h"
 #include "harness/report/progress.h"
 #include "harness/run/runner.h"
-#include "harness/run/watcher.h"
+#include "harness/clock/clock.h"
 #include "harness/cli/sweep.h"
 #include "netns/namespace.h"
 
@@ -135,6 +135,25 @@ void write_file(const std::string& path, const std::string& text) {
   out << text;
   out.close();
   if (!out) throw CLI::ValidationError(path, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+}
+
+// The fault kinds `predict` can answer without a case: those whose effect on the path
+// is fixed (a router's NAT, timeout or random loss needs a case file).
+std::vector<std::string> predictable_fault_names() {
+  std::vector<std::string> names;
+  for (const auto& row : kah::fault_kinds()) {
+    if (row.path != kah::PathModel::fixed) continue;
+    names.emplace_back(row.name);
+    if (!row.alias.empty()) names.emplace_back(row.alias);
+  }
+  return names;
+}
+
+std::string predictable_faults_help() {
+  std::string text = "what happens to the peer (default blackhole):";
+  for (const auto& row : kah::fault_kinds())
+    if (row.path == kah::PathModel::fixed) text += fmt::format("\n  {:<16} {}", row.name, row.what);
+  return text;
 }
 
 struct PredictArgs {
@@ -243,15 +262,16 @@ int predict_command(const PredictArgs& args) {
   in.keepalive = {true, args.idle, args.interval, args.count, args.user_timeout_ms};
   std::string hz_source;
   in.kernel = kernel_for(args.hz, hz_source);
-  if (args.fault == "blackhole") in.peer = kah::model::PeerBehaviour::silent;
-  else if (args.fault == "reboot") in.peer = kah::model::PeerBehaviour::rebooted;
-  else in.peer = kah::model::PeerBehaviour::answers;
+  const auto& fault = kah::fault_info(*kah::fault_kind_from_string(args.fault));
+  in.peer = fault.peer;
   in.retransmission.retries2 = args.retries2;
   in.retransmission.syn_retries = args.syn_retries;
   if (args.traffic == "sending") in.traffic = kah::model::Traffic::data_in_flight;
   if (args.traffic == "connect") {
-    if (args.fault != "blackhole")
-      throw CLI::ValidationError("--traffic connect", "is modelled against a silent peer only: use --fault blackhole");
+    if (fault.peer != kah::model::PeerBehaviour::silent)
+      throw CLI::ValidationError("--traffic connect", fmt::format("is modelled against a silent peer only, and \"{}\" "
+                                                                  "is not one: use --fault blackhole",
+                                                                  fault.name));
     in.traffic = kah::model::Traffic::connecting;
   }
   in.horizon_ms = 1000.0 * (3 * args.idle + args.count * args.interval);
@@ -360,8 +380,8 @@ int kah::cli_main(int argc, const char* const* argv) {
   predict_cmd->add_option("--count", predict.count, "TCP_KEEPCNT (default 9)")->check(CLI::Range(1, 127));
   predict_cmd->add_option("--user-timeout", predict.user_timeout_ms, "TCP_USER_TIMEOUT, ms (default 0 = off)")
       ->check(CLI::Range(0, 2147483647));
-  predict_cmd->add_option("--fault", predict.fault, "blackhole (silent peer), reboot (peer answers RST), none")
-      ->check(CLI::IsMember({"blackhole", "reboot", "none"}));
+  predict_cmd->add_option("--fault", predict.fault, predictable_faults_help())
+      ->check(CLI::IsMember(predictable_fault_names()));
   predict_cmd->add_option("--traffic", predict.traffic,
                           "idle (keepalive owns the connection), sending (data in flight: retransmissions), "
                           "connect (SYN retries)")

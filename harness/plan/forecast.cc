@@ -99,24 +99,6 @@ void prepend(std::vector<std::string>& steps, std::vector<std::string> notes) {
 
 }  // namespace
 
-model::PeerBehaviour peer_behaviour(FaultKind fault) {
-  switch (fault) {
-    case FaultKind::none:
-    case FaultKind::peer_freeze:
-    case FaultKind::conntrack_timeout: return model::PeerBehaviour::answers;
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-    case FaultKind::link_down:
-    case FaultKind::loss: return model::PeerBehaviour::silent;
-    case FaultKind::peer_reboot:
-    case FaultKind::reject_rst: return model::PeerBehaviour::rebooted;
-    case FaultKind::reject_icmp: return model::PeerBehaviour::unreachable;
-    case FaultKind::conntrack_expire: return model::PeerBehaviour::silent;  // strict; see forecast()
-  }
-  return model::PeerBehaviour::silent;
-}
-
 Forecast forecast(const Case& c, const ConnectionSpec& spec, model::Input input, const ConnectionFacts& facts) {
   const FaultSpec fault = c.faults.empty() ? FaultSpec{} : c.faults.front();
   Forecast f;
@@ -126,16 +108,19 @@ Forecast forecast(const Case& c, const ConnectionSpec& spec, model::Input input,
   const bool fixed = facts.horizon_ms.has_value() || c.horizon_s.has_value();
   const double fixed_ms = facts.horizon_ms ? *facts.horizon_ms : c.horizon_s ? facts.fault_at_ms + 1000.0 * *c.horizon_s : 0;
 
-  input.peer = peer_behaviour(fault.kind);
-  switch (fault.kind) {
-    case FaultKind::conntrack_expire: {
+  const FaultKindInfo& row = fault_info(fault.kind);
+  input.peer = row.peer;
+  if (!row.model_note.empty()) notes.emplace_back(row.model_note);
+  switch (row.path) {
+    case PathModel::fixed: break;
+    case PathModel::flow_forgotten: {
       const auto loss = model::after_state_loss(router_of(c));
-      notes.push_back(fmt::format("conntrack-expire: the router deletes the flow's entry at {:.1f} ms; {}",
+      notes.push_back(fmt::format("{}: the router deletes the flow's entry at {:.1f} ms; {}", row.name,
                                   facts.fault_at_ms, loss.why));
       input.peer = loss.path;
       break;
     }
-    case FaultKind::conntrack_timeout: {
+    case PathModel::flow_times_out: {
       // The gaps are followed up to the horizon the case would have with a healthy path.
       model::Input healthy = input;
       healthy.peer = model::PeerBehaviour::answers;
@@ -143,25 +128,12 @@ Forecast forecast(const Case& c, const ConnectionSpec& spec, model::Input input,
       input.peer = after_conntrack_timeout(c, input, facts, horizon, notes);
       break;
     }
-    case FaultKind::reject_rst:
-      notes.push_back("reject-rst: the router answers the client's next segment with a TCP reset carrying its rcv_nxt");
-      break;
-    case FaultKind::reject_icmp:
-      input.icmp_reverts_backoff = facts.family == Family::ipv4;
-      notes.push_back("reject-icmp: the router answers each of the client's segments with ICMP host unreachable");
-      break;
-    case FaultKind::loss:
+    case PathModel::icmp_errors: input.icmp_reverts_backoff = facts.family == Family::ipv4; break;
+    case PathModel::random_loss:
       if (input.traffic != model::Traffic::idle || !input.keepalive.enabled || input.keepalive.user_timeout_ms > 0)
-        throw std::invalid_argument(
-            "loss is modelled for idle connections probed by keepalive without TCP_USER_TIMEOUT");
+        throw std::invalid_argument(fmt::format(
+            "{} is modelled for idle connections probed by keepalive without TCP_USER_TIMEOUT", row.name));
       break;
-    case FaultKind::none:
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-    case FaultKind::link_down:
-    case FaultKind::peer_reboot:
-    case FaultKind::peer_freeze: break;
   }
 
   input.horizon_ms = 0;
@@ -174,15 +146,15 @@ Forecast forecast(const Case& c, const ConnectionSpec& spec, model::Input input,
         input.kernel);
   }
 
-  if (fault.kind == FaultKind::loss) {
+  if (row.path == PathModel::random_loss) {
     const double answered = model::round_trip_success(fault.probability.value_or(0));
     f.horizon_ms = fixed ? fixed_ms : model::survival_horizon_ms(input.keepalive, f.prediction.window.latest_ms);
     f.survival = model::keepalive_survival(input.keepalive, answered, f.horizon_ms);
     notes.push_back(fmt::format(
-        "loss: the router drops each packet with p = {:g} in both directions, so a probe round trip succeeds with "
+        "{}: the router drops each packet with p = {:g} in both directions, so a probe round trip succeeds with "
         "(1 - p)^2 = {:.4f}; the connection is still open at {:.1f} ms with probability {:.4f} (it dies only if "
         "{} probes in a row go unanswered); those that die end as with a silent peer:",
-        *fault.probability, answered, f.horizon_ms, *f.survival, input.keepalive.count));
+        row.name, *fault.probability, answered, f.horizon_ms, *f.survival, input.keepalive.count));
   } else {
     f.horizon_ms = fixed ? fixed_ms : default_horizon_ms(input, f.prediction);
   }

@@ -14,10 +14,6 @@
 
 namespace kah {
 
-// What the path and peer do after a server-side fault (the pair topology's faults).
-// Middlebox faults depend on the router too: see forecast().
-model::PeerBehaviour peer_behaviour(FaultKind fault);
-
 // What the run measured about one connection, in ms from its t_r (its last received
 // segment before the fault).
 struct ConnectionFacts {

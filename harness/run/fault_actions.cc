@@ -4,52 +4,41 @@
 
 #include <stdexcept>
 
-#include "netns/nft.h"
 #include "harness/run/nft_rules.h"
+#include "netns/nft.h"
 
 namespace kah {
-namespace {
 
-void expire_flows(const netns::Namespace& router, const std::vector<netns::FlowTuple>& flows) {
-  for (const auto& flow : flows) {
+void TopologyFaultActions::nft(Host host, const std::string& ruleset) { netns::nft_apply(topology_.ns(host), ruleset); }
+
+void TopologyFaultActions::write_sysctl(Host host, const std::string& key, const std::string& value) {
+  topology_.ns(host).write_sysctl(key, value);
+}
+
+void TopologyFaultActions::set_link_up(Host host, bool up) { topology_.set_link_up(host, up); }
+
+void TopologyFaultActions::close_server_sockets_silently() {
+  for (UniqueFd* socket : targets_.server_sockets) close_silently(std::move(*socket));
+}
+
+void TopologyFaultActions::freeze_peer_process() {
+  if (targets_.peer_app == nullptr) throw std::logic_error("a peer freeze without a peer process");
+  targets_.peer_app->freeze();
+}
+
+void TopologyFaultActions::forget_flows_on_router() {
+  const auto& router = topology_.ns(Host::router);
+  for (const auto& flow : targets_.flows) {
     if (!netns::delete_conntrack(router, flow))
-      throw std::runtime_error(fmt::format(
-          "conntrack-expire: the router has no entry for [{}]:{} -> [{}]:{} (does it track the flow?)", flow.source,
-          flow.source_port, flow.destination, flow.destination_port));
+      throw std::runtime_error(fmt::format("the router has no conntrack entry for [{}]:{} -> [{}]:{} (does it track "
+                                           "the flow?)",
+                                           flow.source, flow.source_port, flow.destination, flow.destination_port));
   }
 }
 
-}  // namespace
-
-void apply_fault(const FaultSpec& fault, Topology& topology, FaultTargets& targets) {
-  switch (fault.kind) {
-    case FaultKind::none: return;
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-      netns::nft_apply(topology.ns(Host::server), fault_ruleset(fault.kind));
-      return;
-    case FaultKind::link_down: topology.set_link_up(Host::server, false); return;
-    case FaultKind::peer_reboot:
-      for (UniqueFd* socket : targets.server_sockets) close_silently(std::move(*socket));
-      return;
-    case FaultKind::peer_freeze:
-      if (targets.peer_app == nullptr) throw std::logic_error("peer-freeze without a peer process");
-      targets.peer_app->freeze();
-      return;
-    case FaultKind::conntrack_expire: expire_flows(topology.ns(Host::router), targets.flows); return;
-    case FaultKind::conntrack_timeout: return;  // the router's own timeout does it
-    case FaultKind::reject_icmp:
-      // Every rejected segment gets its ICMP error: with the kernel's default rate
-      // limit (1/s after a burst of 6 per destination) which retransmissions are
-      // answered, and so (IPv4, RFC 6069) how the RTO backs off, would depend on timing.
-      topology.ns(Host::router).write_sysctl("net.ipv4.icmp_ratelimit", "0");
-      topology.ns(Host::router).write_sysctl("net.ipv6.icmp.ratelimit", "0");
-      netns::nft_apply(topology.ns(Host::router), router_fault_ruleset(fault, kRouterClientSide));
-      return;
-    case FaultKind::reject_rst:
-    case FaultKind::loss: netns::nft_apply(topology.ns(Host::router), router_fault_ruleset(fault, kRouterClientSide)); return;
-  }
+void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets) {
+  TopologyFaultActions actions(topology, targets);
+  apply_fault(fault, kRouterClientSide, actions);
 }
 
 std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology) {
@@ -58,11 +47,11 @@ std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Top
   const auto& router = topology.ns(Host::router);
   if (c.router.firewall)
     for (const auto& [name, packets] : netns::nft_counters(router, kRouterTable)) out["router." + name] = packets;
-  const bool fault_table = !c.faults.empty() && !router_fault_ruleset(c.faults.front(), kRouterClientSide).empty();
-  if (fault_table)
+  const FaultKindInfo& row = fault_info(c.faults.front().kind);
+  if (row.acts_on == Host::router && row.rules != nullptr)
     for (const auto& [name, packets] : netns::nft_counters(router, kFaultTable)) out["fault." + name] = packets;
   // How the client's kernel took ICMP errors: those for keepalive probes are out of window.
-  if (c.faults.front().kind == FaultKind::reject_icmp) {
+  if (row.path == PathModel::icmp_errors) {
     const auto netstat = topology.ns(Host::client).netstat();
     if (auto it = netstat.find("TcpExt.OutOfWindowIcmps"); it != netstat.end())
       out["client.OutOfWindowIcmps"] = it->second;

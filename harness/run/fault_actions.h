@@ -1,7 +1,6 @@
-// Faults: what the harness does at the instant of a case's fault, one branch per
-// kind (an exhaustive switch: a new kind does not compile until it is handled here).
-// Server faults act in the server namespace or on its sockets; middlebox faults on
-// the router of a routed topology.
+// A case's fault applied to a real topology: FaultActions (harness/fault/fault.h)
+// implemented on the namespaces, sockets and peer process of one case. The table of
+// fault kinds says what each kind does; this file only knows how to do each thing.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "harness/case/case.h"
+#include "harness/fault/fault.h"
 #include "harness/run/endpoints.h"
 #include "harness/run/topology.h"
 #include "netns/conntrack.h"
@@ -18,18 +18,34 @@ namespace kah {
 
 // What a fault may act on besides the topology.
 struct FaultTargets {
-  std::vector<UniqueFd*> server_sockets;  // peer-reboot closes them silently (TCP_REPAIR)
-  PeerProcess* peer_app = nullptr;        // peer-freeze stops it
-  std::vector<netns::FlowTuple> flows;    // conntrack-expire deletes their entries on the router
+  std::vector<UniqueFd*> server_sockets;  // a reboot closes them silently (TCP_REPAIR)
+  PeerProcess* peer_app = nullptr;        // a freeze stops it
+  std::vector<netns::FlowTuple> flows;    // forgetting flows deletes their entries on the router
 };
 
-// Applies `fault` now. Throws (with context) when it cannot, e.g. a flow the router
-// has no conntrack entry for.
-void apply_fault(const FaultSpec& fault, Topology& topology, FaultTargets& targets);
+class TopologyFaultActions final : public FaultActions {
+ public:
+  TopologyFaultActions(Topology& topology, FaultTargets& targets) : topology_(topology), targets_(targets) {}
 
-// The packet counters of the router's rules and of a router fault ("router.invalid",
-// "fault.hit", ...), and for reject-icmp the client's OutOfWindowIcmps, as evidence
-// of what the middlebox did; empty for a pair topology.
+  void nft(Host host, const std::string& ruleset) override;
+  void write_sysctl(Host host, const std::string& key, const std::string& value) override;
+  void set_link_up(Host host, bool up) override;
+  void close_server_sockets_silently() override;
+  void freeze_peer_process() override;
+  void forget_flows_on_router() override;
+
+ private:
+  Topology& topology_;
+  FaultTargets& targets_;
+};
+
+// Applies the case's fault now. Throws (with context) when it cannot, e.g. a flow
+// the router has no conntrack entry for.
+void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets);
+
+// The packet counters of the router's rules and of a fault's rules on the router
+// ("router.invalid", "fault.hit", ...), and the client's OutOfWindowIcmps, as
+// evidence of what the middlebox did; empty for a pair topology.
 std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology);
 
 }  // namespace kah

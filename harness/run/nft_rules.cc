@@ -3,48 +3,6 @@
 #include <fmt/format.h>
 
 namespace kah {
-namespace {
-
-constexpr const char* kNeighbourDiscovery =
-    "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
-
-std::string drop_chain(const char* chain, const char* hook) {
-  return fmt::format(
-      "  chain {0} {{\n"
-      "    type filter hook {1} priority filter; policy accept;\n"
-      "    {2}\n"
-      "    counter name \"dropped_{0}\" drop\n"
-      "  }}\n",
-      chain, hook, kNeighbourDiscovery);
-}
-
-std::string fault_table(bool drop_input, bool drop_output) {
-  std::string text = fmt::format("table {} {{\n", kFaultTable);
-  if (drop_input) text += "  counter dropped_input { }\n" + drop_chain("input", "input");
-  if (drop_output) text += "  counter dropped_output { }\n" + drop_chain("output", "output");
-  return text + "}\n";
-}
-
-}  // namespace
-
-std::string fault_ruleset(FaultKind kind) {
-  switch (kind) {
-    case FaultKind::blackhole: return fault_table(true, true);
-    case FaultKind::drop_to_client: return fault_table(false, true);
-    case FaultKind::drop_to_server: return fault_table(true, false);
-    case FaultKind::none:
-    case FaultKind::link_down:
-    case FaultKind::peer_reboot:
-    case FaultKind::peer_freeze:
-    case FaultKind::conntrack_expire:
-    case FaultKind::conntrack_timeout:
-    case FaultKind::reject_rst:
-    case FaultKind::reject_icmp:
-    case FaultKind::loss: return "";
-  }
-  return "";
-}
-
 std::string router_ruleset(const RouterSpec& router, const std::string& client_if, const std::string& server_if) {
   if (!router.nat && !router.firewall) return "";
   std::string text = fmt::format("table {} {{\n", kRouterTable);
@@ -70,49 +28,6 @@ std::string router_ruleset(const RouterSpec& router, const std::string& client_i
         server_if);
   }
   return text + "}\n";
-}
-
-std::uint32_t loss_threshold(double probability) {
-  const double k = probability * kLossScale + 0.5;
-  if (!(k >= 0)) return 0;
-  if (k >= kLossScale) return kLossScale;
-  return static_cast<std::uint32_t>(k);
-}
-
-std::string router_fault_ruleset(const FaultSpec& fault, const std::string& client_if) {
-  std::string rule;
-  switch (fault.kind) {
-    case FaultKind::reject_rst:
-      rule = fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with tcp reset", client_if);
-      break;
-    case FaultKind::reject_icmp:
-      // icmpx: ICMP host-unreachable for IPv4, ICMPv6 address-unreachable for IPv6.
-      rule = fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable",
-                         client_if);
-      break;
-    case FaultKind::loss:
-      rule = fmt::format("meta l4proto tcp numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
-                         loss_threshold(fault.probability.value_or(0)));
-      break;
-    case FaultKind::none:
-    case FaultKind::blackhole:
-    case FaultKind::drop_to_client:
-    case FaultKind::drop_to_server:
-    case FaultKind::link_down:
-    case FaultKind::peer_reboot:
-    case FaultKind::peer_freeze:
-    case FaultKind::conntrack_expire:
-    case FaultKind::conntrack_timeout: return "";
-  }
-  return fmt::format(
-      "table {} {{\n"
-      "  counter hit {{ }}\n"
-      "  chain forward {{\n"
-      "    type filter hook forward priority filter - 10; policy accept;\n"
-      "    {}\n"
-      "  }}\n"
-      "}}\n",
-      kFaultTable, rule);
 }
 
 std::string probe_counter_name(std::uint16_t client_port) {

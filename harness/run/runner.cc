@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,28 +12,45 @@
 #include <set>
 #include <thread>
 
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "harness/clock/clock.h"
+#include "harness/clock/jiffies.h"
+#include "harness/evidence/capture.h"
+#include "harness/fault/fault.h"
+#include "harness/judge/judge.h"
+#include "harness/plan/forecast.h"
 #include "harness/run/capture_evidence.h"
 #include "harness/run/endpoints.h"
-#include "harness/evidence/capture.h"
 #include "harness/run/fault_actions.h"
-#include "harness/judge/judge.h"
-#include "harness/clock/jiffies.h"
-#include "netns/nft.h"
 #include "harness/run/nft_rules.h"
-#include "harness/plan/forecast.h"
 #include "harness/run/scheduler.h"
 #include "harness/run/server_app.h"
 #include "harness/run/topology.h"
 #include "harness/run/watcher.h"
+#include "netns/nft.h"
 #include "netns/sockdiag.h"
 
+// A case runs in phases, each a function below, in this order:
+//
+//   build       topology, captures, listeners                         -> CaseWorld
+//   connect     client sockets, one exchange each, what they measured -> Tested connections
+//   settle      idle on both sides; probe counters; the peer process, server timers
+//   inject      the fault, at a measured instant                       -> fault_at
+//   send        what the client does after the fault (write, connect)
+//   forecast    the model's input (model_input(), the one place it is built) and windows
+//   wait        until every connection ended or the horizon            -> Ends, timer samples
+//   collect     observations and what the captures saw                 -> ConnectionResults
+//   judge       verdicts, pcaps of what failed
 namespace kah {
 namespace {
+
+constexpr std::uint16_t kServerPort = 7000;
+constexpr double kIdleTimeoutMs = 2000;   // for the last ACK of the exchange to arrive
+constexpr double kTimerSampleMs = 250;    // how often the kernel's timers are sampled
+// Data that stays unacknowledged once the peer is gone (Traffic::sending).
+constexpr char kPayload[] = "data the peer never acknowledges";
 
 const char* model_outcome_name(model::Outcome o) {
   switch (o) {
@@ -44,40 +62,6 @@ const char* model_outcome_name(model::Outcome o) {
   return "?";
 }
 
-constexpr std::uint16_t kServerPort = 7000;
-constexpr double kIdleTimeoutMs = 2000;       // for the last ACK of the exchange to arrive
-
-// One tested connection: a copy of a [[connection]].
-struct Instance {
-  const ConnectionSpec* spec = nullptr;
-  std::string name;
-  UniqueFd client;
-  Established link;  // empty for Traffic::connecting until after the fault
-  EffectiveKeepalive keepalive;
-  double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
-  model::Input model_input;
-  Forecast forecast;
-};
-
-// When delayed writes (send_after_s) actually went out, filled on the Scheduler's thread.
-struct SentTimes {
-  std::mutex mutex;
-  std::vector<std::optional<double>> at_ms;  // just before send()
-  std::vector<std::optional<double>> by_ms;  // just after it returned: the kernel sent it in between
-};
-
-// What the Watcher reports, shared with its callbacks (which may outlive a wait).
-struct Ends {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::vector<std::optional<SocketEnd>> ends;
-  std::size_t open = 0;
-};
-
-std::string instance_name(const ConnectionSpec& spec, int copy) {
-  return spec.copies == 1 ? spec.name : fmt::format("{}#{}", spec.name, copy + 1);
-}
-
 model::Traffic model_traffic(Traffic t) {
   switch (t) {
     case Traffic::idle: return model::Traffic::idle;
@@ -87,114 +71,31 @@ model::Traffic model_traffic(Traffic t) {
   return model::Traffic::idle;
 }
 
-// The socket's side of the model's input; the path's side comes from plan.h.
-model::Input model_input(const Instance& inst, const model::Kernel& kernel,
-                         const model::Retransmission& retransmission) {
-  model::Input in;
-  in.keepalive.enabled = inst.keepalive.enabled;
-  in.keepalive.idle_s = inst.keepalive.idle_s;
-  in.keepalive.interval_s = inst.keepalive.interval_s;
-  in.keepalive.count = inst.keepalive.count;
-  in.keepalive.user_timeout_ms = inst.keepalive.user_timeout_ms;
-  in.kernel = kernel;
-  in.retransmission = retransmission;
-  in.traffic = model_traffic(inst.spec->traffic);
-  if (inst.spec->traffic != Traffic::connecting) {
-    in.armed_at_ms = inst.link.established_ms - inst.link.last_received_ms;
-    // The kernel armed the keepalive timer when the handshake completed, somewhere
-    // between connect()'s call and its return; a loaded machine can stretch that
-    // bracket past the model's default uncertainty, and the arming jiffy with it.
-    in.kernel.receive_delay_ms =
-        std::max(in.kernel.receive_delay_ms, inst.link.established_ms - inst.link.connect_started_ms);
-  }
-  return in;
-}
-
-// The namespace's retransmission settings, as the client's kernel will use them.
-model::Retransmission retransmission_settings(const netns::Namespace& client) {
-  model::Retransmission r;
-  r.retries2 = std::stoi(client.read_sysctl("net.ipv4.tcp_retries2"));
-  r.syn_retries = std::stoi(client.read_sysctl("net.ipv4.tcp_syn_retries"));
-  r.early_retrans = std::stoi(client.read_sysctl("net.ipv4.tcp_early_retrans"));
-  return r;
-}
-
-// Data that stays unacknowledged once the peer is gone (Traffic::sending).
-constexpr char kPayload[] = "data the peer never acknowledges";
-
-// What a fault acts on: the server's sockets, the peer process, the flows.
-FaultTargets fault_targets(std::vector<Instance>& instances, std::optional<PeerProcess>& peer_app,
-                           const Topology& topology) {
-  FaultTargets t;
-  if (peer_app) t.peer_app = &*peer_app;
-  for (auto& inst : instances) {
-    if (inst.link.server) t.server_sockets.push_back(&inst.link.server);
-    if (inst.link.client_port != 0)
-      t.flows.push_back({topology.address(Host::client, inst.spec->family), inst.link.client_port,
-                         topology.address(Host::server, inst.spec->family), kServerPort});
-  }
-  return t;
-}
-
-// Writes the payload at `when_ms` (a request after an idle period); a connection that
-// has already ended just refuses it (MSG_NOSIGNAL: no SIGPIPE).
-void schedule_write(Scheduler& scheduler, int fd, double when_ms, std::shared_ptr<SentTimes> sent, std::size_t i) {
-  scheduler.at(when_ms, [fd, sent, i] {
-    const double before = monotonic_ms();
-    if (::send(fd, kPayload, sizeof kPayload, MSG_NOSIGNAL) < 0) return;
-    const double after = monotonic_ms();
-    std::lock_guard lock(sent->mutex);
-    sent->at_ms[i] = before;
-    sent->by_ms[i] = after;
-  });
-}
-
-ConnectionFacts facts_of(const Instance& inst, double fault_at, std::optional<double> send_at) {
-  ConnectionFacts f;
-  f.family = inst.spec->family;
-  f.fault_at_ms = fault_at - inst.origin_ms;
-  f.server_activity_ms = inst.link.server_activity_ms - inst.origin_ms;
-  if (send_at) f.send_at_ms = *send_at - inst.origin_ms;
-  return f;
-}
-
-constexpr double kTimerSampleMs = 250;  // how often the kernel's timers are sampled
-
-// Samples what the kernel says of each client socket's timer (as `ss -o` shows it),
-// matched to the connections by local port, in ms from each connection's origin.
-class TimerSampler {
- public:
-  TimerSampler(const netns::Namespace& client, const std::vector<Instance>& instances)
-      : client_(client), instances_(instances), samples_(instances.size()) {
-    for (std::size_t i = 0; i < instances.size(); ++i)
-      if (instances[i].link.client_port != 0) by_port_[instances[i].link.client_port] = i;
-  }
-
-  void sample() {
-    const double now = monotonic_ms();
-    std::vector<netns::SocketTimer> timers;
-    try {
-      timers = netns::socket_timers(client_);
-    } catch (const std::exception& e) {
-      spdlog::debug("{}: cannot sample socket timers: {}", client_.label(), e.what());
-      return;  // evidence only: a missed sample is no failure of the case
-    }
-    for (const auto& t : timers) {
-      const auto it = by_port_.find(t.local_port);
-      if (it == by_port_.end()) continue;
-      samples_[it->second].push_back({now - instances_[it->second].origin_ms, std::string(netns::to_string(t.timer)),
-                                      static_cast<double>(t.expires_ms), t.counter});
-    }
-  }
-
-  std::vector<std::vector<evidence::TimerSample>> take() { return std::move(samples_); }
-
- private:
-  const netns::Namespace& client_;
-  const std::vector<Instance>& instances_;
-  std::map<std::uint16_t, std::size_t> by_port_;
-  std::vector<std::vector<evidence::TimerSample>> samples_;
+// When data (or a SYN) left: CLOCK_MONOTONIC just before the call and just after it
+// returned; the kernel sent it in between.
+struct Sent {
+  std::optional<double> at_ms, by_ms;
 };
+
+// One tested connection: a copy of a [[connection]], with what was measured of it.
+struct Tested {
+  const ConnectionSpec* spec = nullptr;
+  std::string name;
+  UniqueFd client;
+  Established link;  // empty for Traffic::connecting until after the fault
+  EffectiveKeepalive keepalive;
+  RetransmissionState socket;  // TCP_INFO after the exchange
+  double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
+  std::optional<double> planned_send_ms;  // Traffic::sending: when the client writes
+  Sent sent;
+  Forecast forecast;
+};
+
+std::string copy_name(const ConnectionSpec& spec, int copy) {
+  return spec.copies == 1 ? spec.name : fmt::format("{}#{}", spec.name, copy + 1);
+}
+
+// ---- build ---------------------------------------------------------------------
 
 // A case's two captures in the shared CaptureLoop: taken back at the end of the
 // case, or removed on any early exit (an open capture keeps its namespace alive).
@@ -221,6 +122,424 @@ class CaptureGuard {
   std::vector<evidence::CaptureLoop::Id> ids_;
 };
 
+struct CaseWorld {
+  std::unique_ptr<Topology> topology;
+  std::optional<CaptureGuard> capture;
+  std::map<Family, UniqueFd> listeners;
+};
+
+// Fills `w` (not movable: its captures are registered with the loop).
+void build(const Case& c, evidence::CaptureLoop& captures, bool capture, CaseWorld& w) {
+  w.topology = build_topology(c);
+  const auto& client_ns = w.topology->ns(Host::client);
+  const auto& server_ns = w.topology->ns(Host::server);
+  // Captures on both ends of the link from before the first connection, so the
+  // exchange, every probe and the end are all seen with kernel timestamps.
+  if (capture)
+    w.capture.emplace(captures, evidence::LiveCapture::open_all({{&client_ns, w.topology->interface(Host::client)},
+                                                                 {&server_ns, w.topology->interface(Host::server)}}));
+  std::set<Family> families;
+  for (const auto& spec : c.connections) families.insert(spec.family);
+  // Listeners stay open: a rebooted peer is listening again and still answers a
+  // segment of the forgotten connection with RST.
+  for (auto f : families)
+    w.listeners[f] = open_listener(server_ns, f, w.topology->address(Host::server, f), kServerPort);
+}
+
+// ---- connect ---------------------------------------------------------------------
+
+std::vector<Tested> connect(const Case& c, CaseWorld& w) {
+  const Exchange exchange = exchange_for(c.server);
+  std::vector<Tested> tested;
+  for (const auto& spec : c.connections) {
+    auto sockets = open_client_sockets(w.topology->ns(Host::client), spec, spec.copies);
+    for (int i = 0; i < spec.copies; ++i) {
+      Tested t;
+      t.spec = &spec;
+      t.name = copy_name(spec, i);
+      t.client = std::move(sockets[static_cast<std::size_t>(i)]);
+      if (spec.traffic != Traffic::connecting) {
+        t.link = establish(t.client.get(), w.listeners[spec.family].get(), spec.family,
+                           w.topology->address(Host::server, spec.family), kServerPort, exchange);
+        t.origin_ms = t.link.last_received_ms;
+        t.socket = retransmission_state(t.client.get());
+      }
+      t.keepalive = read_keepalive(t.client.get());
+      tested.push_back(std::move(t));
+    }
+  }
+  return tested;
+}
+
+// ---- settle ----------------------------------------------------------------------
+
+// Idle on both sides, probes counted from now on; the server's sockets handed to a
+// process of their own when the fault needs one; the server application's idle
+// timeout armed on `timeline`.
+std::optional<PeerProcess> settle(const Case& c, CaseWorld& w, std::vector<Tested>& tested, Scheduler& timeline) {
+  for (auto& t : tested)
+    if (t.link.server) wait_until_idle(t.link.server.get(), kIdleTimeoutMs);
+
+  std::vector<ProbeCounter> counters;
+  for (const auto& t : tested)
+    if (t.link.client_port != 0)
+      counters.push_back({probe_counter_name(t.link.client_port), t.spec->family, t.link.client_port});
+  netns::nft_apply(w.topology->ns(Host::client), probe_counter_ruleset(counters));
+
+  std::optional<PeerProcess> peer;
+  if (fault_info(c.faults.front().kind).needs_peer_process) {
+    std::vector<int> fds;
+    for (const auto& t : tested)
+      if (t.link.server) fds.push_back(t.link.server.get());
+    peer = PeerProcess::spawn(fds);
+    for (auto& t : tested) t.link.server.reset();  // only the peer process holds them now
+  }
+  if (c.server.idle_close_s)
+    for (auto& t : tested)
+      if (t.link.server)
+        close_when_idle(timeline, std::move(t.link.server), t.link.server_activity_ms + 1000.0 * *c.server.idle_close_s);
+  return peer;
+}
+
+// ---- inject ----------------------------------------------------------------------
+
+// Applies the case's fault to everything it may act on; returns when it was applied.
+double inject(const Case& c, CaseWorld& w, std::vector<Tested>& tested, std::optional<PeerProcess>& peer) {
+  FaultTargets targets;
+  if (peer) targets.peer_app = &*peer;
+  const auto& topology = *w.topology;
+  for (auto& t : tested) {
+    if (t.link.server) targets.server_sockets.push_back(&t.link.server);
+    if (t.link.client_port != 0)
+      targets.flows.push_back({topology.address(Host::client, t.spec->family), t.link.client_port,
+                               topology.address(Host::server, t.spec->family), kServerPort});
+  }
+  const double fault_at = monotonic_ms();
+  apply_fault(c.faults.front(), *w.topology, targets);
+  return fault_at;
+}
+
+// ---- send ------------------------------------------------------------------------
+
+// When delayed writes (send_after_s) went out, filled on the Scheduler's thread.
+struct DelayedWrites {
+  std::mutex mutex;
+  std::vector<Sent> sent;
+};
+
+// What the client does once the fault is in place: write now, write later (a request
+// after an idle period: on `timeline`), or connect. `watch` starts watching one.
+void send(std::vector<Tested>& tested, const Topology& topology, Scheduler& timeline,
+          const std::shared_ptr<DelayedWrites>& delayed, const std::function<void(std::size_t)>& watch) {
+  for (std::size_t i = 0; i < tested.size(); ++i) {
+    auto& t = tested[i];
+    const ConnectionSpec& spec = *t.spec;
+    if (spec.traffic == Traffic::sending && spec.send_after_s) {
+      t.planned_send_ms = t.origin_ms + 1000.0 * *spec.send_after_s;
+      // A connection that has already ended just refuses it (MSG_NOSIGNAL: no SIGPIPE).
+      timeline.at(*t.planned_send_ms, [fd = t.client.get(), delayed, i] {
+        const double before = monotonic_ms();
+        if (::send(fd, kPayload, sizeof kPayload, MSG_NOSIGNAL) < 0) return;
+        const double after = monotonic_ms();
+        std::lock_guard lock(delayed->mutex);
+        delayed->sent[i] = {before, after};
+      });
+    } else if (spec.traffic == Traffic::sending) {
+      t.planned_send_ms = monotonic_ms();
+      if (::write(t.client.get(), kPayload, sizeof kPayload) < 0)
+        throw_errno(fmt::format("connection {}: cannot write after the fault", t.name));
+      t.sent = {t.planned_send_ms, monotonic_ms()};
+    } else if (spec.traffic == Traffic::connecting) {
+      t.origin_ms = monotonic_ms();
+      start_connect(t.client.get(), spec.family, topology.address(Host::server, spec.family), kServerPort);
+      t.sent = {t.origin_ms, monotonic_ms()};
+      watch(i);
+    }
+  }
+}
+
+// ---- forecast --------------------------------------------------------------------
+
+// The namespace's retransmission settings, as the client's kernel will use them.
+model::Retransmission retransmission_settings(const netns::Namespace& client) {
+  model::Retransmission r;
+  r.retries2 = std::stoi(client.read_sysctl("net.ipv4.tcp_retries2"));
+  r.syn_retries = std::stoi(client.read_sysctl("net.ipv4.tcp_syn_retries"));
+  r.early_retrans = std::stoi(client.read_sysctl("net.ipv4.tcp_early_retrans"));
+  return r;
+}
+
+// The model's input for one connection: every value it sees, from what was
+// measured. The one place it is assembled.
+model::Input model_input(const Tested& t, const model::Retransmission& namespace_settings,
+                         const model::Kernel& kernel, const JiffyClock* clock) {
+  model::Input in;
+  in.keepalive.enabled = t.keepalive.enabled;
+  in.keepalive.idle_s = t.keepalive.idle_s;
+  in.keepalive.interval_s = t.keepalive.interval_s;
+  in.keepalive.count = t.keepalive.count;
+  in.keepalive.user_timeout_ms = t.keepalive.user_timeout_ms;
+  in.kernel = kernel;
+  if (clock != nullptr) in.kernel.calibration = clock->at(t.origin_ms);
+  in.retransmission = namespace_settings;
+  in.retransmission.first_rto_ms = std::max(namespace_settings.rto_min_ms, t.socket.rto_ms);
+  in.retransmission.srtt_ms = t.socket.srtt_ms;
+  in.retransmission.sack = t.socket.sack;
+  in.traffic = model_traffic(t.spec->traffic);
+  if (t.spec->traffic != Traffic::connecting) {
+    in.armed_at_ms = t.link.established_ms - t.link.last_received_ms;
+    // The kernel armed the keepalive timer when the handshake completed, somewhere
+    // between connect()'s call and its return; a loaded machine can stretch that
+    // bracket past the model's default uncertainty, and the arming jiffy with it.
+    in.kernel.receive_delay_ms =
+        std::max(in.kernel.receive_delay_ms, t.link.established_ms - t.link.connect_started_ms);
+  }
+  // The kernel sent the data (the SYN) between the two readings: no more slack needed.
+  if (t.sent.by_ms) in.sent_by_ms = *t.sent.by_ms - t.origin_ms;
+  return in;
+}
+
+// What the run measured of the path and the server, in the model's time (from t_r).
+ConnectionFacts facts_of(const Tested& t, double fault_at) {
+  ConnectionFacts f;
+  f.family = t.spec->family;
+  f.fault_at_ms = fault_at - t.origin_ms;
+  f.server_activity_ms = t.link.server_activity_ms - t.origin_ms;
+  const auto send_at = t.sent.at_ms ? t.sent.at_ms : t.planned_send_ms;
+  if (send_at && t.spec->traffic == Traffic::sending) f.send_at_ms = *send_at - t.origin_ms;
+  return f;
+}
+
+// ---- wait ------------------------------------------------------------------------
+
+// What the Watcher reports, shared with its callbacks (which may outlive a wait).
+struct Ends {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<std::optional<SocketEnd>> ends;
+  std::size_t open = 0;
+};
+
+// Samples what the kernel says of each client socket's timer (as `ss -o` shows it),
+// matched to the connections by local port, in ms from each connection's origin.
+class TimerSampler {
+ public:
+  TimerSampler(const netns::Namespace& client, const std::vector<Tested>& tested)
+      : client_(client), tested_(tested), samples_(tested.size()) {
+    for (std::size_t i = 0; i < tested.size(); ++i)
+      if (tested[i].link.client_port != 0) by_port_[tested[i].link.client_port] = i;
+  }
+
+  void sample() {
+    const double now = monotonic_ms();
+    std::vector<netns::SocketTimer> timers;
+    try {
+      timers = netns::socket_timers(client_);
+    } catch (const std::exception& e) {
+      spdlog::debug("{}: cannot sample socket timers: {}", client_.label(), e.what());
+      return;  // evidence only: a missed sample is no failure of the case
+    }
+    for (const auto& t : timers) {
+      const auto it = by_port_.find(t.local_port);
+      if (it == by_port_.end()) continue;
+      samples_[it->second].push_back({now - tested_[it->second].origin_ms, std::string(netns::to_string(t.timer)),
+                                      static_cast<double>(t.expires_ms), t.counter});
+    }
+  }
+
+  std::vector<std::vector<evidence::TimerSample>> take() { return std::move(samples_); }
+
+ private:
+  const netns::Namespace& client_;
+  const std::vector<Tested>& tested_;
+  std::map<std::uint16_t, std::size_t> by_port_;
+  std::vector<std::vector<evidence::TimerSample>> samples_;
+};
+
+// Waits for every connection to end or `until_ms`, sampling the kernel's view of the
+// client sockets' timers (sock_diag) on the way.
+std::vector<std::vector<evidence::TimerSample>> wait(Ends& ends, const netns::Namespace& client,
+                                                     const std::vector<Tested>& tested, double until_ms) {
+  TimerSampler sampler(client, tested);
+  std::unique_lock lock(ends.mutex);
+  double next_sample = monotonic_ms();
+  while (ends.open > 0) {
+    const double now = monotonic_ms();
+    const double left = until_ms - now;
+    if (left <= 0) break;
+    if (now >= next_sample) {
+      lock.unlock();
+      sampler.sample();
+      lock.lock();
+      next_sample = now + kTimerSampleMs;
+      continue;
+    }
+    const double wait = std::min(left, next_sample - now);
+    ends.changed.wait_for(lock, std::chrono::microseconds(static_cast<long>(wait * 1000)));
+  }
+  return sampler.take();
+}
+
+// ---- collect ---------------------------------------------------------------------
+
+FlowKey flow_key(const Tested& t, const Topology& topology) {
+  const Family f = t.spec->family;
+  return {f, topology.address(Host::client, f), topology.address(Host::server, f), t.link.client_port, kServerPort};
+}
+
+// Expectation and observation of one connection, before judging.
+ConnectionResult observe(const Case& c, const Tested& t, const std::optional<SocketEnd>& end, int probes) {
+  ConnectionResult r;
+  r.name = t.name;
+  r.family = t.spec->family;
+  r.where = t.spec->where;
+  r.model_input = t.forecast.input;
+  const auto& prediction = t.forecast.prediction;
+  r.prediction = prediction;
+  r.expected.outcome = c.expect.outcome;
+  r.expected.deadline_ms = c.expect.deadline_ms;
+  r.expected.model_outcome = prediction.outcome;
+  r.expected.window = prediction.window;
+  r.expected.errno_name = c.expect.errno_name;
+  r.expected.model_errno = prediction.errno_name;
+  r.expected.survival = t.forecast.survival;
+  if (end) {
+    r.observed.outcome = outcome_of(end->so_error, end->eof);
+    r.observed.errno_name = errno_name(end->so_error);
+    r.observed.at_ms = end->at_ms - t.origin_ms;
+  } else {
+    r.observed.outcome = ObservedOutcome::alive;
+    r.observed.at_ms = t.forecast.horizon_ms;
+  }
+  r.observed.probes = probes;
+  return r;
+}
+
+// The case's observations, with what the captures saw of each connection.
+std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::vector<Tested>& tested, Ends& ends,
+                                      std::vector<std::vector<evidence::TimerSample>> samples, double fault_at,
+                                      double watch_until, std::optional<CaseCaptures>& seen) {
+  const auto& topology = *w.topology;
+  const auto probes = netns::nft_counters(topology.ns(Host::client), kProbeTable);
+  if (w.capture) {
+    const auto offset = ClockOffset::measure();
+    auto [client_capture, server_capture] = w.capture->take();
+    seen = analyze_captures(std::move(client_capture), std::move(server_capture),
+                            watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+  }
+  const bool probes_visible = !fault_info(c.faults.front().kind).hides_probes;
+  std::vector<ConnectionResult> results;
+  std::lock_guard lock(ends.mutex);
+  for (std::size_t i = 0; i < tested.size(); ++i) {
+    const auto& t = tested[i];
+    const auto counted = probes.find(probe_counter_name(t.link.client_port));
+    const int n = t.link.client_port != 0 && counted != probes.end() ? static_cast<int>(counted->second) : 0;
+    auto r = observe(c, t, ends.ends[i], n);
+    if (seen && t.link.client_port != 0) {
+      // The model lists every probe only for an idle connection that keepalive
+      // ends or keeps; data in flight and application closes have no schedule.
+      const bool schedule_known = t.forecast.input.traffic == model::Traffic::idle &&
+                                  t.forecast.prediction.outcome != model::Outcome::eof;
+      attach_capture_evidence(r, *seen, flow_key(t, topology), t.link.last_received_realtime_ms,
+                              schedule_known && probes_visible);
+      r.evidence.fault_ms = fault_at - t.origin_ms;
+    }
+    r.evidence.timer_samples = std::move(samples.at(i));
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+// ---- judge -----------------------------------------------------------------------
+
+void judge(CaseResult& result, const Case& c, const Topology& topology, const std::vector<Tested>& tested,
+           const std::optional<CaseCaptures>& seen, const RunOptions& options) {
+  for (std::size_t i = 0; i < result.connections.size(); ++i) {
+    auto& r = result.connections[i];
+    judge_connection(r);
+    const bool write = !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass);
+    if (seen && tested[i].link.client_port != 0 && write)
+      write_connection_pcaps(r, *seen, flow_key(tested[i], topology), options.pcap_dir, c.name);
+  }
+  result.survival = judge_copies(result.connections, c.expect.survival);
+  result.verdict = case_verdict(result.connections, result.survival);
+}
+
+// Tells the listener what the model expects next of each connection.
+void announce(const Case& c, const std::vector<Tested>& tested, RunListener* listener) {
+  if (listener == nullptr) return;
+  for (const auto& t : tested) {
+    const auto& prediction = t.forecast.prediction;
+    for (const auto& p : prediction.probes)
+      listener->expect(c, fmt::format("{} probe {}", t.name, p.index + 1), t.origin_ms + p.window.earliest_ms);
+    listener->expect(c, fmt::format("{} {}", t.name, model_outcome_name(prediction.outcome)),
+                     t.origin_ms + prediction.window.earliest_ms);
+  }
+}
+
+// Every phase of one case; throws when the case cannot run.
+void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::CaptureLoop& captures,
+                const RunOptions& options, const JiffyClock* clock) {
+  CaseWorld world;
+  build(c, captures, options.capture, world);
+  auto tested = connect(c, world);
+  // Timers of the harness process (server idle timeouts, delayed writes). Declared
+  // after the connections, so it stops before their sockets close.
+  Scheduler timeline;
+  auto peer = settle(c, world, tested, timeline);
+
+  auto ends = std::make_shared<Ends>();
+  ends->ends.resize(tested.size());
+  ends->open = tested.size();
+  const auto watch = [&](std::size_t i) {
+    watcher.watch(tested[i].client.get(), [ends, i](const SocketEnd& end) {
+      std::lock_guard lock(ends->mutex);
+      ends->ends[i] = end;
+      --ends->open;
+      ends->changed.notify_all();
+    });
+  };
+  for (std::size_t i = 0; i < tested.size(); ++i)
+    if (tested[i].spec->traffic != Traffic::connecting) watch(i);
+
+  const double fault_at = inject(c, world, tested, peer);
+  spdlog::debug("{}: {} applied", c.name, to_string(c.faults.front().kind));
+  auto delayed = std::make_shared<DelayedWrites>();
+  delayed->sent.resize(tested.size());
+  send(tested, *world.topology, timeline, delayed, watch);
+
+  const auto retransmission = retransmission_settings(world.topology->ns(Host::client));
+  double watch_until = 0;
+  for (auto& t : tested) {
+    t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts_of(t, fault_at));
+    watch_until = std::max(watch_until, t.origin_ms + t.forecast.horizon_ms);
+  }
+  announce(c, tested, options.listener);
+
+  auto samples = wait(*ends, world.topology->ns(Host::client), tested, watch_until);
+  for (auto& t : tested) watcher.forget(t.client.get());
+  if (auto failure = timeline.failure()) std::rethrow_exception(failure);
+  // A delayed write went out a little after its planned instant: judge against the
+  // window for the actual one (the horizon stays).
+  {
+    std::lock_guard lock(delayed->mutex);
+    for (std::size_t i = 0; i < tested.size(); ++i) {
+      auto& t = tested[i];
+      if (!delayed->sent[i].at_ms) continue;
+      t.sent = delayed->sent[i];
+      auto facts = facts_of(t, fault_at);
+      facts.horizon_ms = t.forecast.horizon_ms;
+      t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts);
+    }
+  }
+
+  std::optional<CaseCaptures> seen;
+  result.connections = collect(c, world, tested, *ends, std::move(samples), fault_at, watch_until, seen);
+  result.counters = middlebox_counters(c, *world.topology);
+  judge(result, c, *world.topology, tested, seen, options);
+  if (options.keep) world.topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
+}
+
 }  // namespace
 
 CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
@@ -230,245 +549,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
   result.file = c.file.string();
   const double started = monotonic_ms();
   try {
-    const FaultSpec fault = c.faults.empty() ? FaultSpec{} : c.faults.front();
-    auto topology = build_topology(c);
-    const auto& client_ns = topology->ns(Host::client);
-    const auto& server_ns = topology->ns(Host::server);
-    // Captures on both ends of the link from before the first connection, so the
-    // exchange, every probe and the end are all seen with kernel timestamps.
-    std::optional<CaptureGuard> capture;
-    if (options.capture)
-      capture.emplace(captures, evidence::LiveCapture::open_all({{&client_ns, topology->interface(Host::client)},
-                                                                {&server_ns, topology->interface(Host::server)}}));
-
-    std::set<Family> families;
-    for (const auto& spec : c.connections) families.insert(spec.family);
-    // Listeners stay open: a rebooted peer is listening again and still answers a
-    // segment of the forgotten connection with RST.
-    std::map<Family, UniqueFd> listeners;
-    for (auto f : families)
-      listeners[f] = open_listener(server_ns, f, topology->address(Host::server, f), kServerPort);
-
-    const Exchange exchange = exchange_for(c.server);
-    std::vector<Instance> instances;
-    for (const auto& spec : c.connections) {
-      auto sockets = open_client_sockets(client_ns, spec, spec.copies);
-      for (int i = 0; i < spec.copies; ++i) {
-        Instance inst;
-        inst.spec = &spec;
-        inst.name = instance_name(spec, i);
-        inst.client = std::move(sockets[static_cast<std::size_t>(i)]);
-        if (spec.traffic != Traffic::connecting) {
-          inst.link = establish(inst.client.get(), listeners[spec.family].get(), spec.family,
-                                topology->address(Host::server, spec.family), kServerPort, exchange);
-          inst.origin_ms = inst.link.last_received_ms;
-          const auto state = retransmission_state(inst.client.get());
-          auto& r = inst.model_input.retransmission;
-          r.first_rto_ms = state.rto_ms;
-          r.srtt_ms = state.srtt_ms;
-          r.sack = state.sack;
-        }
-        inst.keepalive = read_keepalive(inst.client.get());
-        instances.push_back(std::move(inst));
-      }
-    }
-    for (auto& inst : instances)
-      if (inst.link.server) wait_until_idle(inst.link.server.get(), kIdleTimeoutMs);
-
-    std::vector<ProbeCounter> counters;
-    for (const auto& inst : instances)
-      if (inst.link.client_port != 0)
-        counters.push_back({probe_counter_name(inst.link.client_port), inst.spec->family, inst.link.client_port});
-    netns::nft_apply(client_ns, probe_counter_ruleset(counters));
-
-    std::optional<PeerProcess> peer_app;
-    if (fault.kind == FaultKind::peer_freeze) {
-      std::vector<int> fds;
-      for (const auto& inst : instances)
-        if (inst.link.server) fds.push_back(inst.link.server.get());
-      peer_app = PeerProcess::spawn(fds);
-      for (auto& inst : instances) inst.link.server.reset();  // only the peer process holds them now
-    }
-
-    // Timers of the harness process: the server application's idle timeout, requests
-    // after an idle period. Declared after the instances, so it stops before their
-    // sockets close.
-    Scheduler timeline;
-    if (c.server.idle_close_s)
-      for (auto& inst : instances)
-        if (inst.link.server)
-          close_when_idle(timeline, std::move(inst.link.server),
-                          inst.link.server_activity_ms + 1000.0 * *c.server.idle_close_s);
-
-    const auto retransmission = retransmission_settings(client_ns);
-    for (auto& inst : instances) {
-      // Namespace settings, plus what this socket measured (RTO, srtt, SACK).
-      const auto& measured = inst.model_input.retransmission;
-      auto settings = retransmission;
-      settings.first_rto_ms = std::max(settings.rto_min_ms, measured.first_rto_ms);
-      settings.srtt_ms = measured.srtt_ms;
-      settings.sack = measured.sack;
-      inst.model_input = model_input(inst, options.kernel, settings);
-      if (clock != nullptr && inst.spec->traffic != Traffic::connecting)
-        inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
-    }
-    auto ends = std::make_shared<Ends>();
-    ends->ends.resize(instances.size());
-    ends->open = instances.size();
-    const auto watch = [&](std::size_t i) {
-      watcher.watch(instances[i].client.get(), [ends, i](const SocketEnd& end) {
-        std::lock_guard lock(ends->mutex);
-        ends->ends[i] = end;
-        --ends->open;
-        ends->changed.notify_all();
-      });
-    };
-    for (std::size_t i = 0; i < instances.size(); ++i)
-      if (instances[i].spec->traffic != Traffic::connecting) watch(i);
-
-    const double fault_at = monotonic_ms();
-    auto targets = fault_targets(instances, peer_app, *topology);
-    apply_fault(fault, *topology, targets);
-    spdlog::debug("{}: {} applied at +{:.1f} ms", c.name, to_string(fault.kind), fault_at - started);
-
-    auto sent = std::make_shared<SentTimes>();
-    sent->at_ms.resize(instances.size());
-    sent->by_ms.resize(instances.size());
-    std::vector<std::optional<double>> planned_send(instances.size());
-    for (std::size_t i = 0; i < instances.size(); ++i) {
-      auto& inst = instances[i];
-      if (inst.spec->traffic == Traffic::sending && inst.spec->send_after_s) {
-        planned_send[i] = inst.origin_ms + 1000.0 * *inst.spec->send_after_s;
-        schedule_write(timeline, inst.client.get(), *planned_send[i], sent, i);
-      } else if (inst.spec->traffic == Traffic::sending) {
-        planned_send[i] = monotonic_ms();
-        if (::write(inst.client.get(), kPayload, sizeof kPayload) < 0)
-          throw_errno(fmt::format("connection {}: cannot write after the fault", inst.name));
-        // The kernel sent it between the two readings: the model needs no more slack.
-        inst.model_input.sent_by_ms = monotonic_ms() - inst.origin_ms;
-      } else if (inst.spec->traffic == Traffic::connecting) {
-        inst.origin_ms = monotonic_ms();
-        if (clock != nullptr) inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
-        start_connect(inst.client.get(), inst.spec->family, topology->address(Host::server, inst.spec->family),
-                      kServerPort);
-        inst.model_input.sent_by_ms = monotonic_ms() - inst.origin_ms;
-        watch(i);
-      }
-    }
-
-    double watch_until = 0;
-    std::vector<std::vector<evidence::TimerSample>> samples;
-    for (std::size_t i = 0; i < instances.size(); ++i) {
-      auto& inst = instances[i];
-      inst.forecast = forecast(c, *inst.spec, inst.model_input, facts_of(inst, fault_at, planned_send[i]));
-      watch_until = std::max(watch_until, inst.origin_ms + inst.forecast.horizon_ms);
-      if (options.listener != nullptr) {
-        const auto& prediction = inst.forecast.prediction;
-        for (const auto& p : prediction.probes)
-          options.listener->expect(c, fmt::format("{} probe {}", inst.name, p.index + 1),
-                                   inst.origin_ms + p.window.earliest_ms);
-        options.listener->expect(c, fmt::format("{} {}", inst.name, model_outcome_name(prediction.outcome)),
-                                 inst.origin_ms + prediction.window.earliest_ms);
-      }
-    }
-    {
-      // Wait for every connection to end or the horizon, sampling the kernel's view
-      // of the client sockets' timers (sock_diag) on the way.
-      TimerSampler sampler(client_ns, instances);
-      std::unique_lock lock(ends->mutex);
-      double next_sample = monotonic_ms();
-      while (ends->open > 0) {
-        const double now = monotonic_ms();
-        const double left = watch_until - now;
-        if (left <= 0) break;
-        if (now >= next_sample) {
-          lock.unlock();
-          sampler.sample();
-          lock.lock();
-          next_sample = now + kTimerSampleMs;
-          continue;
-        }
-        const double wait = std::min(left, next_sample - now);
-        ends->changed.wait_for(lock, std::chrono::microseconds(static_cast<long>(wait * 1000)));
-      }
-      samples = sampler.take();
-    }
-    for (auto& inst : instances) watcher.forget(inst.client.get());
-    if (auto failure = timeline.failure()) std::rethrow_exception(failure);
-    // A delayed write went out a little after its planned instant: judge against the
-    // window for the actual one (the horizon stays).
-    {
-      std::lock_guard lock(sent->mutex);
-      for (std::size_t i = 0; i < instances.size(); ++i) {
-        auto& inst = instances[i];
-        if (!inst.spec->send_after_s || !sent->at_ms[i]) continue;
-        auto facts = facts_of(inst, fault_at, sent->at_ms[i]);
-        facts.horizon_ms = inst.forecast.horizon_ms;
-        inst.model_input.sent_by_ms = *sent->by_ms[i] - inst.origin_ms;
-        inst.forecast = forecast(c, *inst.spec, inst.model_input, facts);
-      }
-    }
-
-    const auto probes = netns::nft_counters(client_ns, kProbeTable);
-    std::optional<CaseCaptures> seen;
-    if (capture) {
-      const auto offset = ClockOffset::measure();
-      auto [client_capture, server_capture] = capture->take();
-      seen = analyze_captures(std::move(client_capture), std::move(server_capture),
-                              watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
-    }
-    // An unplugged link drops probes before the capture point: they cannot be checked.
-    const bool link_unplugged = fault.kind == FaultKind::link_down;
-    result.counters = middlebox_counters(c, *topology);
-    std::lock_guard lock(ends->mutex);
-    for (std::size_t i = 0; i < instances.size(); ++i) {
-      const auto& inst = instances[i];
-      ConnectionResult r;
-      r.name = inst.name;
-      r.family = inst.spec->family;
-      r.where = inst.spec->where;
-      r.model_input = inst.forecast.input;
-      const auto& prediction = inst.forecast.prediction;
-      r.prediction = prediction;
-      r.expected.outcome = c.expect.outcome;
-      r.expected.deadline_ms = c.expect.deadline_ms;
-      r.expected.model_outcome = prediction.outcome;
-      r.expected.window = prediction.window;
-      r.expected.errno_name = c.expect.errno_name;
-      r.expected.model_errno = prediction.errno_name;
-      r.expected.survival = inst.forecast.survival;
-      if (const auto& end = ends->ends[i]) {
-        r.observed.outcome = outcome_of(end->so_error, end->eof);
-        r.observed.errno_name = errno_name(end->so_error);
-        r.observed.at_ms = end->at_ms - inst.origin_ms;
-      } else {
-        r.observed.outcome = ObservedOutcome::alive;
-        r.observed.at_ms = inst.forecast.horizon_ms;
-      }
-      if (auto it = probes.find(probe_counter_name(inst.link.client_port));
-          inst.link.client_port != 0 && it != probes.end())
-        r.observed.probes = static_cast<int>(it->second);
-      const FlowKey key{inst.spec->family, topology->address(Host::client, inst.spec->family),
-                        topology->address(Host::server, inst.spec->family), inst.link.client_port, kServerPort};
-      const bool captured = seen && inst.link.client_port != 0;
-      if (captured) {
-        // The model lists every probe only for an idle connection that keepalive
-        // ends or keeps; data in flight and application closes have no schedule.
-        const bool schedule_known = inst.forecast.input.traffic == model::Traffic::idle &&
-                                    inst.forecast.prediction.outcome != model::Outcome::eof;
-        attach_capture_evidence(r, *seen, key, inst.link.last_received_realtime_ms,
-                                schedule_known && !link_unplugged);
-        r.evidence.fault_ms = fault_at - inst.origin_ms;
-      }
-      r.evidence.timer_samples = std::move(samples.at(i));
-      judge_connection(r);
-      if (captured && !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass))
-        write_connection_pcaps(r, *seen, key, options.pcap_dir, c.name);
-      result.connections.push_back(std::move(r));
-    }
-    result.survival = judge_copies(result.connections, c.expect.survival);
-    result.verdict = case_verdict(result.connections, result.survival);
-    if (options.keep) topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
+    run_phases(c, result, watcher, captures, options, clock);
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;
     result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());

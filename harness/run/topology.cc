@@ -10,15 +10,6 @@
 
 namespace kah {
 
-std::string to_string(Host h) {
-  switch (h) {
-    case Host::client: return "client";
-    case Host::server: return "server";
-    case Host::router: return "router";
-  }
-  return "?";
-}
-
 namespace {
 
 struct HostPlan {

@@ -20,8 +20,6 @@
 
 namespace kah {
 
-enum class Host { client, server, router };
-std::string to_string(Host h);
 
 class Topology {
  public:

@@ -47,11 +47,11 @@ const std::string kStrictNat = "nat = true\nfirewall = true\nconntrack_loose = f
 }  // namespace
 
 TEST_CASE("middlebox faults map to what the path does", "[plan]") {
-  CHECK(peer_behaviour(FaultKind::reject_rst) == model::PeerBehaviour::rebooted);
-  CHECK(peer_behaviour(FaultKind::reject_icmp) == model::PeerBehaviour::unreachable);
-  CHECK(peer_behaviour(FaultKind::loss) == model::PeerBehaviour::silent);
-  CHECK(peer_behaviour(FaultKind::conntrack_timeout) == model::PeerBehaviour::answers);
-  CHECK(peer_behaviour(FaultKind::blackhole) == model::PeerBehaviour::silent);
+  CHECK(fault_info(FaultKind::reject_rst).peer == model::PeerBehaviour::rebooted);
+  CHECK(fault_info(FaultKind::reject_icmp).peer == model::PeerBehaviour::unreachable);
+  CHECK(fault_info(FaultKind::loss).peer == model::PeerBehaviour::silent);
+  CHECK(fault_info(FaultKind::conntrack_timeout).peer == model::PeerBehaviour::answers);
+  CHECK(fault_info(FaultKind::blackhole).peer == model::PeerBehaviour::silent);
 }
 
 TEST_CASE("conntrack-expire: strict times out, loose lives, NAT without firewall resets", "[plan]") {

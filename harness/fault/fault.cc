@@ -1,0 +1,177 @@
+#include "harness/fault/fault.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+
+namespace kah {
+namespace {
+
+using model::PeerBehaviour;
+
+// ---- Rule text ---------------------------------------------------------------
+
+constexpr const char* kNeighbourDiscovery =
+    "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
+
+std::string drop_chain(const char* chain, const char* hook) {
+  return fmt::format(
+      "  chain {0} {{\n"
+      "    type filter hook {1} priority filter; policy accept;\n"
+      "    {2}\n"
+      "    counter name \"dropped_{0}\" drop\n"
+      "  }}\n",
+      chain, hook, kNeighbourDiscovery);
+}
+
+// A firewall at the server that drops what comes in, goes out, or both. Neighbour
+// discovery stays allowed so IPv6 behaves like IPv4 (ARP is not in the inet family):
+// the peer is gone at the IP layer, the link itself stays up.
+std::string server_drops(bool drop_input, bool drop_output) {
+  std::string text = fmt::format("table {} {{\n", kFaultTable);
+  if (drop_input) text += "  counter dropped_input { }\n" + drop_chain("input", "input");
+  if (drop_output) text += "  counter dropped_output { }\n" + drop_chain("output", "output");
+  return text + "}\n";
+}
+
+// One rule on the router's forward hook, ahead of the router's own firewall (so it
+// decides first), counting what it hits in "hit".
+std::string router_rule(const std::string& rule) {
+  return fmt::format(
+      "table {} {{\n"
+      "  counter hit {{ }}\n"
+      "  chain forward {{\n"
+      "    type filter hook forward priority filter - 10; policy accept;\n"
+      "    {}\n"
+      "  }}\n"
+      "}}\n",
+      kFaultTable, rule);
+}
+
+// ---- How kinds are applied ---------------------------------------------------------
+
+void nothing(const Fault&, const std::string&, FaultActions&) {}
+void server_rules(const Fault&, const std::string& rules, FaultActions& a) { a.nft(Host::server, rules); }
+void router_rules(const Fault&, const std::string& rules, FaultActions& a) { a.nft(Host::router, rules); }
+
+// ---- The table -----------------------------------------------------------------
+
+constexpr std::size_t kKinds = static_cast<std::size_t>(FaultKind::loss) + 1;
+
+// clang-format off
+constexpr std::array<FaultKindInfo, kKinds> kTable{{
+  {FaultKind::none, "none", "", "nothing happens: a healthy peer",
+   Host::server, false, false, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
+   nullptr, nothing},
+  {FaultKind::blackhole, "blackhole", "", "the server's firewall drops everything, both ways",
+   Host::server, false, false, false, false, false, PeerBehaviour::silent, PathModel::fixed, "",
+   [](const Fault&, std::string_view) { return server_drops(true, true); }, server_rules},
+  {FaultKind::drop_to_client, "drop-to-client", "", "the server's replies (the probes' ACKs) are lost",
+   Host::server, false, false, false, false, false, PeerBehaviour::silent, PathModel::fixed, "",
+   [](const Fault&, std::string_view) { return server_drops(false, true); }, server_rules},
+  {FaultKind::drop_to_server, "drop-to-server", "", "the client's segments (the probes) are lost",
+   Host::server, false, false, false, false, false, PeerBehaviour::silent, PathModel::fixed, "",
+   [](const Fault&, std::string_view) { return server_drops(true, false); }, server_rules},
+  {FaultKind::link_down, "link-down", "", "the server's end of the link is unplugged",
+   Host::server, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
+   nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.set_link_up(Host::server, false); }},
+  {FaultKind::peer_reboot, "peer-reboot", "reboot", "the server loses every connection silently (a reboot)",
+   Host::server, false, false, false, false, false, PeerBehaviour::rebooted, PathModel::fixed, "",
+   nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.close_server_sockets_silently(); }},
+  {FaultKind::peer_freeze, "peer-freeze", "", "the server's application hangs (SIGSTOP); its kernel still answers",
+   Host::server, false, false, true, false, false, PeerBehaviour::answers, PathModel::fixed, "",
+   nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.freeze_peer_process(); }},
+  {FaultKind::conntrack_expire, "conntrack-expire", "", "the router forgets the flow now (a NAT or firewall)",
+   Host::router, true, true, false, false, false, PeerBehaviour::silent, PathModel::flow_forgotten, "",
+   nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.forget_flows_on_router(); }},
+  {FaultKind::conntrack_timeout, "conntrack-timeout", "", "the router's own established timeout may forget the flow",
+   Host::router, true, true, false, false, false, PeerBehaviour::answers, PathModel::flow_times_out, "",
+   nullptr, nothing},
+  {FaultKind::reject_rst, "reject-rst", "", "the router answers the client's segments with a TCP reset",
+   Host::router, true, false, false, false, false, PeerBehaviour::rebooted, PathModel::fixed,
+   "reject-rst: the router answers the client's next segment with a TCP reset carrying its rcv_nxt",
+   [](const Fault&, std::string_view client_if) {
+     return router_rule(fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with tcp reset", client_if));
+   },
+   router_rules},
+  {FaultKind::reject_icmp, "reject-icmp", "", "the router answers the client's segments with ICMP host unreachable",
+   Host::router, true, false, false, false, false, PeerBehaviour::unreachable, PathModel::icmp_errors,
+   "reject-icmp: the router answers each of the client's segments with ICMP host unreachable",
+   // icmpx: ICMP host-unreachable for IPv4, ICMPv6 address-unreachable for IPv6.
+   [](const Fault&, std::string_view client_if) {
+     return router_rule(fmt::format(
+         "iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable", client_if));
+   },
+   [](const Fault&, const std::string& rules, FaultActions& a) {
+     // Every rejected segment gets its ICMP error: with the kernel's default rate
+     // limit (1/s after a burst of 6 per destination) which retransmissions are
+     // answered, and so (IPv4, RFC 6069) how the RTO backs off, would depend on timing.
+     a.write_sysctl(Host::router, "net.ipv4.icmp_ratelimit", "0");
+     a.write_sysctl(Host::router, "net.ipv6.icmp.ratelimit", "0");
+     a.nft(Host::router, rules);
+   }},
+  {FaultKind::loss, "loss", "", "the router drops packets at random, both ways (`probability`)",
+   Host::router, true, false, false, true, false, PeerBehaviour::silent, PathModel::random_loss, "",
+   // Each packet on its own draw: a probe round trip then survives with (1 - p)^2.
+   [](const Fault& f, std::string_view) {
+     return router_rule(fmt::format("meta l4proto tcp numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
+                                    loss_threshold(f.probability.value_or(0))));
+   },
+   router_rules},
+}};
+// clang-format on
+
+// Each row sits at its kind's index: the table is checked when it is compiled.
+constexpr bool rows_in_order() {
+  for (std::size_t i = 0; i < kKinds; ++i)
+    if (static_cast<std::size_t>(kTable[i].kind) != i) return false;
+  return true;
+}
+static_assert(rows_in_order(), "kTable: every FaultKind has one row, at its own index");
+
+}  // namespace
+
+std::string to_string(Host h) {
+  switch (h) {
+    case Host::client: return "client";
+    case Host::server: return "server";
+    case Host::router: return "router";
+  }
+  return "?";
+}
+
+const FaultKindInfo& fault_info(FaultKind kind) {
+  const auto i = static_cast<std::size_t>(kind);
+  if (i >= kTable.size() || kTable[i].kind != kind) throw std::logic_error("fault table out of order");
+  return kTable[i];
+}
+
+std::span<const FaultKindInfo> fault_kinds() { return kTable; }
+
+std::string to_string(FaultKind kind) { return std::string(fault_info(kind).name); }
+
+std::optional<FaultKind> fault_kind_from_string(std::string_view s) {
+  for (const auto& row : kTable)
+    if (s == row.name || (!row.alias.empty() && s == row.alias)) return row.kind;
+  return std::nullopt;
+}
+
+std::string fault_rules(const Fault& fault, std::string_view router_client_if) {
+  const auto& row = fault_info(fault.kind);
+  return row.rules == nullptr ? std::string() : row.rules(fault, router_client_if);
+}
+
+void apply_fault(const Fault& fault, std::string_view router_client_if, FaultActions& actions) {
+  fault_info(fault.kind).apply(fault, fault_rules(fault, router_client_if), actions);
+}
+
+std::uint32_t loss_threshold(double probability) {
+  const double k = probability * kLossScale + 0.5;
+  if (!(k >= 0)) return 0;
+  if (k >= kLossScale) return kLossScale;
+  return static_cast<std::uint32_t>(k);
+}
+
+}  // namespace kah

@@ -1,0 +1,116 @@
+// The table of fault kinds: spellings, what each kind needs, its rules, and what
+// applying it does (through a FaultActions that writes down every call).
+#include <catch2/catch.hpp>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "harness/fault/fault.h"
+
+using kah::Fault;
+using kah::FaultKind;
+using kah::Host;
+
+namespace {
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Every call, as "nft server <rules>", "sysctl router key=value", "link server down", ...
+class Recorder final : public kah::FaultActions {
+ public:
+  std::vector<std::string> calls;
+  void nft(Host host, const std::string& ruleset) override { calls.push_back("nft " + to_string(host) + " " + ruleset); }
+  void write_sysctl(Host host, const std::string& key, const std::string& value) override {
+    calls.push_back("sysctl " + to_string(host) + " " + key + "=" + value);
+  }
+  void set_link_up(Host host, bool up) override { calls.push_back("link " + to_string(host) + (up ? " up" : " down")); }
+  void close_server_sockets_silently() override { calls.push_back("close server sockets"); }
+  void freeze_peer_process() override { calls.push_back("freeze peer"); }
+  void forget_flows_on_router() override { calls.push_back("forget flows"); }
+};
+
+std::vector<std::string> applied(FaultKind kind, std::optional<double> probability = std::nullopt) {
+  Recorder r;
+  kah::apply_fault(Fault{kind, probability}, "r-c", r);
+  return r.calls;
+}
+
+}  // namespace
+
+TEST_CASE("fault table: one row per kind, names unique, spellings round-trip", "[fault]") {
+  std::set<std::string_view> names;
+  for (const auto& row : kah::fault_kinds()) {
+    CHECK(&kah::fault_info(row.kind) == &row);
+    CHECK(names.insert(row.name).second);
+    if (!row.alias.empty()) CHECK(names.insert(row.alias).second);
+    CHECK(kah::fault_kind_from_string(row.name) == row.kind);
+    CHECK_FALSE(row.what.empty());
+    CHECK(row.apply != nullptr);
+    // A kind on the router needs the routed topology, and only those do.
+    CHECK(row.needs_router == (row.acts_on == Host::router));
+  }
+  CHECK(kah::fault_kinds().size() == 12);
+  CHECK(kah::fault_kind_from_string("reboot") == FaultKind::peer_reboot);
+  CHECK(kah::to_string(FaultKind::drop_to_client) == "drop-to-client");
+  CHECK_FALSE(kah::fault_kind_from_string("drop_to_client").has_value());
+  CHECK_FALSE(kah::fault_kind_from_string("Blackhole").has_value());
+}
+
+TEST_CASE("blackhole drops both ways at the server but keeps neighbour discovery", "[fault][nft]") {
+  const auto text = kah::fault_rules(Fault{FaultKind::blackhole, {}}, "r-c");
+  CHECK(has(text, "table inet kaharness_fault {"));
+  CHECK(has(text, "type filter hook input priority filter"));
+  CHECK(has(text, "type filter hook output priority filter"));
+  CHECK(has(text, "counter name \"dropped_input\" drop"));
+  CHECK(has(text, "counter name \"dropped_output\" drop"));
+  CHECK(has(text, "nd-neighbor-solicit"));
+  CHECK(applied(FaultKind::blackhole) == std::vector<std::string>{"nft server " + text});
+}
+
+TEST_CASE("one-way drops drop only their direction", "[fault][nft]") {
+  const auto to_client = kah::fault_rules(Fault{FaultKind::drop_to_client, {}}, "r-c");
+  CHECK(has(to_client, "hook output"));
+  CHECK_FALSE(has(to_client, "hook input"));
+  const auto to_server = kah::fault_rules(Fault{FaultKind::drop_to_server, {}}, "r-c");
+  CHECK(has(to_server, "hook input"));
+  CHECK_FALSE(has(to_server, "hook output"));
+}
+
+TEST_CASE("faults that are not firewall rules act on links, sockets, processes and flows", "[fault]") {
+  for (auto kind : {FaultKind::none, FaultKind::link_down, FaultKind::peer_reboot, FaultKind::peer_freeze,
+                    FaultKind::conntrack_expire, FaultKind::conntrack_timeout})
+    CHECK(kah::fault_rules(Fault{kind, {}}, "r-c").empty());
+  CHECK(applied(FaultKind::none).empty());
+  CHECK(applied(FaultKind::conntrack_timeout).empty());
+  CHECK(applied(FaultKind::link_down) == std::vector<std::string>{"link server down"});
+  CHECK(applied(FaultKind::peer_reboot) == std::vector<std::string>{"close server sockets"});
+  CHECK(applied(FaultKind::peer_freeze) == std::vector<std::string>{"freeze peer"});
+  CHECK(applied(FaultKind::conntrack_expire) == std::vector<std::string>{"forget flows"});
+  CHECK(kah::fault_info(FaultKind::link_down).hides_probes);
+  CHECK(kah::fault_info(FaultKind::peer_freeze).needs_peer_process);
+}
+
+TEST_CASE("router faults: reject with reset or ICMP from the client side, loss both ways", "[fault][nft][middlebox]") {
+  const auto rst = kah::fault_rules(Fault{FaultKind::reject_rst, {}}, "r-c");
+  CHECK(has(rst, "table inet kaharness_fault {"));
+  // Ahead of the router's firewall (priority filter), so it decides first.
+  CHECK(has(rst, "type filter hook forward priority filter - 10; policy accept;"));
+  CHECK(has(rst, "iifname \"r-c\" meta l4proto tcp counter name \"hit\" reject with tcp reset"));
+  CHECK(applied(FaultKind::reject_rst) == std::vector<std::string>{"nft router " + rst});
+
+  const auto icmp = kah::fault_rules(Fault{FaultKind::reject_icmp, {}}, "r-c");
+  CHECK(has(icmp, "iifname \"r-c\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable"));
+  // Every segment answered: the router's ICMP rate limits are off first.
+  CHECK(applied(FaultKind::reject_icmp) == std::vector<std::string>{"sysctl router net.ipv4.icmp_ratelimit=0",
+                                                                    "sysctl router net.ipv6.icmp.ratelimit=0",
+                                                                    "nft router " + icmp});
+
+  const auto loss = kah::fault_rules(Fault{FaultKind::loss, 0.3}, "r-c");
+  CHECK(has(loss, "meta l4proto tcp numgen random mod 1000000 < 300000 counter name \"hit\" drop"));
+  CHECK_FALSE(has(loss, "iifname"));  // both directions
+  CHECK(kah::fault_info(FaultKind::loss).takes_probability);
+  CHECK(kah::loss_threshold(0.3) == 300000);
+  CHECK(kah::loss_threshold(0.0000004) == 0);
+  CHECK(kah::loss_threshold(0.9999996) == 1000000);
+}
