@@ -827,10 +827,11 @@ void read_server(const Scope& top, Case& c, Diagnostics& d) {
 
 void read_header(const Scope& top, Case& c, Diagnostics& d) {
   if (auto v = read_slug(top, "name", d)) c.name = *v;
-  if (auto v = read_string(top, "description", Need::required, d)) {
+  // Optional: a case written in a hurry needs only a name. Given, it must say something.
+  if (auto v = read_string(top, "description", Need::optional, d)) {
     if (v->find_first_not_of(" \t\r\n") == std::string::npos) {
       d.error(top.table.get("description")->source(),
-              "'description' must not be empty: say what real situation the case models");
+              "'description' must not be empty: say what real situation the case models, or leave it out");
     } else {
       c.description = *v;
     }

@@ -111,7 +111,7 @@ struct Expectation {
 
 struct Case {
   std::string name;
-  std::string description;
+  std::string description;  // optional: empty when the file has none
   std::filesystem::path file;
   TopologyKind topology = TopologyKind::pair;
   RouterSpec router;  // meaningful for TopologyKind::routed only

@@ -100,6 +100,7 @@ struct SurvivalResult {
 
 struct CaseResult {
   std::string name;
+  std::string description;  // the case's, or its name when it has none
   std::string file;
   Verdict verdict = Verdict::error;
   std::string error;    // set when the case could not run (verdict error)

@@ -176,6 +176,8 @@ class Timeline {
   };
   static constexpr double kWidth = 960;
   static constexpr double kX0 = 96, kX1 = 944;
+  // The row of marker labels, and a generous width of one 11px character in it.
+  static constexpr double kLabelY = 18, kLabelCharPx = 6.5;
   static constexpr Lane kProbes{"probe windows", 36, 26}, kEnd{"end window", 66, 16}, kCapture{"capture", 86, 28};
   // Only when the runner sampled the kernel's timer: below the capture, so a probe
   // sits right above the line that announced it.
@@ -264,18 +266,23 @@ class Timeline {
           x(t), kProbes.y - 8, axis_y_, colour, width, dash[0] != '\0' ? fmt::format(" stroke-dasharray=\"{}\"", dash) : "",
           xml_text(tip));
     };
-    const auto label = [&](double t, double y, const char* colour, const std::string& text) {
-      // Anchored so that the text stays inside the drawing near either edge.
-      const double at = x(t);
-      const char* anchor = at > kX1 - 120 ? "end" : at < kX0 + 60 ? "start" : "middle";
-      return fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"{}\" fill=\"{}\">{}</text>\n",
-                         anchor[0] == 'e' ? at - 4 : anchor[0] == 's' ? at + 4 : at, y, anchor, colour, xml_text(text));
+    // The labels share one row above the lanes, left to right: each starts just right
+    // of its line, or further right when the label before it is still there (t = 0
+    // and a fault a few ms later), and ends at its line near the right edge.
+    double free_from = 0;
+    const auto label = [&](double t, const char* colour, const std::string& text) {
+      const double width = kLabelCharPx * static_cast<double>(text.size());
+      double start = std::max(x(t) + 4, free_from);
+      if (start + width > kWidth - 4) start = std::max(free_from, x(t) - 4 - width);
+      free_from = start + width + 10;
+      return fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"start\" fill=\"{}\">{}</text>\n", start,
+                         kLabelY, colour, xml_text(text));
     };
     s += line(0, kGrey, "", 1, "t = 0: the client's last received segment");
-    s += label(0, 12, kGrey, "t = 0 last received");
+    s += label(0, kGrey, "t = 0 last received");
     if (evidence_.fault_ms) {
       s += line(*evidence_.fault_ms, kFault, "4 3", 1.5, fmt::format("fault at {:.1f} ms", *evidence_.fault_ms));
-      s += label(*evidence_.fault_ms, 24, kFault, "fault");
+      s += label(*evidence_.fault_ms, kFault, "fault");
     }
     const auto& o = r_.observed;
     const char* colour = r_.verdict == Verdict::pass ? kPass : r_.verdict == Verdict::fail ? kFail : kGrey;
@@ -283,7 +290,7 @@ class Timeline {
                                  ? "alive at horizon"
                                  : fmt::format("{}{}", to_string(o.outcome), o.errno_name.empty() ? "" : " " + o.errno_name);
     s += line(o.at_ms, colour, "", 2, fmt::format("observed {}", observed_text(o)));
-    s += label(o.at_ms, 12, colour, fmt::format("{} {}", what, ms_text(o.at_ms)));
+    s += label(o.at_ms, colour, fmt::format("{} {}", what, ms_text(o.at_ms)));
     return s;
   }
 
@@ -540,6 +547,7 @@ std::string html_report(const RunResult& run, const HtmlOptions& options) {
     const auto& c = run.cases[i];
     s += fmt::format("<section class=\"panel case\" id=\"case-{}\">\n<h2>{} {} <span class=\"file\">{}</span></h2>\n", i + 1,
                      badge(c.verdict), xml_text(c.name), xml_text(c.file));
+    s += fmt::format("<p class=\"description\">{}</p>\n", xml_text(c.description.empty() ? c.name : c.description));
     if (!c.error.empty()) s += fmt::format("<div class=\"message error\">{}</div>\n", xml_text(c.error));
     for (const auto& r : c.connections) s += connection_html(r, options);
     s += "</section>\n";

@@ -141,7 +141,8 @@ nlohmann::json result_json(const RunResult& run) {
       if (!r.evidence.pcap_client.empty())
         conns.back()["pcap"] = {{"client", r.evidence.pcap_client}, {"server", r.evidence.pcap_server}};
     }
-    nlohmann::json jc = {{"name", c.name}, {"file", c.file}, {"verdict", to_string(c.verdict)},
+    nlohmann::json jc = {{"name", c.name}, {"description", c.description.empty() ? c.name : c.description},
+                         {"file", c.file}, {"verdict", to_string(c.verdict)},
                          {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
     if (!c.error.empty()) jc["error"] = c.error;
     if (!c.survival.empty()) {

@@ -546,6 +546,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
                     const JiffyClock* clock) {
   CaseResult result;
   result.name = c.name;
+  result.description = c.description.empty() ? c.name : c.description;
   result.file = c.file.string();
   const double started = monotonic_ms();
   try {

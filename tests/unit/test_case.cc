@@ -154,6 +154,13 @@ TEST_CASE("defaults for every optional key", "[case]") {
   CHECK_FALSE(c.expect.deadline_ms.has_value());
 }
 
+TEST_CASE("a case in a hurry: a name, a connection and an expectation, no description", "[case]") {
+  const kah::Case c = kah::parse_case("name = \"quick\"\n[[connection]]\nname = \"c1\"\n[expect]\noutcome = \"alive\"\n",
+                                      "quick.toml");
+  CHECK(c.name == "quick");
+  CHECK(c.description.empty());
+}
+
 TEST_CASE("keepalive as a boolean or a partial table", "[case]") {
   auto with_keepalive = [](const std::string& value) {
     std::string text = kMinimal;

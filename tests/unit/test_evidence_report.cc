@@ -3,6 +3,8 @@
 // nothing beyond Catch2.
 #include <catch2/catch.hpp>
 
+#include <regex>
+
 #include <unistd.h>
 
 #include <fstream>
@@ -161,6 +163,7 @@ RunResult sample_run() {
 
   CaseResult blackhole;
   blackhole.name = "peer-blackhole";
+  blackhole.description = "The peer goes silent & the client's kernel gives up.";
   blackhole.file = "cases/peer-blackhole.toml";
   blackhole.verdict = Verdict::fail;
   blackhole.wall_ms = 6400;
@@ -327,6 +330,30 @@ TEST_CASE("HTML report: self-contained, one timeline per connection, probes chec
   CHECK_THAT(html, Catch::Contains("no capture for this connection"));
   CHECK_THAT(html, Catch::Contains("expected &lt;5300 &amp; \"soon\""));
   CHECK_THAT(html, Catch::Contains("cannot create a network namespace"));
+  // Each case says what it models; one without a description shows its name.
+  CHECK_THAT(html, Catch::Contains("<p class=\"description\">The peer goes silent &amp; the client's kernel gives up.</p>"));
+  CHECK_THAT(html, Catch::Contains("<p class=\"description\">peer-reboot</p>"));
+}
+
+TEST_CASE("HTML report: the marker labels above a timeline never overlap", "[evidence][html]") {
+  // A fault 3.5 ms after t = 0 puts both lines on nearly the same x.
+  RunResult run = sample_run();
+  auto& evidence = find_connection(run, "peer-blackhole", "c1-v6").evidence;
+  evidence.flow = blackhole_flow(1714000000000.0);
+  evidence.origin_realtime_ms = 1714000000000.0;
+  evidence.fault_ms = 3.5;
+  const std::string html = html_report(run);
+  const auto text_at = [&](const std::string& label) {
+    const std::regex re("<text x=\"([0-9.]+)\" y=\"([0-9.]+)\" text-anchor=\"start\"[^>]*>" + label + "</text>");
+    std::smatch m;
+    REQUIRE(std::regex_search(html, m, re));
+    return std::pair{std::stod(m[1]), std::stod(m[2])};
+  };
+  const auto [t0_x, t0_y] = text_at("t = 0 last received");
+  const auto [fault_x, fault_y] = text_at("fault");
+  // On one row, the fault's label starts after the end of t = 0's (6.5 px a character).
+  CHECK(t0_y == fault_y);
+  CHECK(fault_x >= t0_x + 6.5 * 19);
 }
 
 TEST_CASE("write_html_report writes index.html into a new folder", "[evidence][html]") {
