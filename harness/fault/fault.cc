@@ -58,7 +58,7 @@ void router_rules(const Fault&, const std::string& rules, FaultActions& a) { a.n
 
 // ---- The table -----------------------------------------------------------------
 
-constexpr std::size_t kKinds = static_cast<std::size_t>(FaultKind::loss) + 1;
+constexpr std::size_t kKinds = static_cast<std::size_t>(FaultKind::peer_firewall_rst) + 1;
 
 // clang-format off
 constexpr std::array<FaultKindInfo, kKinds> kTable{{
@@ -120,6 +120,22 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
                                     loss_threshold(f.probability.value_or(0))));
    },
    router_rules},
+  {FaultKind::peer_firewall_rst, "peer-firewall-rst", "", "the server's own firewall answers the client's segments with a TCP reset",
+   Host::server, false, false, false, false, false, PeerBehaviour::rebooted, PathModel::fixed,
+   "peer-firewall-rst: the server's firewall answers the client's next segment with a TCP reset built from it, "
+   "which carries the client's rcv_nxt",
+   [](const Fault&, std::string_view) {
+     return fmt::format(
+         "table {} {{\n"
+         "  counter hit {{ }}\n"
+         "  chain input {{\n"
+         "    type filter hook input priority filter; policy accept;\n"
+         "    meta l4proto tcp counter name \"hit\" reject with tcp reset\n"
+         "  }}\n"
+         "}}\n",
+         kFaultTable);
+   },
+   server_rules},
 }};
 // clang-format on
 

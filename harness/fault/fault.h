@@ -36,6 +36,7 @@ enum class FaultKind {
   reject_rst,         // the router answers the client's segments with a TCP reset
   reject_icmp,        // the router answers the client's segments with ICMP host unreachable
   loss,               // the router drops packets at random, both directions
+  peer_firewall_rst,  // the server's own firewall answers the client's segments with a TCP reset
 };
 
 // The hosts of a topology.

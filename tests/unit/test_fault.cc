@@ -50,7 +50,7 @@ TEST_CASE("fault table: one row per kind, names unique, spellings round-trip", "
     // A kind on the router needs the routed topology, and only those do.
     CHECK(row.needs_router == (row.acts_on == Host::router));
   }
-  CHECK(kah::fault_kinds().size() == 12);
+  CHECK(kah::fault_kinds().size() == 13);
   CHECK(kah::fault_kind_from_string("reboot") == FaultKind::peer_reboot);
   CHECK(kah::to_string(FaultKind::drop_to_client) == "drop-to-client");
   CHECK_FALSE(kah::fault_kind_from_string("drop_to_client").has_value());
@@ -113,4 +113,16 @@ TEST_CASE("router faults: reject with reset or ICMP from the client side, loss b
   CHECK(kah::loss_threshold(0.3) == 300000);
   CHECK(kah::loss_threshold(0.0000004) == 0);
   CHECK(kah::loss_threshold(0.9999996) == 1000000);
+}
+
+TEST_CASE("peer-firewall-rst: the server's own firewall resets what the client sends", "[fault][nft]") {
+  const auto& row = kah::fault_info(FaultKind::peer_firewall_rst);
+  CHECK(row.name == "peer-firewall-rst");
+  CHECK_FALSE(row.needs_router);
+  CHECK(row.peer == kah::model::PeerBehaviour::rebooted);
+  const auto rules = kah::fault_rules(Fault{FaultKind::peer_firewall_rst, {}}, "r-c");
+  CHECK(has(rules, "table inet kaharness_fault {"));
+  CHECK(has(rules, "type filter hook input priority filter; policy accept;"));
+  CHECK(has(rules, "meta l4proto tcp counter name \"hit\" reject with tcp reset"));
+  CHECK(applied(FaultKind::peer_firewall_rst) == std::vector<std::string>{"nft server " + rules});
 }
