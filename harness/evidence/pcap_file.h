@@ -1,7 +1,7 @@
 // pcap files through libpcap: reading a capture into Packets, and writing frames with
 // their timestamps. Files are nanosecond-precision where libpcap can do it, because
 // the timing model's windows are a few milliseconds wide at the low end and capture
-// timestamps are the harness's clock for packets (architecture.md, "Time").
+// timestamps are the harness's clock for packets (docs/architecture.md, "The time base").
 //
 // Threading: a PcapWriter is used by one thread at a time; read_pcap keeps no state.
 #pragma once

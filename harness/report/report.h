@@ -1,5 +1,5 @@
 // Reporters: what a person reads on the console, and the result JSON that other
-// tools read (keys fixed by the contract in architecture.md; more may be added).
+// tools read (keys fixed by the contract in docs/architecture.md; more may be added).
 #pragma once
 
 #include <nlohmann/json.hpp>

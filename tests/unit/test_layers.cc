@@ -96,3 +96,23 @@ TEST_CASE("layers: no include runs back up", "[layers]") {
   }
   CHECK(checked > 100);
 }
+
+TEST_CASE("layers: the picture in docs/architecture.md matches the link lines", "[layers]") {
+  const fs::path root = KAH_SOURCE_DIR;
+  const auto layers = declared_layers(root);
+  const std::string doc = read_text(root / "docs" / "architecture.md");
+  // Arrows "  a --> b" of the mermaid flowchart ("case_" is the node of "case").
+  std::map<std::string, std::set<std::string>> drawn;
+  const std::regex arrow(R"(\n\s*(\w+) --> (\w+))");
+  const auto name = [](std::string n) { return n == "case_" ? std::string("case") : n; };
+  for (std::sregex_iterator it(doc.begin(), doc.end(), arrow), end; it != end; ++it)
+    drawn[name((*it)[1])].insert(name((*it)[2]));
+  REQUIRE_FALSE(drawn.empty());
+  for (const auto& [from, deps] : layers) {
+    const auto in_picture = reachable(drawn, from);
+    const auto linked = reachable(layers, from);
+    INFO("layer " << from);
+    // Every arrow drawn is a link, and every link is drawn (directly or through others).
+    CHECK(in_picture == linked);
+  }
+}

@@ -1,4 +1,4 @@
-// The result JSON: fields other tools read (architecture.md), and the ones added since.
+// The result JSON: fields other tools read (docs/architecture.md), and the ones added since.
 #include <catch2/catch.hpp>
 
 #include <limits>
