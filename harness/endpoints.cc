@@ -213,7 +213,11 @@ RetransmissionState retransmission_state(int socket) {
   tcp_info info{};
   socklen_t len = sizeof info;
   if (getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) throw_errno("cannot read TCP_INFO");
-  return {info.tcpi_rto / 1000.0, info.tcpi_rtt / 1000.0, (info.tcpi_options & TCPI_OPT_SACK) != 0};
+  char cc[16] = {};  // TCP_CA_NAME_MAX
+  socklen_t cc_len = sizeof cc;
+  if (getsockopt(socket, IPPROTO_TCP, TCP_CONGESTION, cc, &cc_len) != 0) throw_errno("cannot read TCP_CONGESTION");
+  const bool paced = std::string(cc, strnlen(cc, cc_len)) == "bbr";
+  return {info.tcpi_rto / 1000.0, info.tcpi_rtt / 1000.0, (info.tcpi_options & TCPI_OPT_SACK) != 0, paced};
 }
 
 void wait_until_idle(int server, double timeout_ms) {

@@ -268,6 +268,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
           r.first_rto_ms = state.rto_ms;
           r.srtt_ms = state.srtt_ms;
           r.sack = state.sack;
+          r.pacing_delay_jiffies = state.paced ? 1 : 0;
         }
         inst.keepalive = read_keepalive(inst.client.get());
         instances.push_back(std::move(inst));
@@ -309,6 +310,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       settings.first_rto_ms = std::max(settings.rto_min_ms, measured.first_rto_ms);
       settings.srtt_ms = measured.srtt_ms;
       settings.sack = measured.sack;
+      settings.pacing_delay_jiffies = measured.pacing_delay_jiffies;
       inst.model_input = model_input(inst, options.kernel, settings);
       if (clock != nullptr && inst.spec->traffic != Traffic::connecting)
         inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
