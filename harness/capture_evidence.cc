@@ -1,6 +1,7 @@
 #include "harness/capture_evidence.h"
 
 #include <algorithm>
+#include <limits>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -50,7 +51,11 @@ void attach_capture_evidence(ConnectionResult& r, const CaseCaptures& captures, 
   if (flow == nullptr) return;
   ev.flow = *flow;
   ev.probes_checked = probes_visible;
-  if (probes_visible) ev.probe_checks = evidence::check_probes(*flow, r.prediction, origin_realtime_ms);
+  // A connection still open was watched until its horizon (observed.at_ms); later
+  // packets of a longer-watched neighbour's case are not this connection's evidence.
+  const double until = r.observed.outcome == ObservedOutcome::alive ? origin_realtime_ms + r.observed.at_ms
+                                                                     : std::numeric_limits<double>::infinity();
+  if (probes_visible) ev.probe_checks = evidence::check_probes(*flow, r.prediction, origin_realtime_ms, until);
 
   // The kernel's own time for the end: the client's RST when it gave up (timeout),
   // or the peer's RST that reset it.

@@ -22,11 +22,13 @@ std::string window_text(const model::Window& w) {
   return fmt::format("within [{:.1f}, {:.1f}] ms", w.earliest_ms, w.latest_ms);
 }
 
-std::vector<ProbeCheck> check_probes(const FlowAnalysis& observed, const model::Prediction& predicted, double origin_ms) {
+std::vector<ProbeCheck> check_probes(const FlowAnalysis& observed, const model::Prediction& predicted, double origin_ms,
+                                     double until_ms) {
   std::vector<Probe> seen;
   if (observed.prober)
     for (const auto& p : observed.probes_of(*observed.prober))
-      if (p.t_ms >= origin_ms) seen.push_back(p);
+      if (p.t_ms >= origin_ms && p.t_ms <= until_ms) seen.push_back(p);
+  const double observed_for_ms = until_ms - origin_ms;
 
   const std::size_t expected_count = predicted.probes.size();
   std::vector<ProbeCheck> checks;
@@ -48,7 +50,12 @@ std::vector<ProbeCheck> check_probes(const FlowAnalysis& observed, const model::
     const auto& window = predicted.probes[i].window;
     c.expected = window;
     c.certain = predicted.probes[i].certain;
-    if (!c.seen_ms) {
+    if (!c.seen_ms && window.latest_ms > observed_for_ms) {
+      // Observation stopped inside (or before) the window: the probe may still come.
+      c.verdict = ProbeVerdict::ok;
+      c.message = fmt::format("probe {} not judged: expected {}, observation stopped at {:.1f} ms", number,
+                              window_text(window), observed_for_ms);
+    } else if (!c.seen_ms) {
       // The model marks a probe uncertain when only some timer alignments send it.
       c.verdict = c.certain ? ProbeVerdict::missing : ProbeVerdict::ok;
       c.message = c.certain ? fmt::format("probe {} missing: expected {}, not seen", number, window_text(window))

@@ -337,3 +337,37 @@ TEST_CASE("early, missing, extra and uncertain probes", "[evidence][probes]") {
     CHECK(checks[0].verdict == ProbeVerdict::missing);
   }
 }
+
+TEST_CASE("a probe whose window runs past the end of observation is not called missing", "[evidence][probes]") {
+  // peer-alive, as reported: idle 1, interval 1, the answered probes one a second; the
+  // horizon (end of observation) at 5122.6 ms falls inside probe 5's window
+  // [5118.3, 5125.5] ms, and the probe had not left yet.
+  Conversation c(Family::ipv4, "198.18.0.1", "198.18.0.2");
+  c.handshake(0);
+  c.server_data(10, 5);
+  for (int k = 0; k < 4; ++k) {
+    c.client_probe(10 + 1020.1 + 1024.0 * k, 0);
+    c.server_ack(10 + 1020.4 + 1024.0 * k);
+  }
+  const FlowAnalysis f = analyze_flow(c.packets());
+  const auto prediction =
+      prediction_of({{1018.3, 1025.5}, {2042.3, 2049.5}, {3066.3, 3073.5}, {4090.3, 4097.5}, {5118.3, 5125.5}});
+  const double origin = kT0 + 10;
+  const auto before = check_probes(f, prediction, origin);  // no end of observation given: missing
+  CHECK(before[4].verdict == ProbeVerdict::missing);
+  const auto checks = check_probes(f, prediction, origin, origin + 5122.6);
+  REQUIRE(checks.size() == 5);
+  CHECK(all_ok(checks));
+  CHECK(checks[4].message == "probe 5 not judged: expected within [5118.3, 5125.5] ms, observation stopped at 5122.6 ms");
+  SECTION("a window that ends before observation stops still counts") {
+    const auto late = check_probes(f, prediction, origin, origin + 5125.6);
+    CHECK(late[4].verdict == ProbeVerdict::missing);
+  }
+  SECTION("a probe seen after observation stopped is not this connection's evidence") {
+    Conversation more = c;
+    more.client_probe(10 + 5123.0, 0);
+    const auto cut = check_probes(analyze_flow(more.packets()), prediction_of({{1018.3, 1025.5}, {2042.3, 2049.5},
+                                  {3066.3, 3073.5}, {4090.3, 4097.5}}), origin, origin + 5122.6);
+    CHECK(all_ok(cut));
+  }
+}
