@@ -29,6 +29,11 @@ bool same_flow(const evidence::Packet& p, const FlowKey& k) {
   return outbound || inbound;
 }
 
+bool inbound(const evidence::Packet& p, const FlowKey& k) {
+  return p.dst == k.client_address && p.dport == k.client_port && p.src == k.server_address &&
+         p.sport == k.server_port;
+}
+
 void write_flow(const evidence::LiveCapture& capture, const FlowKey& key, const std::filesystem::path& file) {
   evidence::PcapWriter writer(file, capture.link());
   const auto& frames = capture.frames();
@@ -41,6 +46,16 @@ void write_flow(const evidence::LiveCapture& capture, const FlowKey& key, const 
 }
 
 }  // namespace
+
+std::optional<double> last_received_before(const std::vector<evidence::Packet>& client_packets, const FlowKey& key,
+                                           double until_realtime_ms) {
+  std::optional<double> last;
+  for (const auto& p : client_packets)
+    if (inbound(p, key) && p.payload_len > 0 && !p.has(evidence::tcp_flag::rst) && p.t_ms <= until_realtime_ms &&
+        (!last || p.t_ms > *last))
+      last = p.t_ms;
+  return last;
+}
 
 void attach_capture_evidence(ConnectionResult& r, const CaseCaptures& captures, const FlowKey& key,
                              double origin_realtime_ms, bool probes_visible) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -47,6 +48,7 @@ const char* model_outcome_name(model::Outcome o) {
 
 constexpr std::uint16_t kServerPort = 7000;
 constexpr double kIdleTimeoutMs = 2000;       // for the last ACK of the exchange to arrive
+constexpr double kSameStampMs = 0.05;         // a capture stamp and an SO_TIMESTAMPNS stamp of one segment
 
 // One tested connection: a copy of a [[connection]].
 struct Instance {
@@ -420,6 +422,36 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       auto [client_capture, server_capture] = capture->take();
       seen = analyze_captures(std::move(client_capture), std::move(server_capture),
                               watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+    }
+    if (seen) {
+      // The kernel's idle clock starts at the last segment the client received before the
+      // fault, as the capture stamps it: under loss a retransmitted reply (its first copy's
+      // ACK lost) comes later than the copy the exchange read, and a reply read without a
+      // kernel stamp was timed by the wake-up. Plan again from that segment.
+      // (capture_evidence.h: last_received_before)
+      const auto client_packets = seen->client.packets();
+      for (std::size_t i = 0; i < instances.size(); ++i) {
+        auto& inst = instances[i];
+        if (inst.spec->traffic == Traffic::connecting || inst.link.client_port == 0) continue;
+        const double to_realtime = inst.link.last_received_realtime_ms - inst.link.last_received_ms;
+        const FlowKey key{inst.spec->family, topology->address(Host::client, inst.spec->family),
+                          topology->address(Host::server, inst.spec->family), inst.link.client_port, kServerPort};
+        const auto last = last_received_before(client_packets, key, fault_at + to_realtime);
+        if (!last || std::abs(*last - inst.link.last_received_realtime_ms) < kSameStampMs) continue;
+        const double shift = *last - inst.link.last_received_realtime_ms;
+        spdlog::debug("{}: {}: t_r moved by {:.3f} ms to the last data segment the client received", c.name, inst.name,
+                      shift);
+        inst.link.last_received_realtime_ms = *last;
+        inst.link.last_received_ms += shift;
+        inst.origin_ms += shift;
+        inst.model_input.armed_at_ms -= shift;
+        if (inst.model_input.sent_by_ms) *inst.model_input.sent_by_ms -= shift;
+        if (clock != nullptr) inst.model_input.kernel.calibration = clock->at(inst.origin_ms);
+        std::lock_guard lock(sent->mutex);
+        auto facts = facts_of(inst, fault_at, sent->at_ms[i] ? sent->at_ms[i] : planned_send[i]);
+        facts.horizon_ms = inst.forecast.horizon_ms - shift;
+        inst.forecast = forecast(c, *inst.spec, inst.model_input, facts);
+      }
     }
     // An unplugged link drops probes before the capture point: they cannot be checked.
     const bool link_unplugged = fault.kind == FaultKind::link_down;

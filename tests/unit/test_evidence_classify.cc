@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "harness/capture_evidence.h"
 #include "harness/evidence/classify.h"
 #include "harness/evidence/pcap_file.h"
 #include "harness/evidence/probe_check.h"
@@ -370,4 +371,27 @@ TEST_CASE("a probe whose window runs past the end of observation is not called m
                                   {3066.3, 3073.5}, {4090.3, 4097.5}}), origin, origin + 5122.6);
     CHECK(all_ok(cut));
   }
+}
+
+TEST_CASE("t_r is the last data segment the client received before the fault", "[evidence][origin]") {
+  // The reply's ACK is lost on a lossy path: the server sends the reply again (its
+  // tail-loss probe, 204 ms later on these veths) and the client's kernel counts its
+  // idle time from the copy (tcp_ack() stamps rcv_tstamp for it), while the exchange
+  // read the first copy. An answered keepalive probe is not a new t_r (a fault that
+  // came too late is fault_landing.h's business), nor is anything after the fault.
+  Conversation c(Family::ipv4, "198.18.0.1", "198.18.0.2");
+  c.handshake(0);
+  c.client_data(10, 4);
+  c.server_data(10.3, 4);   // the reply the application read
+  c.server_data(214.3, 4);  // the same reply again: the client's ACK was lost
+  c.client_ack(214.4);
+  c.client_probe(2214.4, 0);
+  c.server_ack(2214.6);
+  c.server_data(2300, 4);
+  const kah::FlowKey key{Family::ipv4, "198.18.0.1", "198.18.0.2", 40001, 8080};
+  CHECK(*kah::last_received_before(c.packets(), key, kT0 + 1000) == Approx(kT0 + 214.3).epsilon(0).margin(1e-6));
+  CHECK(*kah::last_received_before(c.packets(), key, kT0 + 100) == Approx(kT0 + 10.3).epsilon(0).margin(1e-6));
+  CHECK(*kah::last_received_before(c.packets(), key, kT0 + 2250) == Approx(kT0 + 214.3).epsilon(0).margin(1e-6));
+  const kah::FlowKey other{Family::ipv4, "198.18.0.1", "198.18.0.2", 40002, 8080};
+  CHECK_FALSE(kah::last_received_before(c.packets(), other, kT0 + 1000));
 }
