@@ -19,6 +19,7 @@
 
 #include "harness/capture_evidence.h"
 #include "harness/endpoints.h"
+#include "harness/fault_landing.h"
 #include "harness/evidence/capture.h"
 #include "harness/faults.h"
 #include "harness/judge.h"
@@ -224,6 +225,25 @@ class CaptureGuard {
   std::vector<evidence::CaptureLoop::Id> ids_;
 };
 
+// Cases run at once mostly wait on timers, but each must set its scene (connect,
+// exchange, apply the fault) before its connections' first keepalive probe, often 1 s
+// after the exchange. A hundred cases setting up together on two cores stretched that
+// past the first probe for a third of them (sweep -n 10000 --per-case 100); one setup at
+// a time keeps each short, and the waiting still overlaps.
+std::mutex& setup_gate() {
+  static std::mutex gate;
+  return gate;
+}
+
+// The earliest t_r of a case's connections (monotonic ms): the one whose idle clock
+// has run longest when the fault comes.
+double first_origin(const std::vector<Instance>& instances) {
+  double first = monotonic_ms();
+  for (const auto& inst : instances)
+    if (inst.spec->traffic != Traffic::connecting) first = std::min(first, inst.origin_ms);
+  return first;
+}
+
 }  // namespace
 
 CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
@@ -252,6 +272,9 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     for (auto f : families)
       listeners[f] = open_listener(server_ns, f, topology->address(Host::server, f), kServerPort);
 
+    // From the first connection's last received segment until the fault is in place,
+    // the connection's idle clock runs: one case at a time here (see setup_gate()).
+    std::unique_lock setup(setup_gate());
     const Exchange exchange = exchange_for(c.server);
     std::vector<Instance> instances;
     for (const auto& spec : c.connections) {
@@ -278,12 +301,6 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     }
     for (auto& inst : instances)
       if (inst.link.server) wait_until_idle(inst.link.server.get(), kIdleTimeoutMs);
-
-    std::vector<ProbeCounter> counters;
-    for (const auto& inst : instances)
-      if (inst.link.client_port != 0)
-        counters.push_back({probe_counter_name(inst.link.client_port), inst.spec->family, inst.link.client_port});
-    nft_apply(client_ns, probe_counter_ruleset(counters));
 
     std::optional<PeerProcess> peer_app;
     if (fault.kind == FaultKind::peer_freeze) {
@@ -334,7 +351,18 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     const double fault_at = monotonic_ms();
     auto targets = fault_targets(instances, peer_app, *topology);
     apply_fault(fault, *topology, targets);
-    spdlog::debug("{}: {} applied at +{:.1f} ms", c.name, to_string(fault.kind), fault_at - started);
+    const FaultLanding landing{fault_at, monotonic_ms()};
+    setup.unlock();
+    spdlog::debug("{}: {} applied at +{:.1f} ms, {:.1f} ms after the first connection's t_r, done {:.1f} ms later",
+                  c.name, to_string(fault.kind), fault_at - started, fault_at - first_origin(instances),
+                  landing.done_ms - fault_at);
+    // The probe counters come after the fault: every connection's first probe has to wait
+    // for the fault, and the counters are evidence only (the capture times each probe).
+    std::vector<ProbeCounter> counters;
+    for (const auto& inst : instances)
+      if (inst.link.client_port != 0)
+        counters.push_back({probe_counter_name(inst.link.client_port), inst.spec->family, inst.link.client_port});
+    nft_apply(client_ns, probe_counter_ruleset(counters));
 
     auto sent = std::make_shared<SentTimes>();
     sent->at_ms.resize(instances.size());
@@ -498,6 +526,13 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       }
       r.evidence.timer_samples = std::move(samples.at(i));
       judge_connection(r);
+      std::optional<double> first_probe_seen;
+      if (r.evidence.probes_checked && !r.evidence.probe_checks.empty())
+        first_probe_seen = r.evidence.probe_checks.front().seen_ms;
+      if (auto late = fault_landed_late(fault.kind, landing, inst.origin_ms, prediction, first_probe_seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: {}", inst.spec->where.str(), inst.name, *late);
+      }
       if (captured && !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass))
         write_connection_pcaps(r, *seen, key, options.pcap_dir, c.name);
       result.connections.push_back(std::move(r));
