@@ -395,3 +395,16 @@ TEST_CASE("t_r is the last data segment the client received before the fault", "
   const kah::FlowKey other{Family::ipv4, "198.18.0.1", "198.18.0.2", 40002, 8080};
   CHECK_FALSE(kah::last_received_before(c.packets(), other, kT0 + 1000));
 }
+
+TEST_CASE("a probe just past its window's edge says so with enough decimals", "[evidence][probes]") {
+  // user-timeout-long, as reported: "probe 3 late: expected within [4074.4, 4081.6] ms,
+  // seen at 4081.6 ms" (the comparison is at full precision; the text hid it).
+  Conversation c(Family::ipv4, "198.18.0.1", "198.18.0.2");
+  c.handshake(0);
+  c.server_data(10, 5);
+  c.client_probe(10 + 4081.64, 0);
+  const auto checks = check_probes(analyze_flow(c.packets()), prediction_of({{4074.4, 4081.58}}), kT0 + 10);
+  REQUIRE(checks.size() == 1);
+  CHECK(checks[0].verdict == ProbeVerdict::late);
+  CHECK(checks[0].message == "probe 1 late: expected within [4074.4, 4081.6] ms, seen at 4081.64 ms");
+}
