@@ -55,12 +55,17 @@ SweepSummary summarize_sweep(const RunResult& run) {
   s.position_deciles.assign(10, 0);
   std::vector<double> widths, percents;
   for (const auto& c : run.cases) {
-    if (c.verdict == Verdict::error) {
+    if (c.verdict == Verdict::error && (!c.error.empty() || c.connections.empty())) {  // the case could not run
       s.errors += static_cast<int>(std::max<std::size_t>(1, c.connections.size()));
       s.miss_messages.push_back(c.error);
       continue;
     }
     for (const auto& r : c.connections) {
+      if (r.verdict == Verdict::error) {  // the harness could not test it (e.g. the fault came too late)
+        ++s.errors;
+        s.miss_messages.push_back(r.message);
+        continue;
+      }
       ++s.connections;
       const auto& w = r.expected.window;
       if (r.verdict != Verdict::pass) {
@@ -90,7 +95,7 @@ std::string describe_sweep(const SweepSummary& s, const RunResult& run) {
   std::string out = fmt::format(
       "sweep: {} connections in {} cases, {:.1f} s (kernel {}, HZ {}, {})\n"
       "  misses (outside the window or another outcome): {}\n"
-      "  connections of cases that could not run: {}\n"
+      "  connections the harness could not test (errors): {}\n"
       "  window width: median {:.1f} ms ({:.2f} % of nominal), max {:.1f} ms ({:.2f} %)\n"
       "  where observations fall in their windows (earliest -> latest, tenths): {}\n",
       s.connections, run.cases.size(), run.wall_ms / 1000.0, run.kernel,

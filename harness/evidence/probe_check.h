@@ -7,6 +7,7 @@
 // segment, t_r = 0 in model/timing.h); the observed flow holds capture times.
 #pragma once
 
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,7 +40,11 @@ struct ProbeCheck {
 
 // Checks the probes `observed.prober` sent at or after origin_ms (a capture time)
 // against predicted.probes. With no prober in the flow, every expected probe is missing.
-std::vector<ProbeCheck> check_probes(const FlowAnalysis& observed, const model::Prediction& predicted, double origin_ms);
+// `until_ms` (a capture time) is when observing the connection stopped: probes seen
+// after it are not counted, and an expected probe whose window does not end before it
+// cannot be called missing (it may leave just after the capture stopped).
+std::vector<ProbeCheck> check_probes(const FlowAnalysis& observed, const model::Prediction& predicted, double origin_ms,
+                                     double until_ms = std::numeric_limits<double>::infinity());
 
 // True when no check is early, late, missing or extra.
 bool all_ok(const std::vector<ProbeCheck>& checks);

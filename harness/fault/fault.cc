@@ -63,41 +63,41 @@ constexpr std::size_t kKinds = static_cast<std::size_t>(FaultKind::peer_firewall
 // clang-format off
 constexpr std::array<FaultKindInfo, kKinds> kTable{{
   {FaultKind::none, "none", "", "nothing happens: a healthy peer",
-   Host::server, false, false, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
    nullptr, nothing},
   {FaultKind::blackhole, "blackhole", "", "the server's firewall drops everything, both ways",
-   Host::server, false, false, false, false, false, PeerBehaviour::silent, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
    [](const Fault&, std::string_view) { return server_drops(true, true); }, server_rules},
   {FaultKind::drop_to_client, "drop-to-client", "", "the server's replies (the probes' ACKs) are lost",
-   Host::server, false, false, false, false, false, PeerBehaviour::silent, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
    [](const Fault&, std::string_view) { return server_drops(false, true); }, server_rules},
   {FaultKind::drop_to_server, "drop-to-server", "", "the client's segments (the probes) are lost",
-   Host::server, false, false, false, false, false, PeerBehaviour::silent, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
    [](const Fault&, std::string_view) { return server_drops(true, false); }, server_rules},
   {FaultKind::link_down, "link-down", "", "the server's end of the link is unplugged",
-   Host::server, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
+   Host::server, false, false, false, false, true, true, PeerBehaviour::silent, PathModel::fixed, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.set_link_up(Host::server, false); }},
   {FaultKind::peer_reboot, "peer-reboot", "reboot", "the server loses every connection silently (a reboot)",
-   Host::server, false, false, false, false, false, PeerBehaviour::rebooted, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.close_server_sockets_silently(); }},
   {FaultKind::peer_freeze, "peer-freeze", "", "the server's application hangs (SIGSTOP); its kernel still answers",
-   Host::server, false, false, true, false, false, PeerBehaviour::answers, PathModel::fixed, "",
+   Host::server, false, false, true, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.freeze_peer_process(); }},
   {FaultKind::conntrack_expire, "conntrack-expire", "", "the router forgets the flow now (a NAT or firewall)",
-   Host::router, true, true, false, false, false, PeerBehaviour::silent, PathModel::flow_forgotten, "",
+   Host::router, true, true, false, false, false, true, PeerBehaviour::silent, PathModel::flow_forgotten, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.forget_flows_on_router(); }},
   {FaultKind::conntrack_timeout, "conntrack-timeout", "", "the router's own established timeout may forget the flow",
-   Host::router, true, true, false, false, false, PeerBehaviour::answers, PathModel::flow_times_out, "",
+   Host::router, true, true, false, false, false, false, PeerBehaviour::answers, PathModel::flow_times_out, "",
    nullptr, nothing},
   {FaultKind::reject_rst, "reject-rst", "", "the router answers the client's segments with a TCP reset",
-   Host::router, true, false, false, false, false, PeerBehaviour::rebooted, PathModel::fixed,
+   Host::router, true, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed,
    "reject-rst: the router answers the client's next segment with a TCP reset carrying its rcv_nxt",
    [](const Fault&, std::string_view client_if) {
      return router_rule(fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with tcp reset", client_if));
    },
    router_rules},
   {FaultKind::reject_icmp, "reject-icmp", "", "the router answers the client's segments with ICMP host unreachable",
-   Host::router, true, false, false, false, false, PeerBehaviour::unreachable, PathModel::icmp_errors,
+   Host::router, true, false, false, false, false, true, PeerBehaviour::unreachable, PathModel::icmp_errors,
    "reject-icmp: the router answers each of the client's segments with ICMP host unreachable",
    // icmpx: ICMP host-unreachable for IPv4, ICMPv6 address-unreachable for IPv6.
    [](const Fault&, std::string_view client_if) {
@@ -113,7 +113,7 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
      a.nft(Host::router, rules);
    }},
   {FaultKind::loss, "loss", "", "the router drops packets at random, both ways (`probability`)",
-   Host::router, true, false, false, true, false, PeerBehaviour::silent, PathModel::random_loss, "",
+   Host::router, true, false, false, true, false, true, PeerBehaviour::silent, PathModel::random_loss, "",
    // Each packet on its own draw: a probe round trip then survives with (1 - p)^2.
    [](const Fault& f, std::string_view) {
      return router_rule(fmt::format("meta l4proto tcp numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
@@ -121,7 +121,7 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
    },
    router_rules},
   {FaultKind::peer_firewall_rst, "peer-firewall-rst", "", "the server's own firewall answers the client's segments with a TCP reset",
-   Host::server, false, false, false, false, false, PeerBehaviour::rebooted, PathModel::fixed,
+   Host::server, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed,
    "peer-firewall-rst: the server's firewall answers the client's next segment with a TCP reset built from it, "
    "which carries the client's rcv_nxt",
    [](const Fault&, std::string_view) {

@@ -83,6 +83,11 @@ struct FaultKindInfo {
   // Probes never reach the capture point (dropped at the qdisc of an unplugged link):
   // ends are timed by the event loop and probes are not checked.
   bool hides_probes;
+  // Must be in place before the connection's first keepalive probe leaves: applied
+  // later, an answered probe moves the idle clock and the case no longer tests what
+  // the model predicts (run/fault_landing.h). No fault, a frozen application whose
+  // kernel still answers, or a router's own timer: nothing has to come first.
+  bool must_precede_probes;
   model::PeerBehaviour peer;  // how the path answers, for PathModel::fixed
   PathModel path;
   std::string_view model_note;  // said in the model's steps; empty: nothing

@@ -516,6 +516,7 @@ struct RtoRules {
   // the tail-loss probe's timeout if `loss_probe`, else first_rto.
   Jiffies first_timer = 0;
   bool loss_probe = false;
+  Jiffies pace = 0;                 // at most this tcp_pacing_delay() on the arms made for new data
   Jiffies rto_max = 0;
   bool syn = false;                 // SYN_SENT: count limit and linear first backoffs
   int syn_retransmissions_max = 0;  // tcp_syn_retries + tcp_syn_linear_timeouts
@@ -549,25 +550,31 @@ std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlac
   };
   std::vector<RtoPath> out;
   std::vector<State> todo;
-  {
-    State s;
-    s.rto = r.first_rto;
-    if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
-      s.stamp = sent;
-      s.place = syn_stamp;
+  // Each paced arm adds tcp_pacing_delay(): anywhere from 0 to r.pace jiffies (measured:
+  // both values, on the same connection). Every combination is a path.
+  for (Jiffies pace_first = 0; pace_first <= r.pace; ++pace_first) {
+    for (Jiffies pace_rearm = 0; pace_rearm <= (r.loss_probe ? r.pace : 0); ++pace_rearm) {
+      State s;
+      s.rto = r.first_rto;
+      if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
+        s.stamp = sent;
+        s.place = syn_stamp;
+      }
+      // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
+      // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
+      // Both arms add the pacing delay (tcp_reset_xmit_timer(..., true)).
+      s.fired = arm_from_task(sent, (r.loss_probe ? r.first_timer : r.first_rto) + pace_first, grid.hz);
+      if (r.loss_probe) {
+        // tcp_send_loss_probe(): the last segment goes out again through
+        // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
+        // then tcp_rearm_rto() arms a full icsk_rto (plus the pacing delay) from the
+        // callback. No abort test here: tcp_write_timeout() only runs from
+        // tcp_retransmit_timer().
+        s.path.loss_probe = signed_diff(s.fired, sent);
+        s.fired = arm_from_callback(s.fired, r.first_rto + pace_rearm, grid.hz);
+      }
+      todo.push_back(std::move(s));
     }
-    // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
-    // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
-    s.fired = arm_from_task(sent, r.loss_probe ? r.first_timer : r.first_rto, grid.hz);
-    if (r.loss_probe) {
-      // tcp_send_loss_probe(): the last segment goes out again through
-      // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
-      // then tcp_rearm_rto() arms a full icsk_rto from the callback. No abort test here:
-      // tcp_write_timeout() only runs from tcp_retransmit_timer().
-      s.path.loss_probe = signed_diff(s.fired, sent);
-      s.fired = arm_from_callback(s.fired, r.first_rto, grid.hz);
-    }
-    todo.push_back(std::move(s));
   }
   while (!todo.empty()) {
     State s = std::move(todo.back());
@@ -712,6 +719,7 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   const auto pto = syn ? std::nullopt : loss_probe_timeout(rt, r.first_rto, grid.hz);
   r.loss_probe = pto.has_value();
   r.first_timer = pto ? *pto : r.first_rto;
+  r.pace = syn ? 0 : static_cast<Jiffies>(std::max(0, rt.pacing_delay_jiffies));  // SYN_SENT: not paced yet
   r.syn_linear_timeouts = syn ? rt.syn_linear_timeouts : 0;
   r.syn_retransmissions_max = rt.syn_retries + r.syn_linear_timeouts;
   r.user_timeout_ms = in.keepalive.user_timeout_ms;
@@ -788,6 +796,11 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
           "the probe resends the last segment without starting retrans_stamp, and re-arms a full RTO of {} jiffies "
           "from its callback: the first retransmission comes one RTO after the probe",
           r.first_rto));
+      if (r.pace > 0)
+        ev.steps.push_back(fmt::format(
+            "the socket is paced (BBR): both arms above add tcp_pacing_delay(), 0 to {} jiff{} "
+            "(tcp_reset_xmit_timer(..., true)); the retransmission timer's own re-arms do not",
+            r.pace, r.pace == 1 ? "y" : "ies"));
       if (!ev.loss_probe.empty())
         ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
     } else {
@@ -795,6 +808,9 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
           "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
           !rt.sack ? "no SACK" : fmt::format("tcp_early_retrans {}", rt.early_retrans),
           ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)), r.first_rto, wheel_text(r.first_rto, grid)));
+      if (r.pace > 0)
+        ev.steps.push_back(fmt::format("the socket is paced (BBR): tcp_rearm_rto() adds tcp_pacing_delay(), 0 to {} jiffies",
+                                       r.pace));
     }
     ev.steps.push_back(fmt::format(
         "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",

@@ -110,6 +110,19 @@ struct Retransmission {
   // sample (the probe then waits TCP_TIMEOUT_INIT). Only matters when 2 * srtt + rto_min
   // is shorter than first_rto, i.e. on a path whose RTT varies a lot.
   double srtt_ms = 0.05;
+  // Internal pacing (sk_pacing_status != SK_PACING_NONE: BBR sets it when no fq qdisc
+  // paces the flow, as on the harness's veths; cubic and reno leave it off). Since 6.15
+  // (include/net/tcp.h tcp_reset_xmit_timer(..., pace_delay)) the arms made for new
+  // data add tcp_pacing_delay(sk) to their delay: tcp_rearm_rto() (the first RTO when
+  // data leaves an idle connection, and the re-arm after a tail-loss probe) and
+  // tcp_schedule_loss_probe(); tcp_retransmit_timer()'s own re-arms do not. Measured
+  // here (6.18, HZ=250, BBR, a 33-byte write to a silent path, 11 captures): the probe and
+  // the first retransmission came 53 jiffies after the write and after the probe where
+  // cubic gives 52 (51 + the wheel's rounding) in most runs, 52 in others, sometimes one
+  // arm each way on the same connection; the doubled RTOs after them matched icsk_rto =
+  // 51 exactly. So each paced arm is 0 or 1 jiffy longer: the most tcp_pacing_delay()
+  // adds here. 0 = not paced.
+  int pacing_delay_jiffies = 0;
 };
 
 // Relates the kernel's jiffies to CLOCK_MONOTONIC when the run could measure it

@@ -38,6 +38,29 @@ nlohmann::json settings_json(const model::Input& in) {
           {"user_timeout_ms", k.user_timeout_ms}};
 }
 
+// What the model was given besides the settings (measured per connection) and how it
+// reasoned: enough to replay a verdict from the JSON alone.
+nlohmann::json model_json(const model::Input& in, const model::Prediction& p) {
+  const auto& rt = in.retransmission;
+  nlohmann::json j = {{"armed_at_ms", in.armed_at_ms},
+                      {"receive_delay_ms", in.kernel.receive_delay_ms},
+                      {"first_rto_ms", rt.first_rto_ms},
+                      {"srtt_ms", rt.srtt_ms},
+                      {"sack", rt.sack},
+                      {"pacing_delay_jiffies", rt.pacing_delay_jiffies},
+                      {"early_retrans", rt.early_retrans},
+                      {"retries2", rt.retries2},
+                      {"horizon_ms", in.horizon_ms},
+                      {"steps", p.steps}};
+  if (in.traffic == model::Traffic::data_in_flight) j["data_sent_at_ms"] = in.data_sent_at_ms;
+  if (in.sent_by_ms) j["sent_by_ms"] = *in.sent_by_ms;
+  if (const auto& c = in.kernel.calibration)
+    j["calibration"] = {{"jiffies_at_origin", c->jiffies_at_origin},
+                        {"origin_phase", c->origin_phase},
+                        {"phase_uncertainty", c->phase_uncertainty}};
+  return j;
+}
+
 nlohmann::json probe_checks_json(const CaptureFindings& ev) {
   if (!ev.probes_checked) return nullptr;
   nlohmann::json checks = nlohmann::json::array();
@@ -128,6 +151,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"verdict", to_string(r.verdict)},
           {"settings", settings_json(r.model_input)},
       });
+      conns.back()["model"] = model_json(r.model_input, r.prediction);
       if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
       if (r.expected.survival) conns.back()["expected"]["survival"] = *r.expected.survival;
       if (!r.message.empty()) conns.back()["message"] = r.message;

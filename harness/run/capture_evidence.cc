@@ -1,6 +1,7 @@
 #include "harness/run/capture_evidence.h"
 
 #include <algorithm>
+#include <limits>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -28,6 +29,11 @@ bool same_flow(const evidence::Packet& p, const FlowKey& k) {
   return outbound || inbound;
 }
 
+bool inbound(const evidence::Packet& p, const FlowKey& k) {
+  return p.dst == k.client_address && p.dport == k.client_port && p.src == k.server_address &&
+         p.sport == k.server_port;
+}
+
 void write_flow(const evidence::LiveCapture& capture, const FlowKey& key, const std::filesystem::path& file) {
   evidence::PcapWriter writer(file, capture.link());
   const auto& frames = capture.frames();
@@ -41,6 +47,16 @@ void write_flow(const evidence::LiveCapture& capture, const FlowKey& key, const 
 
 }  // namespace
 
+std::optional<double> last_received_before(const std::vector<evidence::Packet>& client_packets, const FlowKey& key,
+                                           double until_realtime_ms) {
+  std::optional<double> last;
+  for (const auto& p : client_packets)
+    if (inbound(p, key) && p.payload_len > 0 && !p.has(evidence::tcp_flag::rst) && p.t_ms <= until_realtime_ms &&
+        (!last || p.t_ms > *last))
+      last = p.t_ms;
+  return last;
+}
+
 void attach_capture_evidence(ConnectionResult& r, const CaseCaptures& captures, const FlowKey& key,
                              double origin_realtime_ms, bool probes_visible) {
   auto& ev = r.evidence;
@@ -50,7 +66,11 @@ void attach_capture_evidence(ConnectionResult& r, const CaseCaptures& captures, 
   if (flow == nullptr) return;
   ev.flow = *flow;
   ev.probes_checked = probes_visible;
-  if (probes_visible) ev.probe_checks = evidence::check_probes(*flow, r.prediction, origin_realtime_ms);
+  // A connection still open was watched until its horizon (observed.at_ms); later
+  // packets of a longer-watched neighbour's case are not this connection's evidence.
+  const double until = r.observed.outcome == ObservedOutcome::alive ? origin_realtime_ms + r.observed.at_ms
+                                                                     : std::numeric_limits<double>::infinity();
+  if (probes_visible) ev.probe_checks = evidence::check_probes(*flow, r.prediction, origin_realtime_ms, until);
 
   // The kernel's own time for the end: the client's RST when it gave up (timeout),
   // or the peer's RST that reset it.

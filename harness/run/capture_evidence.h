@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "harness/evidence/capture.h"
 #include "harness/evidence/classify.h"
@@ -33,6 +34,15 @@ struct FlowKey {
   std::string client_address, server_address;
   std::uint16_t client_port = 0, server_port = 0;
 };
+
+// The capture stamp of the last data segment of the flow the client received at or
+// before `until_realtime_ms`: where the kernel's idle clock (rcv_tstamp) starts when the
+// exchange's reply came twice (its ACK lost, the server sent it again: the copy the
+// application read is the first) or was read without a kernel stamp. Only data: an
+// answered keepalive probe before the fault is not a new t_r but a fault that came too
+// late (fault_landing.h). nullopt when the capture has none.
+std::optional<double> last_received_before(const std::vector<evidence::Packet>& client_packets, const FlowKey& key,
+                                           double until_realtime_ms);
 
 // Fills result.evidence from the flow the client's end saw: probe checks (unless the
 // fault hides probes from the capture, as an unplugged link does: they are dropped

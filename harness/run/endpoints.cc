@@ -90,9 +90,8 @@ double realtime_to_monotonic_ms() {
 }
 
 // Reads exactly `n` bytes and returns the kernel's receive time of the last
-// segment (SO_TIMESTAMPNS: CLOCK_REALTIME ms).
+// segment (SO_TIMESTAMPNS, set when the socket was made: CLOCK_REALTIME ms).
 double read_timestamped(int fd, char* data, std::size_t n) {
-  set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
   double received = 0;
   while (n > 0) {
     iovec iov{data, n};
@@ -121,7 +120,6 @@ double read_timestamped(int fd, char* data, std::size_t n) {
     data += r;
     n -= static_cast<std::size_t>(r);
   }
-  set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 0, "SO_TIMESTAMPNS");
   return received;
 }
 
@@ -156,6 +154,11 @@ std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const Conn
       if (ka.count) set_int(fd.get(), IPPROTO_TCP, TCP_KEEPCNT, *ka.count, "TCP_KEEPCNT");
       if (spec.user_timeout_ms > 0)
         set_int(fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, spec.user_timeout_ms, "TCP_USER_TIMEOUT");
+      // Receive stamps on from the start: the kernel stamps a segment on arrival only if
+      // some socket wants stamps then (net_enable_timestamp() switches the static key on
+      // from a work queue), and a reply that arrived before SO_TIMESTAMPNS was set would
+      // be read without a stamp, timed by the wake-up instead: t_r too late.
+      set_int(fd.get(), SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
       sockets.push_back(move_above(std::move(fd)));
     }
     return sockets;
@@ -213,7 +216,11 @@ RetransmissionState retransmission_state(int socket) {
   tcp_info info{};
   socklen_t len = sizeof info;
   if (getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) throw_errno("cannot read TCP_INFO");
-  return {info.tcpi_rto / 1000.0, info.tcpi_rtt / 1000.0, (info.tcpi_options & TCPI_OPT_SACK) != 0};
+  char cc[16] = {};  // TCP_CA_NAME_MAX
+  socklen_t cc_len = sizeof cc;
+  if (getsockopt(socket, IPPROTO_TCP, TCP_CONGESTION, cc, &cc_len) != 0) throw_errno("cannot read TCP_CONGESTION");
+  const bool paced = std::string(cc, strnlen(cc, cc_len)) == "bbr";
+  return {info.tcpi_rto / 1000.0, info.tcpi_rtt / 1000.0, (info.tcpi_options & TCPI_OPT_SACK) != 0, paced};
 }
 
 void wait_until_idle(int server, double timeout_ms) {

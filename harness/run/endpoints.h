@@ -60,6 +60,10 @@ struct RetransmissionState {
   double rto_ms = 0;   // tcpi_rto
   double srtt_ms = 0;  // tcpi_rtt
   bool sack = false;   // SACK negotiated (tcpi_options & TCPI_OPT_SACK): decides the tail-loss probe
+  // TCP pacing on (TCP_CONGESTION is bbr, which asks for internal pacing when no fq
+  // qdisc paces the flow): the arms made for new data then add a pacing delay of one
+  // jiffy (model::Retransmission::pacing_delay_jiffies).
+  bool paced = false;
 };
 RetransmissionState retransmission_state(int socket);
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "harness/run/capture_evidence.h"
 #include "harness/run/endpoints.h"
 #include "harness/run/fault_actions.h"
+#include "harness/run/fault_landing.h"
 #include "harness/run/nft_rules.h"
 #include "harness/run/scheduler.h"
 #include "harness/run/server_app.h"
@@ -36,19 +38,26 @@
 //
 //   build       topology, captures, listeners                         -> CaseWorld
 //   connect     client sockets, one exchange each, what they measured -> Tested connections
-//   settle      idle on both sides; probe counters; the peer process, server timers
-//   inject      the fault, at a measured instant                       -> fault_at
+//   settle      idle on both sides; the peer process, server timers
+//   inject      the fault, at measured instants; then probe counters   -> FaultLanding
 //   send        what the client does after the fault (write, connect)
 //   forecast    the model's input (model_input(), the one place it is built) and windows
 //   wait        until every connection ended or the horizon            -> Ends, timer samples
-//   collect     observations and what the captures saw                 -> ConnectionResults
-//   judge       verdicts, pcaps of what failed
+//   collect     t_r from the capture, observations, what the captures saw -> ConnectionResults
+//   judge       verdicts (a fault that landed late is a harness error), pcaps of what failed
+//
+// From connect to inject one case at a time holds the setup gate: each case must
+// set its scene before its connections' first keepalive probe, often 1 s after the
+// exchange, and a hundred cases setting up together on two cores stretched that
+// past the first probe for a third of them (sweep -n 10000 --per-case 100). The
+// waiting still overlaps.
 namespace kah {
 namespace {
 
 constexpr std::uint16_t kServerPort = 7000;
 constexpr double kIdleTimeoutMs = 2000;   // for the last ACK of the exchange to arrive
 constexpr double kTimerSampleMs = 250;    // how often the kernel's timers are sampled
+constexpr double kSameStampMs = 0.05;     // a capture stamp and an SO_TIMESTAMPNS stamp of one segment
 // Data that stays unacknowledged once the peer is gone (Traffic::sending).
 constexpr char kPayload[] = "data the peer never acknowledges";
 
@@ -93,6 +102,12 @@ struct Tested {
 
 std::string copy_name(const ConnectionSpec& spec, int copy) {
   return spec.copies == 1 ? spec.name : fmt::format("{}#{}", spec.name, copy + 1);
+}
+
+// One case sets up at a time (see the top of this file).
+std::mutex& setup_gate() {
+  static std::mutex gate;
+  return gate;
 }
 
 // ---- build ---------------------------------------------------------------------
@@ -173,18 +188,11 @@ std::vector<Tested> connect(const Case& c, CaseWorld& w) {
 
 // ---- settle ----------------------------------------------------------------------
 
-// Idle on both sides, probes counted from now on; the server's sockets handed to a
-// process of their own when the fault needs one; the server application's idle
-// timeout armed on `timeline`.
-std::optional<PeerProcess> settle(const Case& c, CaseWorld& w, std::vector<Tested>& tested, Scheduler& timeline) {
+// Idle on both sides; the server's sockets handed to a process of their own when the
+// fault needs one; the server application's idle timeout armed on `timeline`.
+std::optional<PeerProcess> settle(const Case& c, std::vector<Tested>& tested, Scheduler& timeline) {
   for (auto& t : tested)
     if (t.link.server) wait_until_idle(t.link.server.get(), kIdleTimeoutMs);
-
-  std::vector<ProbeCounter> counters;
-  for (const auto& t : tested)
-    if (t.link.client_port != 0)
-      counters.push_back({probe_counter_name(t.link.client_port), t.spec->family, t.link.client_port});
-  netns::nft_apply(w.topology->ns(Host::client), probe_counter_ruleset(counters));
 
   std::optional<PeerProcess> peer;
   if (fault_info(c.faults.front().kind).needs_peer_process) {
@@ -204,7 +212,7 @@ std::optional<PeerProcess> settle(const Case& c, CaseWorld& w, std::vector<Teste
 // ---- inject ----------------------------------------------------------------------
 
 // Applies the case's fault to everything it may act on; returns when it was applied.
-double inject(const Case& c, CaseWorld& w, std::vector<Tested>& tested, std::optional<PeerProcess>& peer) {
+FaultLanding inject(const Case& c, CaseWorld& w, std::vector<Tested>& tested, std::optional<PeerProcess>& peer) {
   FaultTargets targets;
   if (peer) targets.peer_app = &*peer;
   const auto& topology = *w.topology;
@@ -214,9 +222,20 @@ double inject(const Case& c, CaseWorld& w, std::vector<Tested>& tested, std::opt
       targets.flows.push_back({topology.address(Host::client, t.spec->family), t.link.client_port,
                                topology.address(Host::server, t.spec->family), kServerPort});
   }
-  const double fault_at = monotonic_ms();
+  const double begun = monotonic_ms();
   apply_fault(c.faults.front(), *w.topology, targets);
-  return fault_at;
+  return {begun, monotonic_ms()};
+}
+
+// Counts keepalive probes per connection. After the fault: every connection's first
+// probe has to wait for the fault, and the counters are evidence only (the capture
+// times each probe).
+void count_probes(CaseWorld& w, const std::vector<Tested>& tested) {
+  std::vector<ProbeCounter> counters;
+  for (const auto& t : tested)
+    if (t.link.client_port != 0)
+      counters.push_back({probe_counter_name(t.link.client_port), t.spec->family, t.link.client_port});
+  netns::nft_apply(w.topology->ns(Host::client), probe_counter_ruleset(counters));
 }
 
 // ---- send ------------------------------------------------------------------------
@@ -285,6 +304,7 @@ model::Input model_input(const Tested& t, const model::Retransmission& namespace
   in.retransmission.first_rto_ms = std::max(namespace_settings.rto_min_ms, t.socket.rto_ms);
   in.retransmission.srtt_ms = t.socket.srtt_ms;
   in.retransmission.sack = t.socket.sack;
+  in.retransmission.pacing_delay_jiffies = t.socket.paced ? 1 : 0;
   in.traffic = model_traffic(t.spec->traffic);
   if (t.spec->traffic != Traffic::connecting) {
     in.armed_at_ms = t.link.established_ms - t.link.last_received_ms;
@@ -415,18 +435,40 @@ ConnectionResult observe(const Case& c, const Tested& t, const std::optional<Soc
   return r;
 }
 
+// Takes the case's captures back and classifies them, up to the horizon.
+std::optional<CaseCaptures> analyze(CaseWorld& w, double watch_until) {
+  if (!w.capture) return std::nullopt;
+  const auto offset = ClockOffset::measure();
+  auto [client_capture, server_capture] = w.capture->take();
+  return analyze_captures(std::move(client_capture), std::move(server_capture),
+                          watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+}
+
+// The kernel's idle clock starts at the last segment the client received before the
+// fault, as the capture stamps it: under loss a retransmitted reply (its first copy's
+// ACK lost) comes later than the copy the exchange read, and a reply read without a
+// kernel stamp was timed by the wake-up. Moves t = 0 there and returns by how much
+// (the connection must then be forecast again); nullopt when it stays.
+std::optional<double> origin_from_capture(Tested& t, const CaseCaptures& seen, const Topology& topology,
+                                          double fault_at) {
+  if (t.spec->traffic == Traffic::connecting || t.link.client_port == 0) return std::nullopt;
+  const double to_realtime = t.link.last_received_realtime_ms - t.link.last_received_ms;
+  const auto last = last_received_before(seen.client.packets(), flow_key(t, topology), fault_at + to_realtime);
+  if (!last || std::abs(*last - t.link.last_received_realtime_ms) < kSameStampMs) return std::nullopt;
+  const double shift = *last - t.link.last_received_realtime_ms;
+  spdlog::debug("{}: t_r moved by {:.3f} ms to the last data segment the client received", t.name, shift);
+  t.link.last_received_realtime_ms = *last;
+  t.link.last_received_ms += shift;
+  t.origin_ms += shift;
+  return shift;
+}
+
 // The case's observations, with what the captures saw of each connection.
 std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::vector<Tested>& tested, Ends& ends,
                                       std::vector<std::vector<evidence::TimerSample>> samples, double fault_at,
-                                      double watch_until, std::optional<CaseCaptures>& seen) {
+                                      const std::optional<CaseCaptures>& seen) {
   const auto& topology = *w.topology;
   const auto probes = netns::nft_counters(topology.ns(Host::client), kProbeTable);
-  if (w.capture) {
-    const auto offset = ClockOffset::measure();
-    auto [client_capture, server_capture] = w.capture->take();
-    seen = analyze_captures(std::move(client_capture), std::move(server_capture),
-                            watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
-  }
   const bool probes_visible = !fault_info(c.faults.front().kind).hides_probes;
   std::vector<ConnectionResult> results;
   std::lock_guard lock(ends.mutex);
@@ -453,10 +495,18 @@ std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::ve
 // ---- judge -----------------------------------------------------------------------
 
 void judge(CaseResult& result, const Case& c, const Topology& topology, const std::vector<Tested>& tested,
-           const std::optional<CaseCaptures>& seen, const RunOptions& options) {
+           const FaultLanding& landing, const std::optional<CaseCaptures>& seen, const RunOptions& options) {
   for (std::size_t i = 0; i < result.connections.size(); ++i) {
     auto& r = result.connections[i];
     judge_connection(r);
+    std::optional<double> first_probe_seen;
+    if (r.evidence.probes_checked && !r.evidence.probe_checks.empty())
+      first_probe_seen = r.evidence.probe_checks.front().seen_ms;
+    if (auto late = fault_landed_late(c.faults.front().kind, landing, tested[i].origin_ms, r.prediction,
+                                      first_probe_seen)) {
+      r.verdict = Verdict::error;
+      r.message = fmt::format("{}: connection {}: {}", tested[i].spec->where.str(), tested[i].name, *late);
+    }
     const bool write = !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass);
     if (seen && tested[i].link.client_port != 0 && write)
       write_connection_pcaps(r, *seen, flow_key(tested[i], topology), options.pcap_dir, c.name);
@@ -482,11 +532,12 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
                 const RunOptions& options, const JiffyClock* clock) {
   CaseWorld world;
   build(c, captures, options.capture, world);
+  std::unique_lock setup(setup_gate());
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
   // after the connections, so it stops before their sockets close.
   Scheduler timeline;
-  auto peer = settle(c, world, tested, timeline);
+  auto peer = settle(c, tested, timeline);
 
   auto ends = std::make_shared<Ends>();
   ends->ends.resize(tested.size());
@@ -502,8 +553,11 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   for (std::size_t i = 0; i < tested.size(); ++i)
     if (tested[i].spec->traffic != Traffic::connecting) watch(i);
 
-  const double fault_at = inject(c, world, tested, peer);
-  spdlog::debug("{}: {} applied", c.name, to_string(c.faults.front().kind));
+  const FaultLanding landing = inject(c, world, tested, peer);
+  setup.unlock();
+  const double fault_at = landing.begun_ms;
+  spdlog::debug("{}: {} applied in {:.1f} ms", c.name, to_string(c.faults.front().kind), landing.done_ms - fault_at);
+  count_probes(world, tested);
   auto delayed = std::make_shared<DelayedWrites>();
   delayed->sent.resize(tested.size());
   send(tested, *world.topology, timeline, delayed, watch);
@@ -533,10 +587,17 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
     }
   }
 
-  std::optional<CaseCaptures> seen;
-  result.connections = collect(c, world, tested, *ends, std::move(samples), fault_at, watch_until, seen);
+  const auto seen = analyze(world, watch_until);
+  for (auto& t : tested) {
+    const auto shift = seen ? origin_from_capture(t, *seen, *world.topology, fault_at) : std::nullopt;
+    if (!shift) continue;
+    auto facts = facts_of(t, fault_at);
+    facts.horizon_ms = t.forecast.horizon_ms - *shift;
+    t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts);
+  }
+  result.connections = collect(c, world, tested, *ends, std::move(samples), fault_at, seen);
   result.counters = middlebox_counters(c, *world.topology);
-  judge(result, c, *world.topology, tested, seen, options);
+  judge(result, c, *world.topology, tested, landing, seen, options);
   if (options.keep) world.topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
 }
 

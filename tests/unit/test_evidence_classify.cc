@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "harness/run/capture_evidence.h"
 #include "harness/evidence/classify.h"
 #include "harness/evidence/pcap_file.h"
 #include "harness/evidence/probe_check.h"
@@ -336,4 +337,74 @@ TEST_CASE("early, missing, extra and uncertain probes", "[evidence][probes]") {
     REQUIRE(checks.size() == 1);
     CHECK(checks[0].verdict == ProbeVerdict::missing);
   }
+}
+
+TEST_CASE("a probe whose window runs past the end of observation is not called missing", "[evidence][probes]") {
+  // peer-alive, as reported: idle 1, interval 1, the answered probes one a second; the
+  // horizon (end of observation) at 5122.6 ms falls inside probe 5's window
+  // [5118.3, 5125.5] ms, and the probe had not left yet.
+  Conversation c(Family::ipv4, "198.18.0.1", "198.18.0.2");
+  c.handshake(0);
+  c.server_data(10, 5);
+  for (int k = 0; k < 4; ++k) {
+    c.client_probe(10 + 1020.1 + 1024.0 * k, 0);
+    c.server_ack(10 + 1020.4 + 1024.0 * k);
+  }
+  const FlowAnalysis f = analyze_flow(c.packets());
+  const auto prediction =
+      prediction_of({{1018.3, 1025.5}, {2042.3, 2049.5}, {3066.3, 3073.5}, {4090.3, 4097.5}, {5118.3, 5125.5}});
+  const double origin = kT0 + 10;
+  const auto before = check_probes(f, prediction, origin);  // no end of observation given: missing
+  CHECK(before[4].verdict == ProbeVerdict::missing);
+  const auto checks = check_probes(f, prediction, origin, origin + 5122.6);
+  REQUIRE(checks.size() == 5);
+  CHECK(all_ok(checks));
+  CHECK(checks[4].message == "probe 5 not judged: expected within [5118.3, 5125.5] ms, observation stopped at 5122.6 ms");
+  SECTION("a window that ends before observation stops still counts") {
+    const auto late = check_probes(f, prediction, origin, origin + 5125.6);
+    CHECK(late[4].verdict == ProbeVerdict::missing);
+  }
+  SECTION("a probe seen after observation stopped is not this connection's evidence") {
+    Conversation more = c;
+    more.client_probe(10 + 5123.0, 0);
+    const auto cut = check_probes(analyze_flow(more.packets()), prediction_of({{1018.3, 1025.5}, {2042.3, 2049.5},
+                                  {3066.3, 3073.5}, {4090.3, 4097.5}}), origin, origin + 5122.6);
+    CHECK(all_ok(cut));
+  }
+}
+
+TEST_CASE("t_r is the last data segment the client received before the fault", "[evidence][origin]") {
+  // The reply's ACK is lost on a lossy path: the server sends the reply again (its
+  // tail-loss probe, 204 ms later on these veths) and the client's kernel counts its
+  // idle time from the copy (tcp_ack() stamps rcv_tstamp for it), while the exchange
+  // read the first copy. An answered keepalive probe is not a new t_r (a fault that
+  // came too late is fault_landing.h's business), nor is anything after the fault.
+  Conversation c(Family::ipv4, "198.18.0.1", "198.18.0.2");
+  c.handshake(0);
+  c.client_data(10, 4);
+  c.server_data(10.3, 4);   // the reply the application read
+  c.server_data(214.3, 4);  // the same reply again: the client's ACK was lost
+  c.client_ack(214.4);
+  c.client_probe(2214.4, 0);
+  c.server_ack(2214.6);
+  c.server_data(2300, 4);
+  const kah::FlowKey key{Family::ipv4, "198.18.0.1", "198.18.0.2", 40001, 8080};
+  CHECK(*kah::last_received_before(c.packets(), key, kT0 + 1000) == Approx(kT0 + 214.3).epsilon(0).margin(1e-6));
+  CHECK(*kah::last_received_before(c.packets(), key, kT0 + 100) == Approx(kT0 + 10.3).epsilon(0).margin(1e-6));
+  CHECK(*kah::last_received_before(c.packets(), key, kT0 + 2250) == Approx(kT0 + 214.3).epsilon(0).margin(1e-6));
+  const kah::FlowKey other{Family::ipv4, "198.18.0.1", "198.18.0.2", 40002, 8080};
+  CHECK_FALSE(kah::last_received_before(c.packets(), other, kT0 + 1000));
+}
+
+TEST_CASE("a probe just past its window's edge says so with enough decimals", "[evidence][probes]") {
+  // user-timeout-long, as reported: "probe 3 late: expected within [4074.4, 4081.6] ms,
+  // seen at 4081.6 ms" (the comparison is at full precision; the text hid it).
+  Conversation c(Family::ipv4, "198.18.0.1", "198.18.0.2");
+  c.handshake(0);
+  c.server_data(10, 5);
+  c.client_probe(10 + 4081.64, 0);
+  const auto checks = check_probes(analyze_flow(c.packets()), prediction_of({{4074.4, 4081.58}}), kT0 + 10);
+  REQUIRE(checks.size() == 1);
+  CHECK(checks[0].verdict == ProbeVerdict::late);
+  CHECK(checks[0].message == "probe 1 late: expected within [4074.4, 4081.6] ms, seen at 4081.64 ms");
 }

@@ -609,3 +609,70 @@ TEST_CASE("bad settings are refused", "[model]") {
   in = keepalive(1, 1, 0);
   CHECK_THROWS_AS(predict(in), std::invalid_argument);
 }
+
+// cases/nat-idle-eviction.toml client-v4 (routed, NAT forgot the flow, tcp_retries2 = 2),
+// kernel 6.18, HZ=250, BBR: the model's inputs and the client's capture (ms from t_r) of
+// two runs. BBR paces the socket, so tcp_schedule_loss_probe() and the tcp_rearm_rto()
+// after the probe add tcp_pacing_delay(): in run A the probe came one jiffy late (211.0 ms
+// after the write: 53 jiffies) and the first retransmission on time (208.0 ms after the
+// probe); in run B both on time. Ignoring the pacing delay put run A's abort 26 ms
+// before what the kernel did (the reported false verdict); a fixed jiffy put run B's 31
+// ms after it.
+namespace {
+struct NatRun {
+  std::uint64_t jiffies;
+  double phase, uncertainty, srtt_ms, sent_at_ms, sent_by_ms, armed_at_ms;
+  std::vector<double> captured;  // the write, the loss probe, the retransmissions
+  double woke_ms;                // when the event loop saw ETIMEDOUT
+};
+
+Prediction nat_prediction(const NatRun& run, int pacing_delay_jiffies) {
+  Input in;
+  in.kernel.hz = 250;
+  in.kernel.calibration = JiffyCalibration{run.jiffies, run.phase, run.uncertainty};
+  in.traffic = Traffic::data_in_flight;
+  in.peer = PeerBehaviour::silent;
+  in.keepalive.enabled = false;
+  in.retransmission.retries2 = 2;
+  in.retransmission.first_rto_ms = 204;
+  in.retransmission.srtt_ms = run.srtt_ms;
+  in.retransmission.pacing_delay_jiffies = pacing_delay_jiffies;
+  in.data_sent_at_ms = run.sent_at_ms;
+  in.sent_by_ms = run.sent_by_ms;
+  in.armed_at_ms = run.armed_at_ms;
+  return predict(in);
+}
+
+bool nat_run_fits(const NatRun& run, const Prediction& p) {
+  bool fits = p.loss_probe && p.loss_probe->window.contains(run.captured[1]);
+  for (std::size_t k = 0; k + 2 < run.captured.size() && k < p.retransmissions.size(); ++k)
+    fits = fits && p.retransmissions[k].window.contains(run.captured[k + 2]);
+  // The end was timed by the event loop's wake-up: up to 10 ms after the kernel acted.
+  fits = fits && run.woke_ms >= p.window.earliest_ms && run.woke_ms <= p.window.latest_ms + 10;
+  return fits;
+}
+}  // namespace
+
+TEST_CASE("BBR's pacing delay on the tail-loss probe and the re-arm after it", "[model][retransmission]") {
+  // Runs A and B: every instant inside its window with the pacing delay modelled.
+  const NatRun a{4295354228, 0.197474, 0.00175, 0.155, 3000.156, 3000.256, -0.177,
+                 {3000.2, 3211.24, 3419.27, 3855.33, 4687.29}, 6351.4};
+  const NatRun b{4295355890, 0.77582525, 0.009625, 0.171, 3000.130, 3000.270, -0.100,
+                 {3000.17, 3205.04, 3412.98, 3833.01, 4661.02}, 6325.2};
+  CHECK(nat_run_fits(a, nat_prediction(a, 1)));
+  CHECK(nat_run_fits(b, nat_prediction(b, 1)));
+  CHECK(nat_prediction(a, 1).window.width_ms() < 40);  // about one level-1 bucket
+  // The reported run (no calibration recorded): the write 3011.40 ms after t_r, the probe
+  // 211.59 ms after it and the first retransmission 212.02 ms after the probe, both 53
+  // jiffies (the write early in its jiffy, the probe's callback at a tick). Put t_r on a
+  // tick so the write falls as it did: unpaced, the retransmission must come 52 jiffies
+  // after the probe (208 ms) and its window ends before the measured instant.
+  NatRun reported{1000006, 0.0, 0.01, 0.137, 3000.40, 3000.50, -0.1, {3000.40, 3211.99, 3424.01}, 0};
+  const auto unpaced = nat_prediction(reported, 0);
+  const auto paced = nat_prediction(reported, 1);
+  REQUIRE(unpaced.retransmissions.size() >= 1);
+  REQUIRE(paced.retransmissions.size() >= 1);
+  CHECK_FALSE(unpaced.retransmissions[0].window.contains(reported.captured[2]));
+  CHECK(paced.loss_probe->window.contains(reported.captured[1]));
+  CHECK(paced.retransmissions[0].window.contains(reported.captured[2]));
+}
