@@ -276,9 +276,24 @@ int sweep_command(const SweepArgs& args) {
 
 int analyze_command(const AnalyzeArgs& args) {
   try {
-    const auto analysis = kah::evidence::analyze(kah::evidence::read_pcap(args.file));
-    if (args.json) fmt::print("{}\n", kah::evidence::analysis_json(analysis).dump(2));
-    else fmt::print("{}", kah::evidence::describe_analysis(analysis));
+    const auto capture = kah::evidence::read_pcap(args.file);
+    const auto analysis = kah::evidence::analyze(capture);
+    // A capture cut inside a frame: what is complete is analysed, and said to be partial.
+    const std::string truncated =
+        capture.truncated.empty() ? ""
+                                  : fmt::format("the capture is truncated: analysed the {} complete frame{} before the "
+                                                "cut ({})",
+                                                capture.frames, capture.frames == 1 ? "" : "s", capture.truncated);
+    if (args.json) {
+      auto j = kah::evidence::analysis_json(analysis);
+      j["truncated"] = truncated.empty() ? nlohmann::json(nullptr)
+                                         : nlohmann::json{{"complete_frames", capture.frames}, {"why", capture.truncated}};
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      fmt::print("{}", kah::evidence::describe_analysis(analysis));
+      if (!truncated.empty()) fmt::print("note: {}\n", truncated);
+    }
+    if (!truncated.empty()) fmt::print(stderr, "kaharness: {}: {}\n", args.file, truncated);
     return kExitPass;
   } catch (const kah::evidence::PcapError& e) {
     fmt::print(stderr, "kaharness: {}\n", e.what());
