@@ -92,7 +92,9 @@ std::string console_summary(const RunResult& run) {
   return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
                      run.cases.size(), passed, failed, errors, connections, run.wall_ms / 1000.0, run.kernel,
                      run.hz ? std::to_string(*run.hz) : std::string("unknown"),
-                     run.calibrated ? "jiffies calibrated" : "not calibrated");
+                     run.calibrated                   ? std::string("jiffies calibrated")
+                     : run.calibration_note.empty() ? std::string("not calibrated")
+                                                    : fmt::format("not calibrated: {}", run.calibration_note));
 }
 
 nlohmann::json result_json(const RunResult& run) {
@@ -167,6 +169,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
           {"calibrated", run.calibrated},
+          {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};
 }

@@ -114,6 +114,9 @@ struct RunResult {
   std::optional<int> hz;
   std::string hz_source;
   bool calibrated = false;  // windows used the jiffies calibration
+  // Why the windows are not calibrated ("" when they are): --no-calibration, HZ
+  // unknown, /proc/timer_list unreadable (a user namespace, not root).
+  std::string calibration_note;
   double wall_ms = 0;
   std::vector<CaseResult> cases;
 };

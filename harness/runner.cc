@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "harness/calibration_note.h"
 #include "harness/capture_evidence.h"
 #include "harness/endpoints.h"
 #include "harness/evidence/capture.h"
@@ -491,6 +492,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) clock = JiffyClock::measure(*options.kernel.hz);
   run.calibrated = clock.has_value();
+  if (!clock) run.calibration_note = why_not_calibrated(options.calibrate, options.kernel.hz, in_user_namespace());
 
   Watcher watcher;
   evidence::CaptureLoop captures;
