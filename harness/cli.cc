@@ -25,6 +25,7 @@
 #include "harness/capture_evidence.h"
 #include "harness/case.h"
 #include "harness/environment.h"
+#include "harness/interrupt.h"
 #include "harness/evidence/classify.h"
 #include "harness/evidence/html_report.h"
 #include "harness/evidence/junit.h"
@@ -273,9 +274,19 @@ int run_command(const RunArgs& args, bool verbose) {
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
 
+  // SIGINT/SIGTERM from here on: stop waiting, judge what was seen, write it all.
+  kah::InterruptGuard interrupt;
+  options.stop = interrupt.token();
   auto run = kah::run_cases(cases, options);
   live.stop();
   run.hz_source = hz_source;
+  const int signal = interrupt.signal();
+  if (signal != 0) {
+    run.interrupted_by = kah::signal_name(signal);
+    // What finished cases printed is above; the interrupted ones say what they saw.
+    for (const auto& c : run.cases)
+      if (c.verdict == kah::Verdict::interrupted && !c.connections.empty()) fmt::print("{}", kah::console_case(c, true));
+  }
   // Every output is attempted; one that cannot be written is reported and does not
   // stop the others (precedence of the exit code: final_exit_code).
   bool written = true;
@@ -298,7 +309,7 @@ int run_command(const RunArgs& args, bool verbose) {
     fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",
                options.keep_prefix);
   std::fflush(stdout);
-  return kah::final_exit_code(0, kah::exit_code(run), written);
+  return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0, kah::exit_code(run), written);
 }
 
 int predict_command(const PredictArgs& args) {
@@ -402,9 +413,10 @@ int kah::cli_main(int argc, const char* const* argv) {
       "It builds private network namespaces, opens real keepalive connections, injects a fault\n"
       "(blackhole, lost probes or ACKs, unplugged link, rebooted or frozen peer) and checks that\n"
       "the kernel ends each connection inside the window the timing model predicts.\n"
-      "Exit codes: 0 all cases passed, 1 a case failed, 2 bad input, 3 the environment cannot run it.\n"
-      "When both apply, 1 wins over 2: a failed case is never hidden by an output that could not be\n"
-      "written at the end (that is printed, and alone gives 2)."};
+      "Exit codes: 0 all cases passed, 1 a case failed, 2 bad input, 3 the environment cannot run it,\n"
+      "130/143 the run was stopped by SIGINT/SIGTERM (outputs still written; a second signal exits at once).\n"
+      "When several apply the first of 130/143, 1, 2 wins: a failed case is never hidden by an output\n"
+      "that could not be written at the end (that is printed, and alone gives 2)."};
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "print every connection and debug logs");
@@ -416,8 +428,9 @@ int kah::cli_main(int argc, const char* const* argv) {
       "Before anything is built: --json/--junit/--report/--pcap are checked (exit 2 at once, naming the path and\n"
       "why), and every case is checked against the timing model (an expectation the model contradicts, more file\n"
       "descriptors than RLIMIT_NOFILE allows, longer than --max-duration: exit 2, file:line:col: error: ...).\n"
-      "If an output cannot be written at the end, a failed case still exits 1 (the write error is printed);\n"
-      "with every case passed it exits 2.");
+      "SIGINT/SIGTERM stop the run within a second: open connections get verdict 'interrupted', outputs and the\n"
+      "summary are written with what was observed, exit 130/143. If an output cannot be written at the end, a\n"
+      "failed case still exits 1 (the write error is printed); with every case passed it exits 2.");
   run_cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
   run_cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
       ->type_name("FILE");

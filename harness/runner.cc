@@ -21,6 +21,7 @@
 #include "harness/endpoints.h"
 #include "harness/evidence/capture.h"
 #include "harness/faults.h"
+#include "harness/interrupt.h"
 #include "harness/judge.h"
 #include "harness/kernel_info.h"
 #include "harness/nft.h"
@@ -374,13 +375,22 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
                                  inst.origin_ms + prediction.window.earliest_ms);
       }
     }
+    std::optional<double> stopped_at;  // set when a stop request cut the wait short
     {
       // Wait for every connection to end or the horizon, sampling the kernel's view
-      // of the client sockets' timers (sock_diag) on the way.
+      // of the client sockets' timers (sock_diag) on the way; a stop request wakes it.
       TimerSampler sampler(client_ns, instances);
+      std::stop_callback wake_on_stop(options.stop, [&ends] {
+        std::lock_guard wake_lock(ends->mutex);
+        ends->changed.notify_all();
+      });
       std::unique_lock lock(ends->mutex);
       double next_sample = monotonic_ms();
       while (ends->open > 0) {
+        if (options.stop.stop_requested()) {
+          stopped_at = monotonic_ms();
+          break;
+        }
         const double now = monotonic_ms();
         const double left = watch_until - now;
         if (left <= 0) break;
@@ -418,7 +428,8 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       const auto offset = evidence::ClockOffset::measure();
       auto [client_capture, server_capture] = capture->take();
       seen = analyze_captures(std::move(client_capture), std::move(server_capture),
-                              watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+                              stopped_at.value_or(watch_until) +
+                                  static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
     }
     // An unplugged link drops probes before the capture point: they cannot be checked.
     const bool link_unplugged = fault.kind == FaultKind::link_down;
@@ -440,6 +451,9 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
       r.expected.errno_name = c.expect.errno_name;
       r.expected.model_errno = prediction.errno_name;
       r.expected.survival = inst.forecast.survival;
+      // Open when the stop came, before its own horizon: alive so far, not decided.
+      const bool still_open = !ends->ends[i].has_value() && stopped_at &&
+                              *stopped_at < inst.origin_ms + inst.forecast.horizon_ms;
       if (const auto& end = ends->ends[i]) {
         r.observed.outcome = outcome_of(end->so_error, end->eof);
         r.observed.errno_name = errno_name(end->so_error);
@@ -460,17 +474,22 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
         const bool schedule_known = inst.forecast.input.traffic == model::Traffic::idle &&
                                     inst.forecast.prediction.outcome != model::Outcome::eof;
         attach_capture_evidence(r, *seen, key, inst.link.last_received_realtime_ms,
-                                schedule_known && !link_unplugged);
+                                schedule_known && !link_unplugged && !still_open);
         r.evidence.fault_ms = fault_at - inst.origin_ms;
       }
       r.evidence.timer_samples = std::move(samples.at(i));
-      judge_connection(r);
+      if (still_open) mark_interrupted(r, *stopped_at - inst.origin_ms);
+      else judge_connection(r);
       if (captured && !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass))
         write_connection_pcaps(r, *seen, key, options.pcap_dir, c.name);
       result.connections.push_back(std::move(r));
     }
-    result.survival = judge_copies(result.connections, c.expect.survival);
-    result.verdict = case_verdict(result.connections, result.survival);
+    if (any_interrupted(result.connections)) {
+      result.verdict = interrupted_case_verdict(result.connections);  // copies are not judged half-way
+    } else {
+      result.survival = judge_copies(result.connections, c.expect.survival);
+      result.verdict = case_verdict(result.connections, result.survival);
+    }
     if (options.keep) topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;
@@ -504,6 +523,10 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   for (std::size_t w = 0; w < jobs; ++w) {
     workers.emplace_back([&] {
       for (std::size_t i = next++; i < cases.size(); i = next++) {
+        if (options.stop.stop_requested()) {
+          run.cases[i] = interrupted_case(cases[i]);
+          continue;
+        }
         if (options.on_case_start) {
           std::lock_guard lock(report_mutex);
           options.on_case_start(cases[i]);

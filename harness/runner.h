@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ struct RunOptions {
   bool pcap_all = false;
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
   Progress* progress = nullptr;  // told what runs and what the model expects next
+  // A stop request (SIGINT/SIGTERM, see interrupt.h): waiting cases stop waiting and
+  // judge what they saw (open connections: Verdict::interrupted); cases not started
+  // are not started.
+  std::stop_token stop;
   // Called (from the case's thread, serialised) when a case starts and ends.
   std::function<void(const Case&)> on_case_start;
   std::function<void(const CaseResult&)> on_case_done;

@@ -1,0 +1,67 @@
+// The pieces of an interrupted run that need no namespace (issue 9, item 5): the
+// verdicts, the summary and JSON, the exit codes, and the signal becoming a stop
+// request. tests/integration/test_cli_process.cc signals a real run.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "harness/interrupt.h"
+#include "harness/report.h"
+
+using namespace kah;
+
+namespace {
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("an interrupted connection is alive so far; a finished failure keeps its case failed", "[interrupt]") {
+  ConnectionResult open;
+  open.name = "slow";
+  open.expected.outcome = ExpectedOutcome::timeout;
+  open.expected.window = {60000, 61000};
+  mark_interrupted(open, 8123.4);
+  CHECK(open.verdict == Verdict::interrupted);
+  CHECK(open.observed.outcome == ObservedOutcome::alive);
+  CHECK(open.observed.at_ms == 8123.4);
+  CHECK(has(open.message, "alive so far"));
+  CHECK(to_string(Verdict::interrupted) == "interrupted");
+
+  ConnectionResult done;
+  done.verdict = Verdict::pass;
+  CHECK(interrupted_case_verdict({done, open}) == Verdict::interrupted);
+  ConnectionResult failed;
+  failed.verdict = Verdict::fail;
+  CHECK(interrupted_case_verdict({failed, open}) == Verdict::fail);
+
+  RunResult run;
+  run.interrupted_by = "SIGINT";
+  CaseResult c;
+  c.name = "long";
+  c.verdict = Verdict::interrupted;
+  c.connections = {done, open};
+  run.cases = {c};
+  CHECK(has(console_summary(run), "1 interrupted"));
+  CHECK(has(console_summary(run), "interrupted by SIGINT"));
+  const auto j = result_json(run);
+  CHECK(j["interrupted"] == "SIGINT");
+  CHECK(j["cases"][0]["verdict"] == "interrupted");
+  CHECK(j["cases"][0]["connections"][1]["verdict"] == "interrupted");
+  CHECK(interrupted_exit_code(SIGINT) == 130);
+  CHECK(interrupted_exit_code(SIGTERM) == 143);
+}
+
+TEST_CASE("the interrupt guard turns a signal into a stop request", "[interrupt]") {
+  InterruptGuard guard;
+  auto token = guard.token();
+  CHECK_FALSE(token.stop_requested());
+  ::raise(SIGTERM);
+  for (int i = 0; i < 200 && !token.stop_requested(); ++i) ::usleep(5000);
+  CHECK(token.stop_requested());
+  CHECK(guard.signal() == SIGTERM);
+}
