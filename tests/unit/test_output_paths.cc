@@ -84,7 +84,7 @@ TEST_CASE("checking outputs leaves nothing behind and touches no existing file",
   CHECK(text == "keep me");
 }
 
-TEST_CASE("--report: an existing file is refused, a folder with files needs --force", "[outputs]") {
+TEST_CASE("a --report that is a file is refused, a folder with files needs --force", "[outputs]") {
   TempDir tmp;
   OutputPaths p;
   p.report = (tmp.path / "a-file").string();
@@ -105,7 +105,7 @@ TEST_CASE("--report: an existing file is refused, a folder with files needs --fo
   CHECK(check_output_paths(p).empty());
 }
 
-TEST_CASE("--json and --junit at the same path are refused", "[outputs]") {
+TEST_CASE("the same path for --json and --junit is refused", "[outputs]") {
   TempDir tmp;
   OutputPaths p;
   p.json = (tmp.path / "out").string();
