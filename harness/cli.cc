@@ -246,6 +246,10 @@ int run_command(const RunArgs& args, bool verbose) {
     }
   }
   if (bad) return kExitBadInput;
+  if (const auto problem = kah::run_fd_problem(forecasts, args.jobs, limits.fd_limit); !problem.empty()) {
+    fmt::print(stderr, "kaharness: {}\n", problem);
+    return kExitBadInput;
+  }
   if (args.dry_run) {
     fmt::print("dry run: {} case{} checked, nothing built (HZ {} ({}), --max-duration {:g} s, file descriptors up to "
                "{})\n",

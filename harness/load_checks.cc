@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <functional>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -185,6 +186,22 @@ CaseForecast check_case(const Case& c, const LoadLimits& limits) {
                                 limits.max_duration_s));
   }
   return f;
+}
+
+std::string run_fd_problem(const std::vector<CaseForecast>& cases, int jobs, long fd_limit) {
+  if (fd_limit <= 0 || cases.empty()) return "";
+  std::vector<long> fds;
+  for (const auto& c : cases) fds.push_back(c.fds);
+  std::sort(fds.begin(), fds.end(), std::greater<>());  // the worst cases that can run together
+  const std::size_t together = jobs > 0 ? std::min(fds.size(), static_cast<std::size_t>(jobs)) : fds.size();
+  long need = kBaseFds;
+  for (std::size_t i = 0; i < together; ++i) need += fds[i];
+  if (need <= fd_limit) return "";
+  std::size_t fits = 0;
+  for (long sum = kBaseFds; fits < fds.size() && sum + fds[fits] <= fd_limit; ++fits) sum += fds[fits];
+  return fmt::format("the {} cases that run at once need {} file descriptors but RLIMIT_NOFILE can only be raised to "
+                     "{} here: run at most {} at once (--jobs {}), or raise the hard limit (ulimit -Hn)",
+                     together, need, fd_limit, std::max<std::size_t>(fits, 1), std::max<std::size_t>(fits, 1));
 }
 
 std::string describe_forecast(const Case& c, const CaseForecast& f) {

@@ -55,6 +55,10 @@ inline constexpr long kBaseFds = 64;
 // RLIMIT_NOFILE's hard limit: what raise_fd_limit() raises the soft limit to.
 long fd_hard_limit();
 
+// Cases run `jobs` at a time (0 = all): the ones that run together must fit the
+// file descriptors too. Returns what is wrong ("" if nothing), with the --jobs that fits.
+std::string run_fd_problem(const std::vector<CaseForecast>& cases, int jobs, long fd_limit);
+
 // `run --dry-run`: per case the backend, the predicted duration and each
 // connection's windows.
 std::string describe_forecast(const Case& c, const CaseForecast& f);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -64,4 +65,22 @@ TEST_CASE("the interrupt guard turns a signal into a stop request", "[interrupt]
   for (int i = 0; i < 200 && !token.stop_requested(); ++i) ::usleep(5000);
   CHECK(token.stop_requested());
   CHECK(guard.signal() == SIGTERM);
+}
+
+TEST_CASE("a second signal exits at once with 128 + the signal", "[interrupt]") {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // The child stands for a run whose clean-up hangs: only the second signal ends it.
+    InterruptGuard guard;
+    ::raise(SIGINT);
+    for (int i = 0; i < 200 && !guard.token().stop_requested(); ++i) ::usleep(5000);
+    ::raise(SIGINT);
+    ::sleep(30);
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
 }

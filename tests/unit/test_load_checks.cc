@@ -184,3 +184,14 @@ TEST_CASE("every case in the library passes the load checks; dry-run describes t
   CHECK(cli({"run", "--dry-run", "--hz", "250", "--max-duration", "1", kCases}) == 2);
   CHECK(cli({"run", "--dry-run", "--max-duration", "0", kCases}) == 2);
 }
+
+TEST_CASE("cases that run at once must fit the file descriptors together; --jobs says how many fit", "[load]") {
+  std::vector<CaseForecast> cases(3);
+  for (auto& c : cases) c.fds = 2 * 4000 + 16;  // 4000 copies each: one fits, three at once do not
+  const auto problem = run_fd_problem(cases, 0, 20000);
+  INFO(problem);
+  CHECK(has(problem, "the 3 cases that run at once need 24112 file descriptors"));
+  CHECK(has(problem, "--jobs 2"));
+  CHECK(run_fd_problem(cases, 2, 20000) == "");
+  CHECK(run_fd_problem(cases, 0, 1048576) == "");
+}
