@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,7 +53,9 @@ struct TempDir {
 // `kaharness ARGS` as a child process, stdout and stderr into files in `dir`.
 class Child {
  public:
-  Child(const std::vector<std::string>& args, const fs::path& dir) : out_(dir / "stdout"), err_(dir / "stderr") {
+  // fd_limit: RLIMIT_NOFILE (soft and hard) of the child, when given.
+  Child(const std::vector<std::string>& args, const fs::path& dir, std::optional<rlim_t> fd_limit = std::nullopt)
+      : out_(dir / "stdout"), err_(dir / "stderr") {
     std::vector<std::string> all{KAH_BINARY};
     all.insert(all.end(), args.begin(), args.end());
     pid_ = ::fork();
@@ -61,6 +64,10 @@ class Child {
       const int e = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(o, 1);
       ::dup2(e, 2);
+      if (fd_limit) {
+        const rlimit limit{*fd_limit, *fd_limit};
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+      }
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -181,4 +188,40 @@ TEST_CASE("an unwritable --json is refused before any case runs", "[outputs]") {
   CHECK(code == 2);
   CHECK_FALSE(has(child.out(), "running"));  // nothing was built or run
   CHECK(has(child.err(), "--json /proc/kaharness-test.json: cannot create the file"));
+}
+
+TEST_CASE("cases the model refuses exit 2 before anything is built", "[load]") {
+  struct Refused {
+    const char* file;
+    const char* text;
+    const char* message;
+  };
+  const Refused refused[] = {
+      {"contradiction.toml",
+       "name = \"contradiction\"\ndescription = \"d\"\n[[connection]]\nname = \"c1\"\n"
+       "keepalive = { idle = 1, interval = 1, count = 1 }\n[[fault]]\nkind = \"blackhole\"\n"
+       "[expect]\noutcome = \"reset\"\n",
+       "contradiction.toml:8:1: error: the case expects reset but the timing model predicts timeout"},
+      {"many.toml",
+       "name = \"many\"\ndescription = \"d\"\n[[connection]]\nname = \"c1\"\n"
+       "keepalive = { idle = 1, interval = 1, count = 1 }\ncopies = 10000\n[[fault]]\nkind = \"blackhole\"\n"
+       "[expect]\noutcome = \"timeout\"\n",
+       "many.toml:3:1: error: case 'many' needs 20080 file descriptors (2 per connection copy, 16 for the case, 64 "
+       "for the harness) but RLIMIT_NOFILE can only be raised to 4096"},
+      {"defaults.toml",
+       "name = \"defaults\"\ndescription = \"d\"\n[[connection]]\nname = \"c1\"\n[[fault]]\nkind = \"blackhole\"\n"
+       "[expect]\noutcome = \"timeout\"\n",
+       "defaults.toml:3:1: error: case 'defaults' is predicted to take"},
+  };
+  for (const auto& r : refused) {
+    TempDir dir;
+    const auto file = dir.path / r.file;
+    std::ofstream(file) << r.text;
+    Child child({"run", file.string()}, dir.path, 4096);  // the same limit on every machine
+    const int code = child.wait(std::chrono::seconds(60));
+    INFO(r.file << "\nstdout:\n" << child.out() << "\nstderr:\n" << child.err());
+    CHECK(code == 2);
+    CHECK_FALSE(has(child.out(), "running"));
+    CHECK(has(child.err(), r.message));
+  }
 }
