@@ -471,7 +471,7 @@ int kah::cli_main(int argc, const char* const* argv) {
                        ? std::string()
                        : "expected a number of seconds > 0, found '" + text.substr(0, 40) + "'";
           },
-          "S > 0", "seconds"));
+          "", "seconds"));
   run_cmd->add_flag("--force", run.force, "let --report write into a folder that already holds files");
 
   PredictArgs predict;
@@ -517,7 +517,7 @@ int kah::cli_main(int argc, const char* const* argv) {
   analyze_cmd->add_flag("--json", analyze.json, "print JSON");
 
   auto* env_cmd = app.add_subcommand("check-env", "check privileges, namespaces, veth, nftables, kernel and HZ");
-  auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (names kaharness-*, nothing else)");
+  auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (namespace bind mounts named kaharness-*, nothing else)");
 
   try {
     app.parse(argc, argv);
