@@ -355,11 +355,19 @@ int sweep_command(const SweepArgs& args) {
   fmt::print("sweep: {} connections in {} cases (seed {}), HZ {} ({})\n", args.connections, cases.size(), args.seed,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
+  kah::InterruptGuard interrupt;  // as for run: stop, summarise what was decided, exit 130/143
+  options.stop = interrupt.token();
   auto run = kah::run_cases(cases, options);
   run.hz_source = hz_source;
   const auto summary = kah::summarize_sweep(run);
   fmt::print("{}", kah::describe_sweep(summary, run));
+  if (const int signal = interrupt.signal()) {
+    run.interrupted_by = kah::signal_name(signal);
+    fmt::print("interrupted by {}: only the {} connections decided by then are counted\n", run.interrupted_by,
+               summary.connections);
+  }
   if (!args.json.empty()) write_file(args.json, kah::sweep_json(summary, run).dump(2) + "\n");
+  if (const int signal = interrupt.signal()) return kah::interrupted_exit_code(signal);
   return summary.misses == 0 && summary.errors == 0 ? kExitPass : 1;
 }
 

@@ -61,6 +61,7 @@ SweepSummary summarize_sweep(const RunResult& run) {
       continue;
     }
     for (const auto& r : c.connections) {
+      if (r.verdict == Verdict::interrupted) continue;  // undecided: neither a hit nor a miss
       ++s.connections;
       const auto& w = r.expected.window;
       if (r.verdict != Verdict::pass) {

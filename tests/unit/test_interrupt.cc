@@ -12,6 +12,7 @@
 
 #include "harness/interrupt.h"
 #include "harness/report.h"
+#include "harness/sweep.h"
 
 using namespace kah;
 
@@ -83,4 +84,21 @@ TEST_CASE("a second signal exits at once with 128 + the signal", "[interrupt]") 
   REQUIRE(::waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 130);
+}
+
+TEST_CASE("an interrupted sweep counts only the connections decided before the stop", "[interrupt][sweep]") {
+  ConnectionResult decided;
+  decided.verdict = Verdict::pass;
+  decided.expected.window = {1000, 1010};
+  decided.observed.at_ms = 1005;
+  ConnectionResult open = decided;
+  mark_interrupted(open, 700);
+  CaseResult c;
+  c.verdict = Verdict::interrupted;
+  c.connections = {decided, open};
+  RunResult run;
+  run.cases = {c};
+  const auto s = summarize_sweep(run);
+  CHECK(s.connections == 1);
+  CHECK(s.misses == 0);
 }
