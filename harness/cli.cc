@@ -285,12 +285,7 @@ int run_command(const RunArgs& args, bool verbose) {
   live.stop();
   run.hz_source = hz_source;
   const int signal = interrupt.signal();
-  if (signal != 0) {
-    run.interrupted_by = kah::signal_name(signal);
-    // What finished cases printed is above; the interrupted ones say what they saw.
-    for (const auto& c : run.cases)
-      if (c.verdict == kah::Verdict::interrupted && !c.connections.empty()) fmt::print("{}", kah::console_case(c, true));
-  }
+  if (signal != 0) run.interrupted_by = kah::signal_name(signal);  // each case printed what it saw as it ended
   // Every output is attempted; one that cannot be written is reported and does not
   // stop the others (precedence of the exit code: final_exit_code).
   bool written = true;
