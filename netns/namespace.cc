@@ -15,6 +15,8 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -94,6 +96,13 @@ void remove_pin(const std::string& path) {
     const int err = errno;
     throw_errno(err, fmt::format("cannot remove pinned namespace {}", path));
   }
+}
+
+// A namespace pinned by a bind mount: the path is on nsfs (a plain file is on the
+// filesystem of /run/netns, tmpfs).
+bool is_namespace_mount(const std::string& path) {
+  struct statfs fs {};
+  return ::statfs(path.c_str(), &fs) == 0 && static_cast<unsigned long>(fs.f_type) == NSFS_MAGIC;
 }
 
 }  // namespace
@@ -294,6 +303,9 @@ std::vector<std::string> remove_pinned_namespaces(std::string_view prefix) {
     // A pin is a file (a bind-mounted nsfs inode looks like one); never descend
     // into or remove directories or follow symlinks placed there.
     if (!entry.is_regular_file(ec) || entry.is_symlink(ec)) continue;
+    // Only a namespace bind mount (its statfs says nsfs): a plain file someone put
+    // there under the prefix is not the harness's to delete.
+    if (!is_namespace_mount(entry.path().string())) continue;
     names.push_back(std::move(name));
   }
   std::sort(names.begin(), names.end());

@@ -99,7 +99,8 @@ std::filesystem::path sysctl_path(std::string_view key);
 inline constexpr std::string_view kPinDirectory = "/run/netns";
 
 // For `kaharness gc`: unmounts and unlinks every /run/netns entry whose name starts
-// with `prefix`, and nothing else; returns the names removed. A missing /run/netns
+// with `prefix` and that is a namespace bind mount (nsfs), and nothing else (a plain
+// file with such a name is left alone); returns the names removed. A missing /run/netns
 // is not an error. Refuses (std::invalid_argument) a prefix shorter than 4
 // characters or containing '/', so a typo cannot sweep other tools' namespaces.
 std::vector<std::string> remove_pinned_namespaces(std::string_view prefix);

@@ -242,11 +242,26 @@ struct Scope {
 
 enum class Need { optional, required };
 
-std::string quoted_excerpt(std::string_view s) {
-  constexpr std::size_t kMax = 40;
-  if (s.size() <= kMax) return fmt::format("\"{}\"", s);
-  return fmt::format("\"{}...\"", s.substr(0, kMax));
+// At most `max` bytes of `s`, cut before a UTF-8 continuation byte (10xxxxxx) so
+// that no character is split in half.
+std::string_view clip_utf8(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return s;
+  std::size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return s.substr(0, end);
 }
+
+// Values echoed in messages are clipped: a stray 3 MB string must not become a
+// 3 MB error message.
+constexpr std::size_t kExcerptMax = 40;
+
+// `open` + the value (clipped: "...", and its size) + `close`.
+std::string excerpt(std::string_view s, std::string_view open, std::string_view close) {
+  if (s.size() <= kExcerptMax) return fmt::format("{}{}{}", open, s, close);
+  return fmt::format("{}{}...{} ({} bytes)", open, clip_utf8(s, kExcerptMax), close, s.size());
+}
+
+std::string quoted_excerpt(std::string_view s) { return excerpt(s, "\"", "\""); }
 
 // "a string (\"3\")": the kind first, as TOML users think in kinds, then the
 // value, which makes a stray pair of quotes obvious.
@@ -277,8 +292,8 @@ std::optional<long long> parse_integer(std::string_view s) {
 void refuse_unknown_keys(const Scope& s, const std::vector<std::string>& known, Diagnostics& d) {
   for (auto&& [key, value] : s.table) {
     if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
-    std::string msg = fmt::format("unknown key '{}' {}", key.str(), s.in);
-    if (auto guess = closest(key.str(), known)) {
+    std::string msg = fmt::format("unknown key {} {}", excerpt(key.str(), "'", "'"), s.in);
+    if (auto guess = key.str().size() <= 4 * kExcerptMax ? closest(key.str(), known) : std::nullopt) {
       msg += fmt::format("; did you mean '{}'?", *guess);
     } else {
       msg += fmt::format("; known keys: {}", join(known));
@@ -371,8 +386,10 @@ std::optional<std::string> read_choice(const Scope& s, std::string_view key, Nee
   auto value = read_string(s, key, need, d);
   if (!value) return std::nullopt;
   if (std::find(choices.begin(), choices.end(), *value) != choices.end()) return value;
-  std::string msg = fmt::format("unknown {} '{}'", what, *value);
-  if (auto guess = closest(*value, choices)) msg += fmt::format("; did you mean '{}'?", *guess);
+  std::string msg = fmt::format("unknown {} {}", what, excerpt(*value, "'", "'"));
+  // A value far longer than every choice is no typo of one (and aligning it costs time).
+  if (auto guess = value->size() <= 4 * kExcerptMax ? closest(*value, choices) : std::nullopt)
+    msg += fmt::format("; did you mean '{}'?", *guess);
   else msg += fmt::format("; expected one of: {}", join(choices));
   d.error(s.table.get(key)->source(), std::move(msg));
   return std::nullopt;

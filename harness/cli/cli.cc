@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -24,6 +25,8 @@
 #include "harness/case/case.h"
 #include "harness/fault/fault.h"
 #include "harness/run/environment.h"
+#include "harness/cli/interrupt_guard.h"
+#include "harness/judge/interrupt.h"
 #include "harness/evidence/classify.h"
 #include "harness/report/html_report.h"
 #include "harness/report/junit.h"
@@ -35,6 +38,8 @@
 #include "harness/run/runner.h"
 #include "harness/clock/clock.h"
 #include "harness/cli/sweep.h"
+#include "harness/run/load_checks.h"
+#include "harness/cli/output_paths.h"
 #include "netns/namespace.h"
 
 namespace {
@@ -53,6 +58,9 @@ struct RunArgs {
   bool no_calibration = false;
   bool pcap_all = false;
   bool no_capture = false;
+  bool dry_run = false;
+  bool force = false;
+  double max_duration_s = 600;
 };
 
 // What a person sees while a run goes on: each case as it ends, and the live progress
@@ -195,16 +203,36 @@ kah::model::Kernel kernel_for(int hz_override, std::string& source) {
   return k;
 }
 
-int run_command(const RunArgs& args, bool verbose) {
+// Prints each problem as a line on stderr; true when there was none.
+template <typename Problems>
+bool none_printed(const Problems& problems) {
+  for (const auto& p : problems) fmt::print(stderr, "kaharness: {}\n", p);
+  return problems.empty();
+}
+
+// The cases PATHs name, filtered and sharded; every bad file is reported (not only
+// the first). Empty and `bad` set when any is bad.
+std::vector<kah::Case> load_cases(const RunArgs& args, bool& bad) {
   std::vector<kah::Case> cases;
+  std::vector<std::filesystem::path> paths(args.paths.begin(), args.paths.end());
+  if (paths.empty()) paths.emplace_back("cases");
+  std::vector<std::filesystem::path> files;
   try {
-    std::vector<std::filesystem::path> paths(args.paths.begin(), args.paths.end());
-    if (paths.empty()) paths.emplace_back("cases");
-    for (const auto& file : kah::find_case_files(paths)) cases.push_back(kah::load_case(file));
+    files = kah::find_case_files(paths);
   } catch (const kah::CaseError& e) {
     fmt::print(stderr, "{}\n", e.what());
-    return kExitBadInput;
+    bad = true;
+    return {};
   }
+  for (const auto& file : files) {
+    try {
+      cases.push_back(kah::load_case(file));
+    } catch (const kah::CaseError& e) {
+      fmt::print(stderr, "{}\n", e.what());
+      bad = true;
+    }
+  }
+  if (bad) return {};
   if (!args.filter.empty())
     std::erase_if(cases, [&](const kah::Case& c) { return fnmatch(args.filter.c_str(), c.name.c_str(), 0) != 0; });
   if (!args.shard.empty()) {
@@ -214,23 +242,63 @@ int run_command(const RunArgs& args, bool verbose) {
       if (static_cast<int>(i % static_cast<std::size_t>(n)) == k - 1) mine.push_back(std::move(cases[i]));
     cases = std::move(mine);
   }
+  return cases;
+}
+
+int run_command(const RunArgs& args, bool verbose) {
+  // Arguments and output paths first: nothing is loaded, measured or built before
+  // the run could write what it is asked to.
+  if (args.no_capture && !args.pcap.empty())
+    throw CLI::ValidationError("--no-capture", "--pcap needs captures: drop one of the two");
+  std::vector<std::string> output_problems;
+  for (const auto& p : kah::check_output_paths({args.json, args.junit, args.report, args.pcap, args.force}))
+    output_problems.push_back(p.str());
+  if (!none_printed(output_problems)) return kExitBadInput;
+
+  bool bad = false;
+  auto cases = load_cases(args, bad);
+  if (bad) return kExitBadInput;
   if (cases.empty()) {
     fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
     return kExitBadInput;
+  }
+
+  // What the model says of each case, before anything is built.
+  std::string hz_source;
+  const auto kernel = kernel_for(args.hz, hz_source);
+  const kah::LoadLimits limits{kernel, args.max_duration_s, kah::fd_hard_limit()};
+  std::vector<kah::CaseForecast> forecasts;
+  for (const auto& c : cases) {
+    try {
+      forecasts.push_back(kah::check_case(c, limits));
+    } catch (const kah::CaseError& e) {
+      fmt::print(stderr, "{}\n", e.what());
+      bad = true;
+    }
+  }
+  if (bad) return kExitBadInput;
+  if (const auto problem = kah::run_fd_problem(forecasts, args.jobs, limits.fd_limit); !problem.empty()) {
+    fmt::print(stderr, "kaharness: {}\n", problem);
+    return kExitBadInput;
+  }
+  if (args.dry_run) {
+    fmt::print("dry run: {} case{} checked, nothing built (HZ {} ({}), --max-duration {:g} s, file descriptors up to "
+               "{})\n",
+               cases.size(), cases.size() == 1 ? "" : "s", kernel.hz ? std::to_string(*kernel.hz) : "unknown",
+               hz_source, args.max_duration_s, limits.fd_limit > 0 ? std::to_string(limits.fd_limit) : "unlimited");
+    for (std::size_t i = 0; i < cases.size(); ++i) fmt::print("{}", kah::describe_forecast(cases[i], forecasts[i]));
+    return kExitPass;
   }
   if (!privileged_enough("cases")) return kExitEnvironment;
 
   kah::RunOptions options;
   options.jobs = args.jobs;
-  std::string hz_source;
-  options.kernel = kernel_for(args.hz, hz_source);
+  options.kernel = kernel;
   options.keep = args.keep;
   options.calibrate = !args.no_calibration;
   options.pcap_dir = args.pcap;
   options.pcap_all = args.pcap_all;
   options.capture = !args.no_capture;
-  if (args.no_capture && !args.pcap.empty())
-    throw CLI::ValidationError("--no-capture", "--pcap needs captures: drop one of the two");
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
   LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
   options.listener = &live;
@@ -239,22 +307,39 @@ int run_command(const RunArgs& args, bool verbose) {
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
 
+  // SIGINT/SIGTERM from here on: stop waiting, judge what was seen, write it all.
+  kah::InterruptGuard interrupt;
+  options.stop = interrupt.token();
   auto run = kah::run_cases(cases, options);
   live.stop();
   run.hz_source = hz_source;
-  fmt::print("{}", kah::console_summary(run));
-  if (args.keep)
-    fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",
-               options.keep_prefix);
-  if (!args.json.empty()) write_file(args.json, kah::result_json(run).dump(2) + "\n");
-  if (!args.junit.empty()) write_file(args.junit, kah::junit_xml(run));
-  if (!args.report.empty()) {
+  const int signal = interrupt.signal();
+  if (signal != 0) run.interrupted_by = kah::signal_name(signal);  // each case printed what it saw as it ended
+  // Every output is attempted; one that cannot be written is reported and does not
+  // stop the others (precedence of the exit code: final_exit_code).
+  bool written = true;
+  const auto attempt = [&](const auto& write) {
+    try {
+      write();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "kaharness: {}\n", e.what());
+      written = false;
+    }
+  };
+  if (!args.json.empty()) attempt([&] { write_file(args.json, kah::result_json(run).dump(2) + "\n"); });
+  if (!args.junit.empty()) attempt([&] { write_file(args.junit, kah::junit_xml(run)); });
+  if (!args.report.empty()) attempt([&] {
     kah::HtmlOptions html;
     html.pcap_dir = args.pcap;
     kah::write_html_report(run, args.report, html);
     fmt::print("report: {}/index.html\n", args.report);
-  }
-  return kah::exit_code(run);
+  });
+  fmt::print("{}", kah::console_summary(run));
+  if (args.keep)
+    fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",
+               options.keep_prefix);
+  std::fflush(stdout);
+  return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0, kah::exit_code(run), written);
 }
 
 int predict_command(const PredictArgs& args) {
@@ -297,19 +382,42 @@ int sweep_command(const SweepArgs& args) {
   fmt::print("sweep: {} connections in {} cases (seed {}), HZ {} ({})\n", args.connections, cases.size(), args.seed,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
+  kah::InterruptGuard interrupt;  // as for run: stop, summarise what was decided, exit 130/143
+  options.stop = interrupt.token();
   auto run = kah::run_cases(cases, options);
   run.hz_source = hz_source;
   const auto summary = kah::summarize_sweep(run);
   fmt::print("{}", kah::describe_sweep(summary, run));
+  if (const int signal = interrupt.signal()) {
+    run.interrupted_by = kah::signal_name(signal);
+    fmt::print("interrupted by {}: only the {} connections decided by then are counted\n", run.interrupted_by,
+               summary.connections);
+  }
   if (!args.json.empty()) write_file(args.json, kah::sweep_json(summary, run).dump(2) + "\n");
+  if (const int signal = interrupt.signal()) return kah::interrupted_exit_code(signal);
   return summary.misses == 0 && summary.errors == 0 ? kExitPass : 1;
 }
 
 int analyze_command(const AnalyzeArgs& args) {
   try {
-    const auto analysis = kah::evidence::analyze(kah::evidence::read_pcap(args.file));
-    if (args.json) fmt::print("{}\n", kah::evidence::analysis_json(analysis).dump(2));
-    else fmt::print("{}", kah::evidence::describe_analysis(analysis));
+    const auto capture = kah::evidence::read_pcap(args.file);
+    const auto analysis = kah::evidence::analyze(capture);
+    // A capture cut inside a frame: what is complete is analysed, and said to be partial.
+    const std::string truncated =
+        capture.truncated.empty() ? ""
+                                  : fmt::format("the capture is truncated: analysed the {} complete frame{} before the "
+                                                "cut ({})",
+                                                capture.frames, capture.frames == 1 ? "" : "s", capture.truncated);
+    if (args.json) {
+      auto j = kah::evidence::analysis_json(analysis);
+      j["truncated"] = truncated.empty() ? nlohmann::json(nullptr)
+                                         : nlohmann::json{{"complete_frames", capture.frames}, {"why", capture.truncated}};
+      fmt::print("{}\n", j.dump(2));
+    } else {
+      fmt::print("{}", kah::evidence::describe_analysis(analysis));
+      if (!truncated.empty()) fmt::print("note: {}\n", truncated);
+    }
+    if (!truncated.empty()) fmt::print(stderr, "kaharness: {}: {}\n", args.file, truncated);
     return kExitPass;
   } catch (const kah::evidence::PcapError& e) {
     fmt::print(stderr, "kaharness: {}\n", e.what());
@@ -344,7 +452,10 @@ int kah::cli_main(int argc, const char* const* argv) {
       "It builds private network namespaces, opens real keepalive connections, injects a fault\n"
       "(blackhole, lost probes or ACKs, unplugged link, rebooted or frozen peer) and checks that\n"
       "the kernel ends each connection inside the window the timing model predicts.\n"
-      "Exit codes: 0 all cases passed, 1 a case failed, 2 bad input, 3 the environment cannot run it."};
+      "Exit codes: 0 all cases passed, 1 a case failed, 2 bad input, 3 the environment cannot run it,\n"
+      "130/143 the run was stopped by SIGINT/SIGTERM (outputs still written; a second signal exits at once).\n"
+      "When several apply the first of 130/143, 1, 2 wins: a failed case is never hidden by an output\n"
+      "that could not be written at the end (that is printed, and alone gives 2)."};
   app.require_subcommand(1);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose, "print every connection and debug logs");
@@ -352,10 +463,19 @@ int kah::cli_main(int argc, const char* const* argv) {
   RunArgs run;
   auto* run_cmd = app.add_subcommand("run", "run case files (TOML) and judge every connection");
   run_cmd->add_option("paths", run.paths, "case files or folders (default: cases/)");
+  run_cmd->footer(
+      "Before anything is built: --json/--junit/--report/--pcap are checked (exit 2 at once, naming the path and\n"
+      "why), and every case is checked against the timing model (an expectation the model contradicts, more file\n"
+      "descriptors than RLIMIT_NOFILE allows, longer than --max-duration: exit 2, file:line:col: error: ...).\n"
+      "SIGINT/SIGTERM stop the run within a second: open connections get verdict 'interrupted', outputs and the\n"
+      "summary are written with what was observed, exit 130/143. If an output cannot be written at the end, a\n"
+      "failed case still exits 1 (the write error is printed); with every case passed it exits 2.");
   run_cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
   run_cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
       ->type_name("FILE");
-  run_cmd->add_option("--report", run.report, "write a self-contained HTML report (SVG timelines) to DIR/index.html")
+  run_cmd->add_option("--report", run.report,
+                      "write a self-contained HTML report (SVG timelines) to DIR/index.html; DIR must be new or empty "
+                      "(or --force)")
       ->type_name("DIR");
   run_cmd->add_option("--pcap", run.pcap,
                       "write each failed connection's packets, both ends, to DIR/<case>/<connection>.{client,server}.pcap")
@@ -372,6 +492,22 @@ int kah::cli_main(int argc, const char* const* argv) {
                     "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");
   run_cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
   run_cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
+  run_cmd->add_flag("--dry-run", run.dry_run,
+                    "load and check every case (model, file descriptors, --max-duration), print each case's "
+                    "backend, predicted duration and windows, build nothing (exit 0 or 2)");
+  run_cmd->add_option("--max-duration", run.max_duration_s,
+                      "refuse cases the model predicts to run longer than S seconds after the fault (default 600)")
+      ->type_name("S")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            return end != text.c_str() && *end == '\0' && v > 0 && v < 1e9
+                       ? std::string()
+                       : "expected a number of seconds > 0, found '" + text.substr(0, 40) + "'";
+          },
+          "", "seconds"));
+  run_cmd->add_flag("--force", run.force, "let --report write into a folder that already holds files");
 
   PredictArgs predict;
   auto* predict_cmd = app.add_subcommand("predict", "explain when the kernel declares a silent peer dead");
@@ -416,7 +552,7 @@ int kah::cli_main(int argc, const char* const* argv) {
   analyze_cmd->add_flag("--json", analyze.json, "print JSON");
 
   auto* env_cmd = app.add_subcommand("check-env", "check privileges, namespaces, veth, nftables, kernel and HZ");
-  auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (names kaharness-*, nothing else)");
+  auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (namespace bind mounts named kaharness-*, nothing else)");
 
   try {
     app.parse(argc, argv);

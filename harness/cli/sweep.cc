@@ -61,6 +61,7 @@ SweepSummary summarize_sweep(const RunResult& run) {
       continue;
     }
     for (const auto& r : c.connections) {
+      if (r.verdict == Verdict::interrupted) continue;  // undecided: neither a hit nor a miss
       if (r.verdict == Verdict::error) {  // the harness could not test it (e.g. the fault came too late)
         ++s.errors;
         s.miss_messages.push_back(r.message);

@@ -1,5 +1,7 @@
 #include "harness/evidence/pcap_file.h"
 
+#include <string_view>
+
 #include <pcap/pcap.h>
 
 #include <algorithm>
@@ -63,6 +65,10 @@ Capture read_pcap(const std::filesystem::path& file) {
   for (;;) {
     const int rc = pcap_next_ex(handle.get(), &header, &data);
     if (rc == PCAP_ERROR_BREAK) break;  // end of file
+    if (rc == PCAP_ERROR && std::string_view(pcap_geterr(handle.get())).find("truncated") != std::string_view::npos) {
+      capture.truncated = pcap_geterr(handle.get());  // the frames before it are whole
+      break;
+    }
     if (rc != 1)
       throw PcapError(fmt::format("cannot read capture {} after frame {}: {}", file.string(), capture.frames,
                                   pcap_geterr(handle.get())));

@@ -33,9 +33,13 @@ struct Capture {
   LinkType link = LinkType::ethernet;
   std::uint64_t frames = 0;     // every frame in the file
   std::vector<Packet> packets;  // the TCP segments among them, in file order
+  // Set when the file ends inside a frame (a capture cut short: disk full, a killed
+  // tcpdump, a copy in progress): libpcap's explanation. The complete frames before
+  // it are read as usual.
+  std::string truncated;
 };
 
-// Reads every frame; frames that are not TCP (ARP, ICMP, neighbour discovery, cut
+// Reads every complete frame (a file cut inside a frame sets Capture::truncated); frames that are not TCP (ARP, ICMP, neighbour discovery, cut
 // headers) are counted in frames but not kept. Throws PcapError for a file that cannot
 // be opened or read, or whose link layer is not one of LinkType.
 Capture read_pcap(const std::filesystem::path& file);

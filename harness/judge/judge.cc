@@ -17,6 +17,7 @@ std::string to_string(Verdict v) {
     case Verdict::fail: return "fail";
     case Verdict::error: return "error";
     case Verdict::skip: return "skip";
+    case Verdict::interrupted: return "interrupted";
   }
   return "?";
 }

@@ -17,7 +17,8 @@
 
 namespace kah {
 
-enum class Verdict { pass, fail, error, skip };
+// interrupted: the run was stopped (SIGINT/SIGTERM) before this was decided.
+enum class Verdict { pass, fail, error, skip, interrupted };
 std::string to_string(Verdict v);
 
 enum class ObservedOutcome { timeout, reset, alive, eof, error };
@@ -115,6 +116,11 @@ struct RunResult {
   std::optional<int> hz;
   std::string hz_source;
   bool calibrated = false;  // windows used the jiffies calibration
+  // Why the windows are not calibrated ("" when they are): --no-calibration, HZ
+  // unknown, /proc/timer_list unreadable (a user namespace, not root).
+  std::string calibration_note;
+  // The signal that stopped the run ("SIGINT", "SIGTERM"); "" when it ran to the end.
+  std::string interrupted_by;
   double wall_ms = 0;
   std::vector<CaseResult> cases;
 };

@@ -69,6 +69,7 @@ Suite suite_of(const CaseResult& c) {
         break;
       }
       case Verdict::skip:
+      case Verdict::interrupted:  // not decided: the run was stopped
         ++s.skipped;
         inner = r.message.empty() ? "      <skipped/>\n"
                                   : fmt::format("      <skipped message=\"{}\"/>\n", xml_attr(r.message));
@@ -85,6 +86,9 @@ Suite suite_of(const CaseResult& c) {
   } else if (c.connections.empty() && c.verdict == Verdict::skip) {
     ++s.skipped;
     add_testcase(s, c.name, c.name, 0, "      <skipped/>\n");
+  } else if (c.connections.empty() && c.verdict == Verdict::interrupted) {
+    ++s.skipped;
+    add_testcase(s, c.name, c.name, 0, "      <skipped message=\"the run was interrupted before this case started\"/>\n");
   }
   return s;
 }

@@ -19,6 +19,7 @@ const char* verdict_tag(Verdict v) {
     case Verdict::fail: return "FAIL ";
     case Verdict::error: return "ERROR";
     case Verdict::skip: return "SKIP ";
+    case Verdict::interrupted: return "INTR ";
   }
   return "?    ";
 }
@@ -105,17 +106,25 @@ std::string console_case(const CaseResult& c, bool verbose) {
 }
 
 std::string console_summary(const RunResult& run) {
-  int passed = 0, failed = 0, errors = 0, connections = 0;
+  int passed = 0, failed = 0, errors = 0, interrupted = 0, connections = 0;
   for (const auto& c : run.cases) {
     connections += static_cast<int>(c.connections.size());
     passed += c.verdict == Verdict::pass;
     failed += c.verdict == Verdict::fail;
     errors += c.verdict == Verdict::error;
+    interrupted += c.verdict == Verdict::interrupted;
   }
-  return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
-                     run.cases.size(), passed, failed, errors, connections, run.wall_ms / 1000.0, run.kernel,
-                     run.hz ? std::to_string(*run.hz) : std::string("unknown"),
-                     run.calibrated ? "jiffies calibrated" : "not calibrated");
+  std::string out = fmt::format(
+      "{} cases: {} passed, {} failed, {} errors{}; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
+      run.cases.size(), passed, failed, errors, interrupted ? fmt::format(", {} interrupted", interrupted) : "",
+      connections, run.wall_ms / 1000.0, run.kernel, run.hz ? std::to_string(*run.hz) : std::string("unknown"),
+      run.calibrated                   ? std::string("jiffies calibrated")
+      : run.calibration_note.empty() ? std::string("not calibrated")
+                                     : fmt::format("not calibrated: {}", run.calibration_note));
+  if (!run.interrupted_by.empty())
+    out += fmt::format("interrupted by {}: connections still open were alive so far (verdict interrupted)\n",
+                       run.interrupted_by);
+  return out;
 }
 
 nlohmann::json result_json(const RunResult& run) {
@@ -192,6 +201,8 @@ nlohmann::json result_json(const RunResult& run) {
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
           {"calibrated", run.calibrated},
+          {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},
+          {"interrupted", run.interrupted_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.interrupted_by)},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};
 }

@@ -16,10 +16,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "harness/clock/calibration_note.h"
 #include "harness/clock/clock.h"
 #include "harness/clock/jiffies.h"
 #include "harness/evidence/capture.h"
 #include "harness/fault/fault.h"
+#include "harness/judge/interrupt.h"
 #include "harness/judge/judge.h"
 #include "harness/plan/forecast.h"
 #include "harness/run/capture_evidence.h"
@@ -376,14 +378,28 @@ class TimerSampler {
   std::vector<std::vector<evidence::TimerSample>> samples_;
 };
 
+struct Waited {
+  std::vector<std::vector<evidence::TimerSample>> samples;  // per connection
+  std::optional<double> stopped_at_ms;  // set when a stop request cut the wait short
+};
+
 // Waits for every connection to end or `until_ms`, sampling the kernel's view of the
-// client sockets' timers (sock_diag) on the way.
-std::vector<std::vector<evidence::TimerSample>> wait(Ends& ends, const netns::Namespace& client,
-                                                     const std::vector<Tested>& tested, double until_ms) {
+// client sockets' timers (sock_diag) on the way; a stop request wakes it.
+Waited wait(Ends& ends, const netns::Namespace& client, const std::vector<Tested>& tested, double until_ms,
+            std::stop_token stop) {
   TimerSampler sampler(client, tested);
+  Waited waited;
+  std::stop_callback wake_on_stop(stop, [&ends] {
+    std::lock_guard wake_lock(ends.mutex);
+    ends.changed.notify_all();
+  });
   std::unique_lock lock(ends.mutex);
   double next_sample = monotonic_ms();
   while (ends.open > 0) {
+    if (stop.stop_requested()) {
+      waited.stopped_at_ms = monotonic_ms();
+      break;
+    }
     const double now = monotonic_ms();
     const double left = until_ms - now;
     if (left <= 0) break;
@@ -397,7 +413,8 @@ std::vector<std::vector<evidence::TimerSample>> wait(Ends& ends, const netns::Na
     const double wait = std::min(left, next_sample - now);
     ends.changed.wait_for(lock, std::chrono::microseconds(static_cast<long>(wait * 1000)));
   }
-  return sampler.take();
+  waited.samples = sampler.take();
+  return waited;
 }
 
 // ---- collect ---------------------------------------------------------------------
@@ -465,8 +482,7 @@ std::optional<double> origin_from_capture(Tested& t, const CaseCaptures& seen, c
 
 // The case's observations, with what the captures saw of each connection.
 std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::vector<Tested>& tested, Ends& ends,
-                                      std::vector<std::vector<evidence::TimerSample>> samples, double fault_at,
-                                      const std::optional<CaseCaptures>& seen) {
+                                      Waited waited, double fault_at, const std::optional<CaseCaptures>& seen) {
   const auto& topology = *w.topology;
   const auto probes = netns::nft_counters(topology.ns(Host::client), kProbeTable);
   const bool probes_visible = !fault_info(c.faults.front().kind).hides_probes;
@@ -477,16 +493,20 @@ std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::ve
     const auto counted = probes.find(probe_counter_name(t.link.client_port));
     const int n = t.link.client_port != 0 && counted != probes.end() ? static_cast<int>(counted->second) : 0;
     auto r = observe(c, t, ends.ends[i], n);
+    // Open when a stop came, before its own horizon: alive so far, not decided.
+    const auto& stopped = waited.stopped_at_ms;
+    const bool still_open = !ends.ends[i] && stopped && *stopped < t.origin_ms + t.forecast.horizon_ms;
+    if (still_open) mark_interrupted(r, *stopped - t.origin_ms);
     if (seen && t.link.client_port != 0) {
       // The model lists every probe only for an idle connection that keepalive
       // ends or keeps; data in flight and application closes have no schedule.
       const bool schedule_known = t.forecast.input.traffic == model::Traffic::idle &&
                                   t.forecast.prediction.outcome != model::Outcome::eof;
       attach_capture_evidence(r, *seen, flow_key(t, topology), t.link.last_received_realtime_ms,
-                              schedule_known && probes_visible);
+                              schedule_known && probes_visible && !still_open);
       r.evidence.fault_ms = fault_at - t.origin_ms;
     }
-    r.evidence.timer_samples = std::move(samples.at(i));
+    r.evidence.timer_samples = std::move(waited.samples.at(i));
     results.push_back(std::move(r));
   }
   return results;
@@ -498,6 +518,7 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
            const FaultLanding& landing, const std::optional<CaseCaptures>& seen, const RunOptions& options) {
   for (std::size_t i = 0; i < result.connections.size(); ++i) {
     auto& r = result.connections[i];
+    if (r.verdict == Verdict::interrupted) continue;  // not decided: nothing to judge
     judge_connection(r);
     std::optional<double> first_probe_seen;
     if (r.evidence.probes_checked && !r.evidence.probe_checks.empty())
@@ -510,6 +531,10 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
     const bool write = !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass);
     if (seen && tested[i].link.client_port != 0 && write)
       write_connection_pcaps(r, *seen, flow_key(tested[i], topology), options.pcap_dir, c.name);
+  }
+  if (any_interrupted(result.connections)) {
+    result.verdict = interrupted_case_verdict(result.connections);  // copies are not judged half-way
+    return;
   }
   result.survival = judge_copies(result.connections, c.expect.survival);
   result.verdict = case_verdict(result.connections, result.survival);
@@ -570,7 +595,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   }
   announce(c, tested, options.listener);
 
-  auto samples = wait(*ends, world.topology->ns(Host::client), tested, watch_until);
+  auto waited = wait(*ends, world.topology->ns(Host::client), tested, watch_until, options.stop);
   for (auto& t : tested) watcher.forget(t.client.get());
   if (auto failure = timeline.failure()) std::rethrow_exception(failure);
   // A delayed write went out a little after its planned instant: judge against the
@@ -587,7 +612,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
     }
   }
 
-  const auto seen = analyze(world, watch_until);
+  const auto seen = analyze(world, waited.stopped_at_ms.value_or(watch_until));
   for (auto& t : tested) {
     const auto shift = seen ? origin_from_capture(t, *seen, *world.topology, fault_at) : std::nullopt;
     if (!shift) continue;
@@ -595,7 +620,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
     facts.horizon_ms = t.forecast.horizon_ms - *shift;
     t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts);
   }
-  result.connections = collect(c, world, tested, *ends, std::move(samples), fault_at, seen);
+  result.connections = collect(c, world, tested, *ends, std::move(waited), fault_at, seen);
   result.counters = middlebox_counters(c, *world.topology);
   judge(result, c, *world.topology, tested, landing, seen, options);
   if (options.keep) world.topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
@@ -632,6 +657,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) clock = JiffyClock::measure(*options.kernel.hz);
   run.calibrated = clock.has_value();
+  if (!clock) run.calibration_note = why_not_calibrated(options.calibrate, options.kernel.hz, in_user_namespace());
 
   Watcher watcher;
   evidence::CaptureLoop captures;
@@ -643,6 +669,10 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   for (std::size_t w = 0; w < jobs; ++w) {
     workers.emplace_back([&] {
       for (std::size_t i = next++; i < cases.size(); i = next++) {
+        if (options.stop.stop_requested()) {
+          run.cases[i] = interrupted_case(cases[i]);
+          continue;
+        }
         if (options.listener != nullptr) {
           std::lock_guard lock(report_mutex);
           options.listener->case_started(cases[i]);

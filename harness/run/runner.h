@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ struct RunOptions {
   bool pcap_all = false;
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
   RunListener* listener = nullptr;  // told what runs and what the model expects next
+  // A stop request (SIGINT/SIGTERM, see judge/interrupt.h): waiting cases stop waiting
+  // and judge what they saw (open connections: Verdict::interrupted); cases not
+  // started are not started.
+  std::stop_token stop;
 };
 
 class JiffyClock;
