@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -21,6 +22,12 @@ namespace {
 
 constexpr const char* kTimerList = "/proc/timer_list";
 constexpr int kMaxConfigHz = 10000;
+// MAX_STALLED_JIFFIES (kernel/time/tick-sched.c): when jiffies has not moved for this
+// many ticks of a CPU, that CPU's tick updates it itself. A reading further behind is
+// wrong, not late.
+constexpr std::int64_t kMaxStalledJiffies = 5;
+// A fit needs at least this many readings that agree without any lateness.
+constexpr std::int64_t kMinConsistentReadings = 8;
 
 std::int64_t monotonic_now_ns() {
   timespec ts{};
@@ -190,43 +197,83 @@ std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>
   constexpr std::int64_t kStepNs = 1000;
   const std::int64_t steps = (tick + kStepNs - 1) / kStepNs;
 
-  // With jiffies advancing at b + n * tick, each reading pins the jiffies of the
-  // tick [b, b + tick) (the base) to an interval; all must agree.
-  auto base_range = [&](std::int64_t b) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-    std::int64_t lo = std::numeric_limits<std::int64_t>::min();
-    std::int64_t hi = std::numeric_limits<std::int64_t>::max();
+  // jiffies advances only when the tick (or an idle exit) runs tick_do_update_jiffies64()
+  // at or after the boundary (kernel/time/tick-sched.c): a reading never shows a jiffy
+  // before its boundary, but can show the previous one after it, for as long as that tick
+  // is late. So, with jiffies advancing at b + n * tick, the constraint that holds for
+  // every reading is "no lead": jiffies <= base + (ticks elapsed when the read ended).
+  // The smallest base that satisfies it for all readings is the base; a reading that then
+  // shows less than the tick it began in is lagging.
+  struct Placement {
+    std::int64_t base = 0;
+    std::int64_t lagging = 0;
+  };
+  auto place = [&](std::int64_t b) {
+    Placement p{std::numeric_limits<std::int64_t>::min(), 0};
+    for (const auto& s : samples)
+      p.base = std::max(p.base, static_cast<std::int64_t>(s.jiffies) - floor_div(s.monotonic_ns + s.read_ns - b, tick));
     for (const auto& s : samples) {
-      const std::int64_t n_first = floor_div(s.monotonic_ns - b, tick);
-      const std::int64_t n_last = floor_div(s.monotonic_ns + s.read_ns - b, tick);
-      const auto j = static_cast<std::int64_t>(s.jiffies);
-      lo = std::max(lo, j - n_last);
-      hi = std::min(hi, j - n_first);
-      if (lo > hi) return std::nullopt;
+      const std::int64_t behind = p.base + floor_div(s.monotonic_ns - b, tick) - static_cast<std::int64_t>(s.jiffies);
+      // Further behind than the kernel lets jiffies stall: no lateness explains it.
+      if (behind > kMaxStalledJiffies) p.lagging = std::numeric_limits<std::int32_t>::max();
+      else p.lagging += behind > 0;
     }
-    return std::pair{lo, hi};
+    return p;
   };
 
-  std::vector<bool> feasible(static_cast<std::size_t>(steps), false);
-  for (std::int64_t k = 0; k < steps; ++k) feasible[static_cast<std::size_t>(k)] = base_range(k * kStepNs).has_value();
-  // The longest run of feasible offsets, going round the tick.
+  // The offsets that need the fewest lagging readings. Moving b later past a reading that
+  // shows the new jiffy breaks "no lead" (the base goes up one and every reading lags);
+  // moving it earlier makes the readings that show the old jiffy after it lag. So these
+  // offsets are the gap between the last reading that showed the old jiffy and the first
+  // that showed the new one, once the readings only lateness explains are set aside.
+  std::vector<std::int64_t> lagging(static_cast<std::size_t>(steps));
+  for (std::int64_t k = 0; k < steps; ++k) lagging[static_cast<std::size_t>(k)] = place(k * kStepNs).lagging;
+  const std::int64_t fewest = *std::min_element(lagging.begin(), lagging.end());
+  // The longest run of such offsets, going round the tick.
+  auto best = [&](std::size_t i) { return lagging[i] == fewest; };
   std::int64_t best_start = -1, best_len = 0;
   for (std::int64_t start = 0; start < steps; ++start) {
     const auto prev = static_cast<std::size_t>((start + steps - 1) % steps);
-    if (!feasible[static_cast<std::size_t>(start)] || (feasible[prev] && start != 0)) continue;
+    if (!best(static_cast<std::size_t>(start)) || (best(prev) && start != 0)) continue;
     std::int64_t len = 0;
-    while (len < steps && feasible[static_cast<std::size_t>((start + len) % steps)]) ++len;
+    while (len < steps && best(static_cast<std::size_t>((start + len) % steps))) ++len;
     if (len > best_len) best_start = start, best_len = len;
   }
-  if (best_len == 0 || best_len == steps) return std::nullopt;  // inconsistent, or no boundary seen at all
+  if (best_len == steps) return std::nullopt;  // no boundary seen at all
+  // Evidence: most readings must agree without lateness. A reading that leads (shows a
+  // jiffy before its boundary could have passed, which the kernel never does) pushes the
+  // base up and makes the others lag: refused here, not explained away.
+  const auto n = static_cast<std::int64_t>(samples.size());
+  if (n - fewest < kMinConsistentReadings || 4 * fewest > n) return std::nullopt;
 
   JiffyClock clock;
   clock.hz_ = hz;
   clock.tick_ns_ = tick;
-  clock.boundary_ns_ = ((best_start + (best_len - 1) / 2) % steps) * kStepNs % tick;
-  const auto range = base_range(clock.boundary_ns_);
-  if (!range || range->first != range->second) return std::nullopt;
-  clock.jiffies_base_ = range->first;
-  clock.uncertainty_ticks_ = static_cast<double>((best_len + 1) * kStepNs / 2) / static_cast<double>(tick);
+  // The latest offset of the run is bounded by a reading that showed the new jiffy (no
+  // lead: certain). The earliest by one that showed the old jiffy, which holds only if
+  // that reading was not itself late; the lagging readings show how late the jiffies
+  // update has been, so the range reaches that much earlier.
+  const std::int64_t latest = (best_start + best_len - 1) % steps * kStepNs;
+  const Placement at_latest = place(latest);
+  std::int64_t max_lag = 0;
+  for (const auto& s : samples) {
+    const std::int64_t n_first = floor_div(s.monotonic_ns - latest, tick);
+    const auto j = static_cast<std::int64_t>(s.jiffies);
+    if (j >= at_latest.base + n_first) continue;
+    // Jiffy j + 1 began at latest + (j + 1 - base) * tick at the latest; it was still
+    // not counted when the reading began.
+    max_lag = std::max(max_lag, s.monotonic_ns - (latest + (j + 1 - at_latest.base) * tick));
+  }
+  const std::int64_t low = best_start * kStepNs - max_lag;  // may be negative: offsets wrap
+  const std::int64_t high = latest + (latest < best_start * kStepNs ? tick : 0);
+  const std::int64_t middle = low + (high - low) / 2;
+  clock.boundary_ns_ = (middle % tick + tick) % tick;
+  const Placement at_middle = place(clock.boundary_ns_);
+  clock.jiffies_base_ = at_middle.base;
+  clock.uncertainty_ticks_ = static_cast<double>(high - low + kStepNs) / 2 / static_cast<double>(tick);
+  clock.readings_ = static_cast<int>(n);
+  clock.lagging_readings_ = static_cast<int>(fewest);
+  clock.max_lag_ns_ = max_lag;
   return clock;
 }
 

@@ -68,8 +68,15 @@ class JiffyClock {
   // Samples /proc/timer_list (a coarse pass, then readings placed around the
   // boundary found). Empty if it cannot be read or the readings do not fit one clock.
   static std::optional<JiffyClock> measure(int hz);
-  // The clock the readings allow: every boundary offset that agrees with every
-  // reading (each reading knows jiffies only between monotonic_ns and + read_ns).
+  // The clock the readings allow (each reading knows jiffies only between monotonic_ns
+  // and + read_ns). The kernel advances jiffies in the tick interrupt at or after each
+  // boundary, never before, and that tick can be late (a busy or preempted VM: seen here
+  // up to 0.8 ms): a reading never leads the clock but may lag it by a jiffy. So no
+  // reading may lead; the boundary offsets kept are those that need the fewest lagging
+  // readings, widened by the largest lateness those show. Empty when no boundary was
+  // seen, fewer than 8 readings agree without lateness, more than a quarter lag (a
+  // reading that leads makes every other one lag: refused), or one lags by more than the
+  // 5 jiffies after which the kernel forces the update (MAX_STALLED_JIFFIES).
   static std::optional<JiffyClock> fit(int hz, const std::vector<JiffySample>& samples);
 
   // Where a CLOCK_MONOTONIC instant (ms) falls on the jiffy grid.
@@ -83,6 +90,11 @@ class JiffyClock {
   // Half the range of boundary offsets the readings allow, in ticks: how far a
   // computed phase may be off.
   double uncertainty_ticks() const { return uncertainty_ticks_; }
+  // The evidence: readings fitted, how many showed jiffies behind their instant (the
+  // tick that advances it was late), and at least how late the latest of them was.
+  int readings() const { return readings_; }
+  int lagging_readings() const { return lagging_readings_; }
+  std::int64_t max_lag_ns() const { return max_lag_ns_; }
 
  private:
   int hz_ = 0;
@@ -90,6 +102,9 @@ class JiffyClock {
   std::int64_t boundary_ns_ = 0;
   std::int64_t jiffies_base_ = 0;  // jiffies at the boundary at monotonic boundary_ns
   double uncertainty_ticks_ = 1;
+  int readings_ = 0;
+  int lagging_readings_ = 0;
+  std::int64_t max_lag_ns_ = 0;
 };
 
 }  // namespace kah
