@@ -277,6 +277,75 @@ std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>
   return clock;
 }
 
+std::optional<JiffyClock> JiffyClock::from_timer_firings(int hz, const std::vector<TimerFiring>& firings) {
+  if (hz <= 0 || firings.size() < 4) return std::nullopt;
+  const std::int64_t tick = tick_nsec(hz);
+  std::vector<std::int64_t> phases;
+  for (const auto& f : firings) phases.push_back((f.monotonic_ns % tick + tick) % tick);
+  std::sort(phases.begin(), phases.end());
+  // The cluster starts after the widest gap between phases, going round the tick.
+  const std::size_t n = phases.size();
+  std::size_t first = 0;
+  std::int64_t widest = -1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t next = (i + 1) % n;
+    const std::int64_t gap = phases[next] - phases[i] + (next == 0 ? tick : 0);
+    if (gap > widest) widest = gap, first = next;
+  }
+  if (tick - widest > tick / 2) return std::nullopt;  // not at tick boundaries
+  // The boundary is at most the earliest firing, and at least kFiringLatencyNs before it.
+  const std::int64_t earliest = phases[first];
+  JiffyClock clock;
+  clock.hz_ = hz;
+  clock.tick_ns_ = tick;
+  clock.boundary_ns_ = ((earliest - kFiringLatencyNs / 2) % tick + tick) % tick;
+  clock.uncertainty_ticks_ = static_cast<double>(kFiringLatencyNs / 2 + 1000) / static_cast<double>(tick);
+  clock.readings_ = static_cast<int>(n);
+
+  // Jiffies modulo the largest granularity: each firing's jiffy (the boundary it
+  // follows) is a multiple of its own granularity.
+  std::uint64_t modulus = 1;
+  for (const auto& f : firings) modulus = std::max(modulus, f.granularity);
+  auto tick_of = [&](const TimerFiring& f) { return floor_div(f.monotonic_ns - clock.boundary_ns_, tick); };
+  auto residue = [](std::int64_t a, std::uint64_t m) {
+    const auto mm = static_cast<std::int64_t>(m);
+    return static_cast<std::uint64_t>((a % mm + mm) % mm);
+  };
+  // A firing is never early but can be late by a whole tick: when the CPU's tick beats
+  // the jiffies update on the CPU that keeps time, that tick sees the old jiffies and the
+  // timer waits for the next one (seen here in up to 40 % of firings on a busy machine).
+  // So each residue of base is tried; it must make every firing at most kMaxLateTicks
+  // late, and the one that needs the least lateness is kept.
+  constexpr std::uint64_t kMaxLateTicks = 2;
+  std::optional<std::uint64_t> best_residue;
+  std::uint64_t best_lateness = 0;
+  int late = 0;
+  for (std::uint64_t r = 0; r < modulus; ++r) {
+    std::uint64_t total = 0;
+    int late_here = 0;
+    bool possible = true;
+    for (const auto& f : firings) {
+      const std::uint64_t lateness = residue(static_cast<std::int64_t>(r) + tick_of(f), f.granularity);
+      if (lateness > kMaxLateTicks) {
+        possible = false;
+        break;
+      }
+      total += lateness;
+      late_here += lateness > 0;
+    }
+    if (possible && (!best_residue || total < best_lateness)) best_residue = r, best_lateness = total, late = late_here;
+  }
+  // No residue explains every firing: only the phase is known.
+  std::uint64_t base_residue = best_residue.value_or(0);
+  if (!best_residue) modulus = 1, late = 0;
+  clock.lagging_readings_ = late;
+  // Any value with that residue serves: replays depend on jiffies modulo it only.
+  constexpr std::int64_t kRepresentative = std::int64_t{1} << 40;
+  clock.jiffies_base_ = kRepresentative + static_cast<std::int64_t>(base_residue);
+  clock.jiffies_modulus_ = modulus;
+  return clock;
+}
+
 std::optional<JiffyClock> JiffyClock::measure(int hz) {
   if (hz <= 0) return std::nullopt;
   const std::int64_t tick = tick_nsec(hz);
@@ -308,6 +377,7 @@ model::JiffyCalibration JiffyClock::at(double monotonic_ms) const {
   c.jiffies_at_origin = static_cast<std::uint64_t>(jiffies_base_ + n);
   c.origin_phase = static_cast<double>(since - n * tick_ns_) / static_cast<double>(tick_ns_);
   c.phase_uncertainty = uncertainty_ticks_;
+  c.jiffies_modulus = jiffies_modulus_;
   return c;
 }
 

@@ -60,6 +60,15 @@ std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds
 // within 5 %.
 std::optional<int> measure_hz(const std::vector<JiffySample>& samples);
 
+// One firing of a kernel timer, seen from user space: the kernel's timestamp of what
+// the timer's callback did (a keepalive probe leaving, captured with its kernel stamp),
+// on CLOCK_MONOTONIC, and the wheel granularity of that timer (8^level jiffies: its
+// bucket's jiffy is a multiple of it).
+struct TimerFiring {
+  std::int64_t monotonic_ns = 0;
+  std::uint64_t granularity = 1;
+};
+
 // The map from CLOCK_MONOTONIC to jiffies: jiffies advances at boundary_ns + n *
 // TICK_NSEC, so a monotonic instant t falls in jiffy base + floor((t - boundary) /
 // tick), at phase frac((t - boundary) / tick).
@@ -79,6 +88,25 @@ class JiffyClock {
   // 5 jiffies after which the kernel forces the update (MAX_STALLED_JIFFIES).
   static std::optional<JiffyClock> fit(int hz, const std::vector<JiffySample>& samples);
 
+  // The clock timer firings allow, without /proc/timer_list. A wheel timer runs in the
+  // timer softirq of the tick that makes jiffies reach its bucket, never before that
+  // tick's boundary: each firing is a boundary plus the latency from the tick to its
+  // stamp, which is small for the earliest firings. So the firings' phases cluster just
+  // after the boundary, whose offset is taken from the earliest of the cluster (the
+  // uncertainty covers kFiringLatencyNs before it). A firing also says its jiffy is a
+  // multiple of its granularity, which gives jiffies modulo the largest granularity, not
+  // jiffies itself: jiffies_modulus(). A firing can come a whole tick late (the CPU's tick
+  // beat the jiffies update), never early: the residue kept is the one that needs the
+  // least lateness, at most 2 ticks per firing (lagging_readings(): the firings it makes
+  // late); if none does, only the phase (modulus 1). Empty with fewer than 4 firings, or
+  // when they do not cluster within half a tick.
+  static std::optional<JiffyClock> from_timer_firings(int hz, const std::vector<TimerFiring>& firings);
+  // How far after its tick's boundary the earliest firing of a calibration is allowed to
+  // have been stamped (the tick interrupt, the timer softirq, the callback, the packet's
+  // way to the capture tap): measured here at 75-140 us after the boundary (kernel 6.18
+  // in a VM; its boundaries are multiples of TICK_NSEC), see the README.
+  static constexpr std::int64_t kFiringLatencyNs = 200000;
+
   // Where a CLOCK_MONOTONIC instant (ms) falls on the jiffy grid.
   model::JiffyCalibration at(double monotonic_ms) const;
 
@@ -92,7 +120,11 @@ class JiffyClock {
   double uncertainty_ticks() const { return uncertainty_ticks_; }
   // The evidence: readings fitted, how many showed jiffies behind their instant (the
   // tick that advances it was late), and at least how late the latest of them was.
-  int readings() const { return readings_; }
+  int readings() const { return readings_; }  // readings or firings
+  // 0: jiffies is known (timer_list); else it is known modulo this (timer firings).
+  std::uint64_t jiffies_modulus() const { return jiffies_modulus_; }
+  // "timer_list" or "timer-firings".
+  const char* method() const { return jiffies_modulus_ == 0 ? "timer_list" : "timer-firings"; }
   int lagging_readings() const { return lagging_readings_; }
   std::int64_t max_lag_ns() const { return max_lag_ns_; }
 
@@ -105,6 +137,7 @@ class JiffyClock {
   int readings_ = 0;
   int lagging_readings_ = 0;
   std::int64_t max_lag_ns_ = 0;
+  std::uint64_t jiffies_modulus_ = 0;
 };
 
 }  // namespace kah

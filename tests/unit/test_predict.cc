@@ -353,6 +353,72 @@ TEST_CASE("JiffyClock::fit: a reading that leads is refused, not explained away"
   CHECK_FALSE(JiffyClock::fit(250, few).has_value());
 }
 
+// Firings of wheel timers on a known clock: jiffies advances at boundary + n * tick; a
+// timer of granularity g fires in the tick of a jiffy that is a multiple of g, stamped
+// `latency` after that tick's boundary.
+std::vector<TimerFiring> synthetic_firings(std::int64_t tick, std::int64_t boundary, std::int64_t base, int n,
+                                           std::uint64_t seed, int late_one_in = 0, std::int64_t late_by = 1) {
+  std::mt19937_64 random(seed);
+  std::uniform_int_distribution<std::int64_t> jiffy(base + 1000, base + 900000);
+  std::uniform_int_distribution<std::int64_t> latency(4'000, 60'000);
+  std::vector<TimerFiring> firings;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t g = i % 2 == 0 ? 64 : 8;
+    const auto gi = static_cast<std::int64_t>(g);
+    std::int64_t j = jiffy(random) / gi * gi;
+    if (late_one_in > 0 && i % late_one_in == late_one_in - 1) j += late_by;  // this CPU's tick beat the jiffies update
+    firings.push_back({boundary + (j - base) * tick + latency(random), g});
+  }
+  return firings;
+}
+
+TEST_CASE("JiffyClock::from_timer_firings: the tick's phase and jiffies modulo 64", "[kernel_info]") {
+  for (const int hz : {100, 250, 1000}) {
+    const std::int64_t tick = (1'000'000'000 + hz / 2) / hz;
+    for (const std::int64_t boundary : {std::int64_t{0}, std::int64_t{777'000}, tick - 20'000}) {
+      const std::int64_t base = 4294892239;
+      INFO("HZ " << hz << " boundary " << boundary);
+      const auto clock = JiffyClock::from_timer_firings(hz, synthetic_firings(tick, boundary, base, 20, 3, 7));
+      REQUIRE(clock);
+      CHECK(std::string(clock->method()) == "timer-firings");
+      CHECK(clock->jiffies_modulus() == 64);
+      CHECK(clock->lagging_readings() == 2);  // the two tick-late firings disagree
+      std::int64_t off = clock->boundary_ns() - boundary;
+      if (off > tick / 2) off -= tick;
+      if (off < -tick / 2) off += tick;
+      CHECK(static_cast<double>(std::abs(off)) <= clock->uncertainty_ticks() * static_cast<double>(tick));
+      // Instants map to the right jiffy modulo 64, at the right phase.
+      for (const std::int64_t n : {std::int64_t{5}, std::int64_t{77'777}}) {
+        const std::int64_t t = boundary + n * tick + tick / 2;
+        const auto c = clock->at(static_cast<double>(t) / 1e6);
+        CHECK(c.jiffies_modulus == 64);
+        CHECK(c.jiffies_at_origin % 64 == static_cast<std::uint64_t>(base + n) % 64);
+        CHECK(std::abs(c.origin_phase - 0.5) <= c.phase_uncertainty + 1e-3);
+      }
+    }
+  }
+}
+
+TEST_CASE("JiffyClock::from_timer_firings refuses what is not at tick boundaries", "[kernel_info]") {
+  const std::int64_t tick = 4'000'000;
+  std::vector<TimerFiring> spread;
+  for (int i = 0; i < 20; ++i) spread.push_back({1'000'000'000 + i * (tick + tick / 7), 8});
+  CHECK_FALSE(JiffyClock::from_timer_firings(250, spread).has_value());
+  auto few = synthetic_firings(tick, 0, 1000, 3, 1);
+  CHECK_FALSE(JiffyClock::from_timer_firings(250, few).has_value());
+  // Half of them a tick late (seen on a busy machine): still jiffies modulo 64, the
+  // residue that needs the least lateness.
+  const auto half_late = JiffyClock::from_timer_firings(250, synthetic_firings(tick, 0, 1000, 20, 9, 2));
+  REQUIRE(half_late);
+  CHECK(half_late->jiffies_modulus() == 64);
+  CHECK(half_late->lagging_readings() == 10);
+  CHECK(half_late->at(static_cast<double>(500 * tick + tick / 2) / 1e6).jiffies_at_origin % 64 == (1000 + 500) % 64);
+  // Firings whose jiffies no lateness of at most 2 ticks reconciles: only the phase.
+  const auto split = JiffyClock::from_timer_firings(250, synthetic_firings(tick, 0, 1000, 20, 9, 2, 5));
+  REQUIRE(split);
+  CHECK(split->jiffies_modulus() == 1);
+}
+
 TEST_CASE("JiffyClock::measure on this machine (root only)", "[kernel_info][live]") {
   if (access("/proc/timer_list", R_OK) != 0) {
     WARN("/proc/timer_list is not readable here (not root): skipped");
