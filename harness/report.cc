@@ -81,6 +81,12 @@ std::string console_case(const CaseResult& c, bool verbose) {
   return out;
 }
 
+std::string calibration_text(const RunResult& run) {
+  if (run.calibration == "timer_list") return "jiffies calibrated (timer_list)";
+  if (run.calibrated) return fmt::format("tick phase calibrated ({}: {})", run.calibration, run.calibration_note);
+  return run.calibration_note.empty() ? "not calibrated" : fmt::format("not calibrated: {}", run.calibration_note);
+}
+
 std::string console_summary(const RunResult& run) {
   int passed = 0, failed = 0, errors = 0, connections = 0;
   for (const auto& c : run.cases) {
@@ -92,7 +98,7 @@ std::string console_summary(const RunResult& run) {
   return fmt::format("{} cases: {} passed, {} failed, {} errors; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
                      run.cases.size(), passed, failed, errors, connections, run.wall_ms / 1000.0, run.kernel,
                      run.hz ? std::to_string(*run.hz) : std::string("unknown"),
-                     run.calibrated ? "jiffies calibrated" : "not calibrated");
+                     calibration_text(run));
 }
 
 nlohmann::json result_json(const RunResult& run) {
@@ -167,6 +173,8 @@ nlohmann::json result_json(const RunResult& run) {
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
           {"calibrated", run.calibrated},
+          {"calibration", run.calibration},
+          {"calibration_note", run.calibration_note},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};
 }

@@ -114,6 +114,10 @@ struct RunResult {
   std::optional<int> hz;
   std::string hz_source;
   bool calibrated = false;  // windows used the jiffies calibration
+  // How: "timer_list" (jiffies read from /proc/timer_list), "timer-firings" (the tick's
+  // phase from a canary's timers, jiffies modulo their granularity) or "none"; and why.
+  std::string calibration = "none";
+  std::string calibration_note;
   double wall_ms = 0;
   std::vector<CaseResult> cases;
 };

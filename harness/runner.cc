@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "harness/capture_evidence.h"
+#include "harness/clock_canary.h"
 #include "harness/endpoints.h"
 #include "harness/evidence/capture.h"
 #include "harness/faults.h"
@@ -489,8 +490,15 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
 
   raise_fd_limit();
   std::optional<JiffyClock> clock;
-  if (options.calibrate && options.kernel.hz) clock = JiffyClock::measure(*options.kernel.hz);
+  if (options.calibrate && options.kernel.hz) {
+    auto choice = calibrate_jiffies(*options.kernel.hz);
+    clock = std::move(choice.clock);
+    run.calibration_note = std::move(choice.note);
+  } else {
+    run.calibration_note = options.calibrate ? "HZ unknown" : "--no-calibration";
+  }
   run.calibrated = clock.has_value();
+  run.calibration = clock ? clock->method() : "none";
 
   Watcher watcher;
   evidence::CaptureLoop captures;
