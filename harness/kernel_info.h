@@ -91,9 +91,10 @@ class JiffyClock {
   // The clock timer firings allow, without /proc/timer_list. A wheel timer runs in the
   // timer softirq of the tick that makes jiffies reach its bucket, never before that
   // tick's boundary: each firing is a boundary plus the latency from the tick to its
-  // stamp, which is small for the earliest firings. So the firings' phases cluster just
-  // after the boundary, whose offset is taken from the earliest of the cluster (the
-  // uncertainty covers kFiringLatencyNs before it). A firing also says its jiffy is a
+  // stamp, which is small for most firings. So the firings' phases cluster just after
+  // the boundary, whose offset is taken from the cluster's first quartile (a firing
+  // delayed by most of a tick wraps round and looks early); the uncertainty covers
+  // kFiringLatencyNs before it. A firing also says its jiffy is a
   // multiple of its granularity, which gives jiffies modulo the largest granularity, not
   // jiffies itself: jiffies_modulus(). A firing can come a whole tick late (the CPU's tick
   // beat the jiffies update), never early: the residue kept is the one that needs the
