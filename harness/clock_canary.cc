@@ -1,7 +1,10 @@
 #include "harness/clock_canary.h"
 
 #include <arpa/inet.h>
+#include <linux/if_addr.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -19,6 +22,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include <fmt/format.h>
@@ -79,6 +83,110 @@ std::uint16_t probe_source_port(const unsigned char* frame, std::size_t len) {
   const std::size_t payload = ntohs(h.tot_len) - ihl - std::size_t{t.doff} * 4;
   if (payload != 0 || t.syn || t.fin || t.rst || !t.ack) return 0;
   return ntohs(t.source);
+}
+
+// rtnetlink without its macros (they use C casts): 4-byte aligned headers and attributes.
+constexpr std::size_t align4(std::size_t n) { return (n + 3) & ~std::size_t{3}; }
+constexpr std::size_t kNlHeader = align4(sizeof(nlmsghdr));
+constexpr std::size_t kRtaHeader = align4(sizeof(rtattr));
+
+// Sends one rtnetlink request and reads until its ack (or the end of a dump), handing
+// each other message (header, payload, payload length) to `each`. Throws on an error.
+template <class Each>
+void netlink_exchange(int fd, const void* request, std::size_t length, Each&& each) {
+  if (::send(fd, request, length, 0) < 0) throw_errno("netlink send");
+  std::array<char, 16384> buffer{};
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("netlink recv");
+    }
+    std::size_t at = 0;
+    while (at + sizeof(nlmsghdr) <= static_cast<std::size_t>(n)) {
+      nlmsghdr h{};
+      std::memcpy(&h, buffer.data() + at, sizeof h);
+      if (h.nlmsg_len < sizeof h || at + h.nlmsg_len > static_cast<std::size_t>(n)) break;
+      const char* payload = buffer.data() + at + kNlHeader;
+      const std::size_t payload_len = h.nlmsg_len - kNlHeader;
+      if (h.nlmsg_type == NLMSG_DONE) return;
+      if (h.nlmsg_type == NLMSG_ERROR) {
+        nlmsgerr e{};
+        std::memcpy(&e, payload, std::min(sizeof e, payload_len));
+        if (e.error != 0) throw_errno(-e.error, "netlink request");
+        return;  // the ack
+      }
+      each(h, payload, payload_len);
+      at += align4(h.nlmsg_len);
+    }
+  }
+}
+
+// Adds fd6b:6168:7265:ff::1/128 to the canary's loopback (ULA, nowhere else) and reads
+// back its creation stamp: jiffies when the kernel created it, as hundredths.
+JiffiesStamp address_stamp(const netns::Namespace& ns) {
+  UniqueFd nl = ns.run([] {
+    UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+    if (!fd) throw_errno("rtnetlink socket");
+    return fd;
+  });
+  in6_addr address{};
+  inet_pton(AF_INET6, "fd6b:6168:7265:ff::1", &address);
+  std::array<char, 128> add{};
+  ifaddrmsg a{};
+  a.ifa_family = AF_INET6;
+  a.ifa_prefixlen = 128;
+  a.ifa_flags = IFA_F_NODAD;
+  a.ifa_index = 1;  // lo, always 1 in a new namespace
+  rtattr local{};
+  local.rta_type = IFA_LOCAL;
+  local.rta_len = static_cast<unsigned short>(kRtaHeader + sizeof address);
+  nlmsghdr h{};
+  h.nlmsg_type = RTM_NEWADDR;
+  h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+  h.nlmsg_len = static_cast<std::uint32_t>(kNlHeader + align4(sizeof a) + align4(local.rta_len));
+  std::memcpy(add.data(), &h, sizeof h);
+  std::memcpy(add.data() + kNlHeader, &a, sizeof a);
+  std::memcpy(add.data() + kNlHeader + align4(sizeof a), &local, sizeof local);
+  std::memcpy(add.data() + kNlHeader + align4(sizeof a) + kRtaHeader, &address, sizeof address);
+  JiffiesStamp stamp;
+  stamp.from_ns = now_ns(CLOCK_MONOTONIC);
+  netlink_exchange(nl.get(), add.data(), h.nlmsg_len, [](const nlmsghdr&, const char*, std::size_t) {});
+  stamp.to_ns = now_ns(CLOCK_MONOTONIC);
+
+  std::array<char, 64> dump{};
+  ifaddrmsg all{};
+  all.ifa_family = AF_INET6;
+  nlmsghdr d{};
+  d.nlmsg_type = RTM_GETADDR;
+  d.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  d.nlmsg_len = static_cast<std::uint32_t>(kNlHeader + align4(sizeof all));
+  std::memcpy(dump.data(), &d, sizeof d);
+  std::memcpy(dump.data() + kNlHeader, &all, sizeof all);
+  bool found = false;
+  netlink_exchange(nl.get(), dump.data(), d.nlmsg_len, [&](const nlmsghdr& m, const char* payload, std::size_t len) {
+    if (m.nlmsg_type != RTM_NEWADDR || len < align4(sizeof(ifaddrmsg))) return;
+    bool ours = false;
+    std::optional<std::uint32_t> cstamp;
+    for (std::size_t at = align4(sizeof(ifaddrmsg)); at + sizeof(rtattr) <= len;) {
+      rtattr r{};
+      std::memcpy(&r, payload + at, sizeof r);
+      if (r.rta_len < sizeof r || at + r.rta_len > len) break;
+      const char* data = payload + at + kRtaHeader;
+      const std::size_t size = r.rta_len - kRtaHeader;
+      if ((r.rta_type == IFA_ADDRESS || r.rta_type == IFA_LOCAL) && size == sizeof address)
+        ours = ours || std::memcmp(data, &address, sizeof address) == 0;
+      if (r.rta_type == IFA_CACHEINFO && size >= sizeof(ifa_cacheinfo)) {
+        ifa_cacheinfo info{};
+        std::memcpy(&info, data, sizeof info);
+        cstamp = info.cstamp;
+      }
+      at += align4(r.rta_len);
+    }
+    if (ours && cstamp) stamp.hundredths = *cstamp, found = true;
+  });
+  if (!found) throw std::runtime_error("the canary's address has no creation stamp");
+  return stamp;
 }
 
 }  // namespace
@@ -201,6 +309,11 @@ CanaryResult watch_keepalive_firings(int hz) {
       }
     }
     if (out.firings.empty()) out.error = "no keepalive probe was seen leaving the canary";
+    try {
+      out.stamp = address_stamp(ns);
+    } catch (const std::exception& e) {
+      out.error = fmt::format("no jiffies stamp: {}", e.what());
+    }
   } catch (const std::exception& e) {
     out.firings.clear();
     out.error = fmt::format("timer-firings canary: {}", e.what());
@@ -226,8 +339,15 @@ CalibrationChoice calibrate_jiffies(int hz) {
   const auto canary = watch_keepalive_firings(hz);
   choice.clock = JiffyClock::from_timer_firings(hz, canary.firings);
   if (choice.clock) {
-    choice.note = fmt::format("{}: {} keepalive timer firings; jiffies known modulo {}", why, canary.firings.size(),
-                              choice.clock->jiffies_modulus());
+    if (canary.stamp)
+      if (auto exact = choice.clock->anchored(canary.stamp->from_ns, canary.stamp->to_ns, canary.stamp->hundredths))
+        choice.clock = std::move(exact);
+    choice.note = choice.clock->jiffies_modulus() == 0
+                      ? fmt::format("{}: {} keepalive timer firings, jiffies from an address's creation stamp", why,
+                                    canary.firings.size())
+                      : fmt::format("{}: {} keepalive timer firings; jiffies known modulo {}{}", why,
+                                    canary.firings.size(), choice.clock->jiffies_modulus(),
+                                    canary.error.empty() ? "" : fmt::format(" ({})", canary.error));
     return choice;
   }
   choice.note = fmt::format("{}; {}", why,

@@ -292,15 +292,22 @@ std::optional<JiffyClock> JiffyClock::from_timer_firings(int hz, const std::vect
     const std::int64_t gap = phases[next] - phases[i] + (next == 0 ? tick : 0);
     if (gap > widest) widest = gap, first = next;
   }
-  if (tick - widest > tick / 2) return std::nullopt;  // not at tick boundaries
   // The boundary is at most the earliest firing on time, and at least kFiringLatencyNs
-  // before it. A firing delayed by most of a tick (its softirq left to ksoftirqd on a
-  // busy machine: 3.9 ms seen here) wraps round to just before the cluster and looks
-  // early, so the phase is taken at the first quartile of the cluster, not its minimum:
-  // right as long as fewer than a quarter of the firings look early that way and a
-  // quarter come within kFiringLatencyNs of their boundary.
-  const std::size_t quartile = std::max<std::size_t>(1, n / 4);
-  const std::int64_t earliest = phases[(first + quartile - 1) % n];
+  // before it. Some firings are much later (their softirq left to ksoftirqd on a busy
+  // machine: 0.4, 1.6 and 3.9 ms seen here), and one delayed by most of a tick wraps
+  // round to just before the others and looks early. So the phase is taken in the
+  // densest stretch of kFiringLatencyNs (the firing from which the most others follow
+  // within that latency), at its first quartile, which a few such firings cannot move.
+  std::size_t densest = first;
+  std::size_t most = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = (first + k) % n;
+    std::size_t within = 0;
+    for (std::size_t j = 0; j < n; ++j) within += ((phases[j] - phases[i]) % tick + tick) % tick < kFiringLatencyNs;
+    if (within > most) most = within, densest = i;
+  }
+  if (2 * most < n) return std::nullopt;  // most firings not at tick boundaries
+  const std::int64_t earliest = phases[(densest + most / 4) % n];
   JiffyClock clock;
   clock.hz_ = hz;
   clock.tick_ns_ = tick;
@@ -319,36 +326,61 @@ std::optional<JiffyClock> JiffyClock::from_timer_firings(int hz, const std::vect
   };
   // A firing is never early but can be late by a whole tick: when the CPU's tick beats
   // the jiffies update on the CPU that keeps time, that tick sees the old jiffies and the
-  // timer waits for the next one (seen here in up to 40 % of firings on a busy machine).
-  // So each residue of base is tried; it must make every firing at most kMaxLateTicks
-  // late, and the one that needs the least lateness is kept.
+  // timer waits for the next one (seen here in up to 40 % of firings on a busy machine),
+  // and now and then by several (a deferred softirq). So each residue of base is tried:
+  // the one that leaves the fewest firings more than kMaxLateTicks late, then needs the
+  // least lateness, is kept, if at most a quarter are that late.
   constexpr std::uint64_t kMaxLateTicks = 2;
   std::optional<std::uint64_t> best_residue;
-  std::uint64_t best_lateness = 0;
+  std::pair<std::size_t, std::uint64_t> best_cost{n + 1, 0};
   int late = 0;
   for (std::uint64_t r = 0; r < modulus; ++r) {
-    std::uint64_t total = 0;
+    std::pair<std::size_t, std::uint64_t> cost{0, 0};
     int late_here = 0;
-    bool possible = true;
     for (const auto& f : firings) {
       const std::uint64_t lateness = residue(static_cast<std::int64_t>(r) + tick_of(f), f.granularity);
-      if (lateness > kMaxLateTicks) {
-        possible = false;
-        break;
-      }
-      total += lateness;
+      if (lateness > kMaxLateTicks) ++cost.first;
+      else cost.second += lateness;
       late_here += lateness > 0;
     }
-    if (possible && (!best_residue || total < best_lateness)) best_residue = r, best_lateness = total, late = late_here;
+    if (cost < best_cost) best_residue = r, best_cost = cost, late = late_here;
   }
-  // No residue explains every firing: only the phase is known.
+  // Too many firings far late under every residue: only the phase is known.
   std::uint64_t base_residue = best_residue.value_or(0);
-  if (!best_residue) modulus = 1, late = 0;
+  if (!best_residue || 4 * best_cost.first > n) modulus = 1, base_residue = 0, late = 0;
   clock.lagging_readings_ = late;
   // Any value with that residue serves: replays depend on jiffies modulo it only.
   constexpr std::int64_t kRepresentative = std::int64_t{1} << 40;
   clock.jiffies_base_ = kRepresentative + static_cast<std::int64_t>(base_residue);
   clock.jiffies_modulus_ = modulus;
+  clock.from_firings_ = true;
+  return clock;
+}
+
+std::optional<JiffyClock> JiffyClock::anchored(std::int64_t from_ns, std::int64_t to_ns, std::uint32_t hundredths) const {
+  if (jiffies_modulus_ == 0) return *this;
+  if (jiffies_modulus_ < 64 || to_ns < from_ns) return std::nullopt;
+  const auto hz = static_cast<std::uint64_t>(hz_);
+  // INITIAL_JIFFIES (include/linux/jiffies.h) on a 64-bit kernel: (unsigned int)(-300 * HZ).
+  const std::uint64_t initial = (std::uint64_t{1} << 32) - 300 * hz;
+  // jiffies - INITIAL_JIFFIES in [ceil(h * HZ / 100), ceil((h + 1) * HZ / 100) - 1].
+  const std::uint64_t since_lo = (std::uint64_t{hundredths} * hz + 99) / 100;
+  const std::uint64_t since_hi = ((std::uint64_t{hundredths} + 1) * hz + 99) / 100 - 1;
+  // The ticks of the two instants on this clock, one more each way for its uncertainty;
+  // the kernel's jiffies may lag the first by up to MAX_STALLED_JIFFIES.
+  const std::int64_t n_lo = floor_div(from_ns - boundary_ns_, tick_ns_) - 1 - kMaxStalledJiffies;
+  const std::int64_t n_hi = floor_div(to_ns - boundary_ns_, tick_ns_) + 1;
+  // base = jiffies - n, with base's residue modulo the modulus already known.
+  const auto m = static_cast<std::int64_t>(jiffies_modulus_);
+  const std::int64_t base_lo = static_cast<std::int64_t>(initial + since_lo) - n_hi;
+  const std::int64_t base_hi = static_cast<std::int64_t>(initial + since_hi) - n_lo;
+  if (base_hi - base_lo >= m) return std::nullopt;
+  const std::int64_t r = ((jiffies_base_ % m) + m) % m;
+  std::int64_t base = base_lo + ((r - base_lo % m) % m + m) % m;
+  if (base > base_hi) return std::nullopt;
+  JiffyClock clock = *this;
+  clock.jiffies_base_ = base;
+  clock.jiffies_modulus_ = 0;
   return clock;
 }
 

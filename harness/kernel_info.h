@@ -91,17 +91,25 @@ class JiffyClock {
   // The clock timer firings allow, without /proc/timer_list. A wheel timer runs in the
   // timer softirq of the tick that makes jiffies reach its bucket, never before that
   // tick's boundary: each firing is a boundary plus the latency from the tick to its
-  // stamp, which is small for most firings. So the firings' phases cluster just after
-  // the boundary, whose offset is taken from the cluster's first quartile (a firing
-  // delayed by most of a tick wraps round and looks early); the uncertainty covers
-  // kFiringLatencyNs before it. A firing also says its jiffy is a
-  // multiple of its granularity, which gives jiffies modulo the largest granularity, not
-  // jiffies itself: jiffies_modulus(). A firing can come a whole tick late (the CPU's tick
-  // beat the jiffies update), never early: the residue kept is the one that needs the
-  // least lateness, at most 2 ticks per firing (lagging_readings(): the firings it makes
-  // late); if none does, only the phase (modulus 1). Empty with fewer than 4 firings, or
-  // when they do not cluster within half a tick.
+  // stamp, small for most firings. So the phases cluster just after the boundary, taken
+  // at the first quartile of their densest stretch of kFiringLatencyNs (a firing delayed
+  // by most of a tick wraps round and looks early); the uncertainty covers
+  // kFiringLatencyNs before it. A firing also says its jiffy is a multiple of its granularity, which gives
+  // jiffies modulo the largest granularity, not jiffies itself: jiffies_modulus(). A
+  // firing is never early but often a tick late (the CPU's tick beat the jiffies update)
+  // and now and then several: the residue kept leaves the fewest firings more than 2
+  // ticks late, then needs the least lateness (lagging_readings(): the firings it makes
+  // late); if a quarter are more than 2 ticks late, only the phase (modulus 1). Empty
+  // with fewer than 4 firings, or when fewer than half fall in that densest stretch.
   static std::optional<JiffyClock> from_timer_firings(int hz, const std::vector<TimerFiring>& firings);
+  // This clock with jiffies itself known, from jiffies read by the kernel somewhere
+  // between two instants: `hundredths` is (jiffies - INITIAL_JIFFIES) * 100 / HZ, as an
+  // address's creation stamp gives it (ifa_cacheinfo.cstamp, readable by anyone for the
+  // addresses of a namespace one owns). Those pin jiffies to a few values, and jiffies
+  // modulo the clock's modulus picks one; jiffies read up to MAX_STALLED_JIFFIES late is
+  // allowed for. Empty unless exactly one value fits (or the modulus is below 64).
+  std::optional<JiffyClock> anchored(std::int64_t from_ns, std::int64_t to_ns, std::uint32_t hundredths) const;
+
   // How far after its tick's boundary the earliest firing of a calibration is allowed to
   // have been stamped (the tick interrupt, the timer softirq, the callback, the packet's
   // way to the capture tap): measured here at 75-140 us after the boundary (kernel 6.18
@@ -125,7 +133,7 @@ class JiffyClock {
   // 0: jiffies is known (timer_list); else it is known modulo this (timer firings).
   std::uint64_t jiffies_modulus() const { return jiffies_modulus_; }
   // "timer_list" or "timer-firings".
-  const char* method() const { return jiffies_modulus_ == 0 ? "timer_list" : "timer-firings"; }
+  const char* method() const { return from_firings_ ? "timer-firings" : "timer_list"; }
   int lagging_readings() const { return lagging_readings_; }
   std::int64_t max_lag_ns() const { return max_lag_ns_; }
 
@@ -139,6 +147,7 @@ class JiffyClock {
   int lagging_readings_ = 0;
   std::int64_t max_lag_ns_ = 0;
   std::uint64_t jiffies_modulus_ = 0;
+  bool from_firings_ = false;
 };
 
 }  // namespace kah

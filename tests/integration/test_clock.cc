@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "harness/clock_canary.h"
@@ -55,6 +56,23 @@ TEST_CASE("timer firings give the tick /proc/timer_list gives", "[clock][live]")
   // The earliest firing is the one the phase comes from: within the latency allowed.
   CHECK(latency_us.front() * 1e3 <= static_cast<double>(JiffyClock::kFiringLatencyNs) +
                                         reference->uncertainty_ticks() * tick);
+
+  // With the address's creation stamp, jiffies itself: the same as timer_list's.
+  REQUIRE(canary.stamp);
+  const auto exact = fired->anchored(canary.stamp->from_ns, canary.stamp->to_ns, canary.stamp->hundredths);
+  REQUIRE(exact);
+  CHECK(exact->jiffies_modulus() == 0);
+  CHECK(std::string(exact->method()) == "timer-firings");
+  {
+    const double t = static_cast<double>(canary.firings.back().monotonic_ns) / 1e6 + 2.0;
+    const auto a = reference->at(t);
+    const auto b = exact->at(t);
+    const double x = static_cast<double>(a.jiffies_at_origin) + a.origin_phase;
+    const double y = static_cast<double>(b.jiffies_at_origin) + b.origin_phase;
+    INFO("timer_list " << a.jiffies_at_origin << " + " << a.origin_phase << ", firings and stamp "
+                       << b.jiffies_at_origin << " + " << b.origin_phase);
+    CHECK(std::abs(x - y) <= a.phase_uncertainty + b.phase_uncertainty);
+  }
 
   // The two boundaries agree within their uncertainties, and jiffies modulo 64 agrees.
   for (const double later_ms : {0.0, 1.3, 5000.7}) {

@@ -404,6 +404,30 @@ TEST_CASE("JiffyClock::from_timer_firings: the tick's phase and jiffies modulo 6
   }
 }
 
+TEST_CASE("JiffyClock::anchored: jiffies from a creation stamp in hundredths of a second", "[kernel_info]") {
+  for (const int hz : {100, 250, 300, 1000}) {
+    const std::int64_t tick = (1'000'000'000 + hz / 2) / hz;
+    // jiffies started at INITIAL_JIFFIES and is now well past it.
+    const std::int64_t initial = (std::int64_t{1} << 32) - 300 * hz;
+    const std::int64_t boundary = 1'234'567 % tick, base = initial - 47;
+    INFO("HZ " << hz);
+    const auto fired = JiffyClock::from_timer_firings(hz, synthetic_firings(tick, boundary, base, 20, 5));
+    REQUIRE(fired);
+    REQUIRE(fired->jiffies_modulus() == 64);
+    // An address created between two instants 0.3 ms apart, its jiffies read one late.
+    const std::int64_t from = boundary + 600'000 * tick + tick / 3, to = from + 300'000;
+    const std::int64_t created = base + (from - boundary) / tick - 1;
+    const auto hundredths = static_cast<std::uint32_t>((created - initial) * 100 / hz);
+    const auto exact = fired->anchored(from, to, hundredths);
+    REQUIRE(exact);
+    CHECK(exact->jiffies_modulus() == 0);
+    const std::int64_t t = boundary + 700'000 * tick + tick / 2;
+    CHECK(exact->at(static_cast<double>(t) / 1e6).jiffies_at_origin == static_cast<std::uint64_t>(base + 700'000));
+    // A stamp that no value with the known residue explains is refused.
+    CHECK_FALSE(fired->anchored(from, to, hundredths + 40).has_value());
+  }
+}
+
 TEST_CASE("JiffyClock::from_timer_firings refuses what is not at tick boundaries", "[kernel_info]") {
   const std::int64_t tick = 4'000'000;
   std::vector<TimerFiring> spread;
