@@ -83,7 +83,7 @@ std::string console_case(const CaseResult& c, bool verbose) {
 
 std::string calibration_text(const RunResult& run) {
   if (run.calibration == "timer_list") return "jiffies calibrated (timer_list)";
-  if (run.calibrated) return fmt::format("tick phase calibrated ({}: {})", run.calibration, run.calibration_note);
+  if (run.calibrated) return fmt::format("calibrated from {} ({})", run.calibration, run.calibration_note);
   return run.calibration_note.empty() ? "not calibrated" : fmt::format("not calibrated: {}", run.calibration_note);
 }
 
