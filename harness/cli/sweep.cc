@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "harness/report/report.h"
+
 namespace kah {
 
 std::vector<Case> sweep_cases(const SweepOptions& options) {
@@ -100,7 +102,7 @@ std::string describe_sweep(const SweepSummary& s, const RunResult& run) {
       "  window width: median {:.1f} ms ({:.2f} % of nominal), max {:.1f} ms ({:.2f} %)\n"
       "  where observations fall in their windows (earliest -> latest, tenths): {}\n",
       s.connections, run.cases.size(), run.wall_ms / 1000.0, run.kernel,
-      run.hz ? std::to_string(*run.hz) : "unknown", run.calibrated ? "jiffies calibrated" : "not calibrated",
+      run.hz ? std::to_string(*run.hz) : "unknown", calibration_text(run),
       s.misses, s.errors, s.median_width_ms, s.median_width_pct, s.max_width_ms, s.max_width_pct,
       fmt::join(s.position_deciles, " "));
   for (const auto& m : s.miss_messages) out += fmt::format("  miss: {}\n", m);
@@ -114,6 +116,7 @@ nlohmann::json sweep_json(const SweepSummary& s, const RunResult& run) {
           {"max_width_ms", s.max_width_ms},   {"max_width_pct", s.max_width_pct},
           {"position_deciles", s.position_deciles}, {"miss_messages", s.miss_messages},
           {"calibrated", run.calibrated},     {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
+          {"calibration", run.calibration},   {"calibration_note", run.calibration_note},
           {"kernel", run.kernel},             {"wall_ms", run.wall_ms}};
 }
 

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -21,6 +22,12 @@ namespace {
 
 constexpr const char* kTimerList = "/proc/timer_list";
 constexpr int kMaxConfigHz = 10000;
+// MAX_STALLED_JIFFIES (kernel/time/tick-sched.c): when jiffies has not moved for this
+// many ticks of a CPU, that CPU's tick updates it itself. A reading further behind is
+// wrong, not late.
+constexpr std::int64_t kMaxStalledJiffies = 5;
+// A fit needs at least this many readings that agree without any lateness.
+constexpr std::int64_t kMinConsistentReadings = 8;
 
 std::int64_t monotonic_now_ns() {
   timespec ts{};
@@ -190,43 +197,190 @@ std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>
   constexpr std::int64_t kStepNs = 1000;
   const std::int64_t steps = (tick + kStepNs - 1) / kStepNs;
 
-  // With jiffies advancing at b + n * tick, each reading pins the jiffies of the
-  // tick [b, b + tick) (the base) to an interval; all must agree.
-  auto base_range = [&](std::int64_t b) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-    std::int64_t lo = std::numeric_limits<std::int64_t>::min();
-    std::int64_t hi = std::numeric_limits<std::int64_t>::max();
+  // jiffies advances only when the tick (or an idle exit) runs tick_do_update_jiffies64()
+  // at or after the boundary (kernel/time/tick-sched.c): a reading never shows a jiffy
+  // before its boundary, but can show the previous one after it, for as long as that tick
+  // is late. So, with jiffies advancing at b + n * tick, the constraint that holds for
+  // every reading is "no lead": jiffies <= base + (ticks elapsed when the read ended).
+  // The smallest base that satisfies it for all readings is the base; a reading that then
+  // shows less than the tick it began in is lagging.
+  struct Placement {
+    std::int64_t base = 0;
+    std::int64_t lagging = 0;
+  };
+  auto place = [&](std::int64_t b) {
+    Placement p{std::numeric_limits<std::int64_t>::min(), 0};
+    for (const auto& s : samples)
+      p.base = std::max(p.base, static_cast<std::int64_t>(s.jiffies) - floor_div(s.monotonic_ns + s.read_ns - b, tick));
     for (const auto& s : samples) {
-      const std::int64_t n_first = floor_div(s.monotonic_ns - b, tick);
-      const std::int64_t n_last = floor_div(s.monotonic_ns + s.read_ns - b, tick);
-      const auto j = static_cast<std::int64_t>(s.jiffies);
-      lo = std::max(lo, j - n_last);
-      hi = std::min(hi, j - n_first);
-      if (lo > hi) return std::nullopt;
+      const std::int64_t behind = p.base + floor_div(s.monotonic_ns - b, tick) - static_cast<std::int64_t>(s.jiffies);
+      // Further behind than the kernel lets jiffies stall: no lateness explains it.
+      if (behind > kMaxStalledJiffies) p.lagging = std::numeric_limits<std::int32_t>::max();
+      else p.lagging += behind > 0;
     }
-    return std::pair{lo, hi};
+    return p;
   };
 
-  std::vector<bool> feasible(static_cast<std::size_t>(steps), false);
-  for (std::int64_t k = 0; k < steps; ++k) feasible[static_cast<std::size_t>(k)] = base_range(k * kStepNs).has_value();
-  // The longest run of feasible offsets, going round the tick.
+  // The offsets that need the fewest lagging readings. Moving b later past a reading that
+  // shows the new jiffy breaks "no lead" (the base goes up one and every reading lags);
+  // moving it earlier makes the readings that show the old jiffy after it lag. So these
+  // offsets are the gap between the last reading that showed the old jiffy and the first
+  // that showed the new one, once the readings only lateness explains are set aside.
+  std::vector<std::int64_t> lagging(static_cast<std::size_t>(steps));
+  for (std::int64_t k = 0; k < steps; ++k) lagging[static_cast<std::size_t>(k)] = place(k * kStepNs).lagging;
+  const std::int64_t fewest = *std::min_element(lagging.begin(), lagging.end());
+  // The longest run of such offsets, going round the tick.
+  auto best = [&](std::size_t i) { return lagging[i] == fewest; };
   std::int64_t best_start = -1, best_len = 0;
   for (std::int64_t start = 0; start < steps; ++start) {
     const auto prev = static_cast<std::size_t>((start + steps - 1) % steps);
-    if (!feasible[static_cast<std::size_t>(start)] || (feasible[prev] && start != 0)) continue;
+    if (!best(static_cast<std::size_t>(start)) || (best(prev) && start != 0)) continue;
     std::int64_t len = 0;
-    while (len < steps && feasible[static_cast<std::size_t>((start + len) % steps)]) ++len;
+    while (len < steps && best(static_cast<std::size_t>((start + len) % steps))) ++len;
     if (len > best_len) best_start = start, best_len = len;
   }
-  if (best_len == 0 || best_len == steps) return std::nullopt;  // inconsistent, or no boundary seen at all
+  if (best_len == steps) return std::nullopt;  // no boundary seen at all
+  // Evidence: most readings must agree without lateness. A reading that leads (shows a
+  // jiffy before its boundary could have passed, which the kernel never does) pushes the
+  // base up and makes the others lag: refused here, not explained away.
+  const auto n = static_cast<std::int64_t>(samples.size());
+  if (n - fewest < kMinConsistentReadings || 4 * fewest > n) return std::nullopt;
 
   JiffyClock clock;
   clock.hz_ = hz;
   clock.tick_ns_ = tick;
-  clock.boundary_ns_ = ((best_start + (best_len - 1) / 2) % steps) * kStepNs % tick;
-  const auto range = base_range(clock.boundary_ns_);
-  if (!range || range->first != range->second) return std::nullopt;
-  clock.jiffies_base_ = range->first;
-  clock.uncertainty_ticks_ = static_cast<double>((best_len + 1) * kStepNs / 2) / static_cast<double>(tick);
+  // The latest offset of the run is bounded by a reading that showed the new jiffy (no
+  // lead: certain). The earliest by one that showed the old jiffy, which holds only if
+  // that reading was not itself late; the lagging readings show how late the jiffies
+  // update has been, so the range reaches that much earlier.
+  const std::int64_t latest = (best_start + best_len - 1) % steps * kStepNs;
+  const Placement at_latest = place(latest);
+  std::int64_t max_lag = 0;
+  for (const auto& s : samples) {
+    const std::int64_t n_first = floor_div(s.monotonic_ns - latest, tick);
+    const auto j = static_cast<std::int64_t>(s.jiffies);
+    if (j >= at_latest.base + n_first) continue;
+    // Jiffy j + 1 began at latest + (j + 1 - base) * tick at the latest; it was still
+    // not counted when the reading began.
+    max_lag = std::max(max_lag, s.monotonic_ns - (latest + (j + 1 - at_latest.base) * tick));
+  }
+  const std::int64_t low = best_start * kStepNs - max_lag;  // may be negative: offsets wrap
+  const std::int64_t high = latest + (latest < best_start * kStepNs ? tick : 0);
+  const std::int64_t middle = low + (high - low) / 2;
+  clock.boundary_ns_ = (middle % tick + tick) % tick;
+  const Placement at_middle = place(clock.boundary_ns_);
+  clock.jiffies_base_ = at_middle.base;
+  clock.uncertainty_ticks_ = static_cast<double>(high - low + kStepNs) / 2 / static_cast<double>(tick);
+  clock.readings_ = static_cast<int>(n);
+  clock.lagging_readings_ = static_cast<int>(fewest);
+  clock.max_lag_ns_ = max_lag;
+  return clock;
+}
+
+std::optional<JiffyClock> JiffyClock::from_timer_firings(int hz, const std::vector<TimerFiring>& firings) {
+  if (hz <= 0 || firings.size() < 4) return std::nullopt;
+  const std::int64_t tick = tick_nsec(hz);
+  std::vector<std::int64_t> phases;
+  for (const auto& f : firings) phases.push_back((f.monotonic_ns % tick + tick) % tick);
+  std::sort(phases.begin(), phases.end());
+  // The cluster starts after the widest gap between phases, going round the tick.
+  const std::size_t n = phases.size();
+  std::size_t first = 0;
+  std::int64_t widest = -1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t next = (i + 1) % n;
+    const std::int64_t gap = phases[next] - phases[i] + (next == 0 ? tick : 0);
+    if (gap > widest) widest = gap, first = next;
+  }
+  // The boundary is at most the earliest firing on time, and at least kFiringLatencyNs
+  // before it. Some firings are much later (their softirq left to ksoftirqd on a busy
+  // machine: 0.4, 1.6 and 3.9 ms seen here), and one delayed by most of a tick wraps
+  // round to just before the others and looks early. So the phase is taken in the
+  // densest stretch of kFiringLatencyNs (the firing from which the most others follow
+  // within that latency), at its first quartile, which a few such firings cannot move.
+  std::size_t densest = first;
+  std::size_t most = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = (first + k) % n;
+    std::size_t within = 0;
+    for (std::size_t j = 0; j < n; ++j) within += ((phases[j] - phases[i]) % tick + tick) % tick < kFiringLatencyNs;
+    if (within > most) most = within, densest = i;
+  }
+  if (2 * most < n) return std::nullopt;  // most firings not at tick boundaries
+  const std::int64_t earliest = phases[(densest + most / 4) % n];
+  JiffyClock clock;
+  clock.hz_ = hz;
+  clock.tick_ns_ = tick;
+  clock.boundary_ns_ = ((earliest - kFiringLatencyNs / 2) % tick + tick) % tick;
+  clock.uncertainty_ticks_ = static_cast<double>(kFiringLatencyNs / 2 + 1000) / static_cast<double>(tick);
+  clock.readings_ = static_cast<int>(n);
+
+  // Jiffies modulo the largest granularity: each firing's jiffy (the boundary it
+  // follows) is a multiple of its own granularity.
+  std::uint64_t modulus = 1;
+  for (const auto& f : firings) modulus = std::max(modulus, f.granularity);
+  auto tick_of = [&](const TimerFiring& f) { return floor_div(f.monotonic_ns - clock.boundary_ns_, tick); };
+  auto residue = [](std::int64_t a, std::uint64_t m) {
+    const auto mm = static_cast<std::int64_t>(m);
+    return static_cast<std::uint64_t>((a % mm + mm) % mm);
+  };
+  // A firing is never early but can be late by a whole tick: when the CPU's tick beats
+  // the jiffies update on the CPU that keeps time, that tick sees the old jiffies and the
+  // timer waits for the next one (seen here in up to 40 % of firings on a busy machine),
+  // and now and then by several (a deferred softirq). So each residue of base is tried:
+  // the one that leaves the fewest firings more than kMaxLateTicks late, then needs the
+  // least lateness, is kept, if at most a quarter are that late.
+  constexpr std::uint64_t kMaxLateTicks = 2;
+  std::optional<std::uint64_t> best_residue;
+  std::pair<std::size_t, std::uint64_t> best_cost{n + 1, 0};
+  int late = 0;
+  for (std::uint64_t r = 0; r < modulus; ++r) {
+    std::pair<std::size_t, std::uint64_t> cost{0, 0};
+    int late_here = 0;
+    for (const auto& f : firings) {
+      const std::uint64_t lateness = residue(static_cast<std::int64_t>(r) + tick_of(f), f.granularity);
+      if (lateness > kMaxLateTicks) ++cost.first;
+      else cost.second += lateness;
+      late_here += lateness > 0;
+    }
+    if (cost < best_cost) best_residue = r, best_cost = cost, late = late_here;
+  }
+  // Too many firings far late under every residue: only the phase is known.
+  std::uint64_t base_residue = best_residue.value_or(0);
+  if (!best_residue || 4 * best_cost.first > n) modulus = 1, base_residue = 0, late = 0;
+  clock.lagging_readings_ = late;
+  // Any value with that residue serves: replays depend on jiffies modulo it only.
+  constexpr std::int64_t kRepresentative = std::int64_t{1} << 40;
+  clock.jiffies_base_ = kRepresentative + static_cast<std::int64_t>(base_residue);
+  clock.jiffies_modulus_ = modulus;
+  clock.from_firings_ = true;
+  return clock;
+}
+
+std::optional<JiffyClock> JiffyClock::anchored(std::int64_t from_ns, std::int64_t to_ns, std::uint32_t hundredths) const {
+  if (jiffies_modulus_ == 0) return *this;
+  if (jiffies_modulus_ < 64 || to_ns < from_ns) return std::nullopt;
+  const auto hz = static_cast<std::uint64_t>(hz_);
+  // INITIAL_JIFFIES (include/linux/jiffies.h) on a 64-bit kernel: (unsigned int)(-300 * HZ).
+  const std::uint64_t initial = (std::uint64_t{1} << 32) - 300 * hz;
+  // jiffies - INITIAL_JIFFIES in [ceil(h * HZ / 100), ceil((h + 1) * HZ / 100) - 1].
+  const std::uint64_t since_lo = (std::uint64_t{hundredths} * hz + 99) / 100;
+  const std::uint64_t since_hi = ((std::uint64_t{hundredths} + 1) * hz + 99) / 100 - 1;
+  // The ticks of the two instants on this clock, one more each way for its uncertainty;
+  // the kernel's jiffies may lag the first by up to MAX_STALLED_JIFFIES.
+  const std::int64_t n_lo = floor_div(from_ns - boundary_ns_, tick_ns_) - 1 - kMaxStalledJiffies;
+  const std::int64_t n_hi = floor_div(to_ns - boundary_ns_, tick_ns_) + 1;
+  // base = jiffies - n, with base's residue modulo the modulus already known.
+  const auto m = static_cast<std::int64_t>(jiffies_modulus_);
+  const std::int64_t base_lo = static_cast<std::int64_t>(initial + since_lo) - n_hi;
+  const std::int64_t base_hi = static_cast<std::int64_t>(initial + since_hi) - n_lo;
+  if (base_hi - base_lo >= m) return std::nullopt;
+  const std::int64_t r = ((jiffies_base_ % m) + m) % m;
+  std::int64_t base = base_lo + ((r - base_lo % m) % m + m) % m;
+  if (base > base_hi) return std::nullopt;
+  JiffyClock clock = *this;
+  clock.jiffies_base_ = base;
+  clock.jiffies_modulus_ = 0;
   return clock;
 }
 
@@ -261,6 +415,7 @@ model::JiffyCalibration JiffyClock::at(double monotonic_ms) const {
   c.jiffies_at_origin = static_cast<std::uint64_t>(jiffies_base_ + n);
   c.origin_phase = static_cast<double>(since - n * tick_ns_) / static_cast<double>(tick_ns_);
   c.phase_uncertainty = uncertainty_ticks_;
+  c.jiffies_modulus = jiffies_modulus_;
   return c;
 }
 

@@ -60,6 +60,15 @@ std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds
 // within 5 %.
 std::optional<int> measure_hz(const std::vector<JiffySample>& samples);
 
+// One firing of a kernel timer, seen from user space: the kernel's timestamp of what
+// the timer's callback did (a keepalive probe leaving, captured with its kernel stamp),
+// on CLOCK_MONOTONIC, and the wheel granularity of that timer (8^level jiffies: its
+// bucket's jiffy is a multiple of it).
+struct TimerFiring {
+  std::int64_t monotonic_ns = 0;
+  std::uint64_t granularity = 1;
+};
+
 // The map from CLOCK_MONOTONIC to jiffies: jiffies advances at boundary_ns + n *
 // TICK_NSEC, so a monotonic instant t falls in jiffy base + floor((t - boundary) /
 // tick), at phase frac((t - boundary) / tick).
@@ -68,9 +77,44 @@ class JiffyClock {
   // Samples /proc/timer_list (a coarse pass, then readings placed around the
   // boundary found). Empty if it cannot be read or the readings do not fit one clock.
   static std::optional<JiffyClock> measure(int hz);
-  // The clock the readings allow: every boundary offset that agrees with every
-  // reading (each reading knows jiffies only between monotonic_ns and + read_ns).
+  // The clock the readings allow (each reading knows jiffies only between monotonic_ns
+  // and + read_ns). The kernel advances jiffies in the tick interrupt at or after each
+  // boundary, never before, and that tick can be late (a busy or preempted VM: seen here
+  // up to 0.8 ms): a reading never leads the clock but may lag it by a jiffy. So no
+  // reading may lead; the boundary offsets kept are those that need the fewest lagging
+  // readings, widened by the largest lateness those show. Empty when no boundary was
+  // seen, fewer than 8 readings agree without lateness, more than a quarter lag (a
+  // reading that leads makes every other one lag: refused), or one lags by more than the
+  // 5 jiffies after which the kernel forces the update (MAX_STALLED_JIFFIES).
   static std::optional<JiffyClock> fit(int hz, const std::vector<JiffySample>& samples);
+
+  // The clock timer firings allow, without /proc/timer_list. A wheel timer runs in the
+  // timer softirq of the tick that makes jiffies reach its bucket, never before that
+  // tick's boundary: each firing is a boundary plus the latency from the tick to its
+  // stamp, small for most firings. So the phases cluster just after the boundary, taken
+  // at the first quartile of their densest stretch of kFiringLatencyNs (a firing delayed
+  // by most of a tick wraps round and looks early); the uncertainty covers
+  // kFiringLatencyNs before it. A firing also says its jiffy is a multiple of its granularity, which gives
+  // jiffies modulo the largest granularity, not jiffies itself: jiffies_modulus(). A
+  // firing is never early but often a tick late (the CPU's tick beat the jiffies update)
+  // and now and then several: the residue kept leaves the fewest firings more than 2
+  // ticks late, then needs the least lateness (lagging_readings(): the firings it makes
+  // late); if a quarter are more than 2 ticks late, only the phase (modulus 1). Empty
+  // with fewer than 4 firings, or when fewer than half fall in that densest stretch.
+  static std::optional<JiffyClock> from_timer_firings(int hz, const std::vector<TimerFiring>& firings);
+  // This clock with jiffies itself known, from jiffies read by the kernel somewhere
+  // between two instants: `hundredths` is (jiffies - INITIAL_JIFFIES) * 100 / HZ, as an
+  // address's creation stamp gives it (ifa_cacheinfo.cstamp, readable by anyone for the
+  // addresses of a namespace one owns). Those pin jiffies to a few values, and jiffies
+  // modulo the clock's modulus picks one; jiffies read up to MAX_STALLED_JIFFIES late is
+  // allowed for. Empty unless exactly one value fits (or the modulus is below 64).
+  std::optional<JiffyClock> anchored(std::int64_t from_ns, std::int64_t to_ns, std::uint32_t hundredths) const;
+
+  // How far after its tick's boundary the earliest firing of a calibration is allowed to
+  // have been stamped (the tick interrupt, the timer softirq, the callback, the packet's
+  // way to the capture tap): measured here at 75-140 us after the boundary (kernel 6.18
+  // in a VM; its boundaries are multiples of TICK_NSEC), see the README.
+  static constexpr std::int64_t kFiringLatencyNs = 200000;
 
   // Where a CLOCK_MONOTONIC instant (ms) falls on the jiffy grid.
   model::JiffyCalibration at(double monotonic_ms) const;
@@ -83,6 +127,15 @@ class JiffyClock {
   // Half the range of boundary offsets the readings allow, in ticks: how far a
   // computed phase may be off.
   double uncertainty_ticks() const { return uncertainty_ticks_; }
+  // The evidence: readings fitted, how many showed jiffies behind their instant (the
+  // tick that advances it was late), and at least how late the latest of them was.
+  int readings() const { return readings_; }  // readings or firings
+  // 0: jiffies is known (timer_list); else it is known modulo this (timer firings).
+  std::uint64_t jiffies_modulus() const { return jiffies_modulus_; }
+  // "timer_list" or "timer-firings".
+  const char* method() const { return from_firings_ ? "timer-firings" : "timer_list"; }
+  int lagging_readings() const { return lagging_readings_; }
+  std::int64_t max_lag_ns() const { return max_lag_ns_; }
 
  private:
   int hz_ = 0;
@@ -90,6 +143,11 @@ class JiffyClock {
   std::int64_t boundary_ns_ = 0;
   std::int64_t jiffies_base_ = 0;  // jiffies at the boundary at monotonic boundary_ns
   double uncertainty_ticks_ = 1;
+  int readings_ = 0;
+  int lagging_readings_ = 0;
+  std::int64_t max_lag_ns_ = 0;
+  std::uint64_t jiffies_modulus_ = 0;
+  bool from_firings_ = false;
 };
 
 }  // namespace kah

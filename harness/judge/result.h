@@ -116,8 +116,10 @@ struct RunResult {
   std::optional<int> hz;
   std::string hz_source;
   bool calibrated = false;  // windows used the jiffies calibration
-  // Why the windows are not calibrated ("" when they are): --no-calibration, HZ
-  // unknown, /proc/timer_list unreadable (a user namespace, not root).
+  // How: "timer_list" (jiffies read from /proc/timer_list), "timer-firings" (the tick's
+  // phase from a canary's timers, jiffies modulo their granularity) or "none"; and why
+  // (or why not: --no-calibration, HZ unknown, nothing to read it from).
+  std::string calibration = "none";
   std::string calibration_note;
   // The signal that stopped the run ("SIGINT", "SIGTERM"); "" when it ran to the end.
   std::string interrupted_by;

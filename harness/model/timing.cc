@@ -138,10 +138,16 @@ void for_each_origin(const Kernel& k, int hz, Jiffies period, double late_ms, Vi
     const double u = std::max(0.0, c.phase_uncertainty);
     const double lo = c.origin_phase - u;
     const double hi = c.origin_phase + u + std::max(0.0, late_ms) * hz / 1000.0;
+    // Jiffies known only modulo m: the replay depends on jiffies modulo `period`, so every
+    // value with the known residue modulo m is replayed (period and m are powers of 8).
+    const Jiffies m = c.jiffies_modulus;
+    const Jiffies copies = m == 0 || m >= period ? 1 : (period % m == 0 ? period / m : period);
+    const Jiffies stride = copies == 1 ? 0 : period / copies;
     for (auto step = static_cast<Offset>(std::floor(lo)); step <= static_cast<Offset>(std::floor(hi)); ++step) {
       const Phase p{std::max(0.0, lo - static_cast<double>(step)), std::min(1.0, hi - static_cast<double>(step))};
       if (p.lo > p.hi) continue;
-      visit(Alignment{static_cast<Jiffies>(static_cast<Offset>(c.jiffies_at_origin) + step), p});
+      const auto jr = static_cast<Jiffies>(static_cast<Offset>(c.jiffies_at_origin) + step);
+      for (Jiffies copy = 0; copy < copies; ++copy) visit(Alignment{jr + copy * stride, p});
     }
     return;
   }
@@ -1074,9 +1080,20 @@ Prediction predict(const Input& in) {
     else retransmission_chain(in, grid, ev);
     if (calibrated_for(in.kernel, hz))
       ev.steps.insert(ev.steps.begin() + 1,
-                      fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
-                                  in.kernel.calibration->jiffies_at_origin, in.kernel.calibration->origin_phase,
-                                  in.kernel.calibration->phase_uncertainty));
+                      in.kernel.calibration->jiffies_modulus == 0
+                          ? fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
+                                        in.kernel.calibration->jiffies_at_origin,
+                                        in.kernel.calibration->origin_phase,
+                                        in.kernel.calibration->phase_uncertainty)
+                          : fmt::format("tick phase calibrated: t_r falls at {:.2f} of a tick (± {:.2f}), in a "
+                                        "jiffy known modulo {} ({} mod {}): coarser buckets replayed for each "
+                                        "value left",
+                                        in.kernel.calibration->origin_phase,
+                                        in.kernel.calibration->phase_uncertainty,
+                                        in.kernel.calibration->jiffies_modulus,
+                                        in.kernel.calibration->jiffies_at_origin %
+                                            in.kernel.calibration->jiffies_modulus,
+                                        in.kernel.calibration->jiffies_modulus));
     for (auto& line : ev.steps) p.steps.push_back(std::move(line));
     per_hz.push_back(std::move(ev));
   }

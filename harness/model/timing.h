@@ -22,7 +22,13 @@
 // a whole tick late), which holds on an idle machine; wakeup_slack_ms absorbs the rest.
 // (On this project's VMs a firing is now and then exactly one tick late: harmless when it
 // is the last one, inside the slack; an earlier one shifts the chain by a tick, which the
-// next wheel bucket usually absorbs.)
+// next wheel bucket usually absorbs. The cause, from kernel/time/timer.c run_local_timers:
+// a CPU's tick only raises the timer softirq once jiffies has reached the bucket, and
+// jiffies is advanced by the tick of the CPU that keeps time; when the other CPU's tick
+// runs first it sees the old jiffies and its timers wait a tick. With busy CPUs that was
+// up to 40 % of the canary's firings (harness/clock_canary.h). The tick that advances
+// jiffies can itself be late (0.81 ms seen under load): a timer armed in that gap counts
+// from the previous jiffy, which receive_delay_ms covers.)
 #pragma once
 
 #include <cstdint>
@@ -132,6 +138,13 @@ struct JiffyCalibration {
   std::uint64_t jiffies_at_origin = 0;  // value of jiffies at t_r = 0
   double origin_phase = 0;  // fraction of a tick already elapsed at t_r, in [0, 1)
   double phase_uncertainty = 1;  // how far origin_phase may be off, in ticks
+  // 0: jiffies_at_origin is the kernel's value (read from /proc/timer_list). Otherwise it
+  // is known only modulo this power of 8 (1: only the phase): a calibration from timer
+  // firings sees where ticks fall and which jiffies are multiples of the granularity of
+  // the timers it watched, not jiffies itself. A wheel bucket's rounding depends on
+  // jiffies modulo its granularity, so chains with coarser timers than that are replayed
+  // for every value the calibration leaves open.
+  std::uint64_t jiffies_modulus = 0;
 };
 
 struct Kernel {

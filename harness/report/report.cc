@@ -105,6 +105,12 @@ std::string console_case(const CaseResult& c, bool verbose) {
   return out;
 }
 
+std::string calibration_text(const RunResult& run) {
+  if (run.calibration == "timer_list") return "jiffies calibrated (timer_list)";
+  if (run.calibrated) return fmt::format("calibrated from {} ({})", run.calibration, run.calibration_note);
+  return run.calibration_note.empty() ? "not calibrated" : fmt::format("not calibrated: {}", run.calibration_note);
+}
+
 std::string console_summary(const RunResult& run) {
   int passed = 0, failed = 0, errors = 0, interrupted = 0, connections = 0;
   for (const auto& c : run.cases) {
@@ -118,9 +124,7 @@ std::string console_summary(const RunResult& run) {
       "{} cases: {} passed, {} failed, {} errors{}; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
       run.cases.size(), passed, failed, errors, interrupted ? fmt::format(", {} interrupted", interrupted) : "",
       connections, run.wall_ms / 1000.0, run.kernel, run.hz ? std::to_string(*run.hz) : std::string("unknown"),
-      run.calibrated                   ? std::string("jiffies calibrated")
-      : run.calibration_note.empty() ? std::string("not calibrated")
-                                     : fmt::format("not calibrated: {}", run.calibration_note));
+      calibration_text(run));
   if (!run.interrupted_by.empty())
     out += fmt::format("interrupted by {}: connections still open were alive so far (verdict interrupted)\n",
                        run.interrupted_by);
@@ -201,6 +205,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
           {"calibrated", run.calibrated},
+          {"calibration", run.calibration},
           {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},
           {"interrupted", run.interrupted_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.interrupted_by)},
           {"wall_ms", round1(run.wall_ms)},

@@ -14,6 +14,10 @@ namespace kah {
 std::string console_case(const CaseResult& c, bool verbose);
 // Totals: "12 cases: 11 passed, 1 failed, 0 errors — 24 connections — 9.8 s".
 std::string console_summary(const RunResult& run);
+// How the windows were calibrated, for the summary lines: "jiffies calibrated
+// (timer_list)", "calibrated from timer-firings (evidence: jiffies exact or modulo 64)",
+// "not calibrated: why".
+std::string calibration_text(const RunResult& run);
 
 nlohmann::json result_json(const RunResult& run);
 

@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "harness/clock/calibration_note.h"
+#include "harness/clock/canary.h"
 #include "harness/clock/clock.h"
 #include "harness/clock/jiffies.h"
 #include "harness/evidence/capture.h"
@@ -655,9 +656,15 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
 
   raise_fd_limit();
   std::optional<JiffyClock> clock;
-  if (options.calibrate && options.kernel.hz) clock = JiffyClock::measure(*options.kernel.hz);
+  if (options.calibrate && options.kernel.hz) {
+    auto choice = calibrate_jiffies(*options.kernel.hz);
+    clock = std::move(choice.clock);
+    run.calibration_note = std::move(choice.note);
+  }
   run.calibrated = clock.has_value();
-  if (!clock) run.calibration_note = why_not_calibrated(options.calibrate, options.kernel.hz, in_user_namespace());
+  run.calibration = clock ? clock->method() : "none";
+  if (!clock && run.calibration_note.empty())
+    run.calibration_note = why_not_calibrated(options.calibrate, options.kernel.hz, in_user_namespace());
 
   Watcher watcher;
   evidence::CaptureLoop captures;

@@ -275,6 +275,48 @@ TEST_CASE("calibrated jiffies: about one tick wide, and inside the blind window"
   }
 }
 
+TEST_CASE("tick phase with jiffies known only modulo 8^n: between calibrated and blind", "[model][property]") {
+  // A calibration from timer firings knows the phase and jiffies modulo the granularity
+  // of the timers it watched. Modulo a granularity at least the chain's coarsest, that is
+  // as good as knowing jiffies; below it every value left open is replayed, so the window
+  // is the union of the calibrated windows for those values, inside the blind window.
+  for (const auto& [idle, interval, count] : {std::tuple{1, 1, 2}, {3, 2, 4}, {5, 3, 2}, {90, 15, 2}}) {
+    const auto blind = predict(keepalive(idle, interval, count));
+    for (const std::uint64_t jiffies : {std::uint64_t{4294953549}, std::uint64_t{1000003}}) {
+      for (const double phase : {0.03, 0.5}) {
+        auto exact = keepalive(idle, interval, count);
+        exact.kernel.calibration = JiffyCalibration{jiffies, phase, 0.02};
+        const auto known = predict(exact);
+        INFO("idle " << idle << " jiffies " << jiffies << " phase " << phase);
+        // Modulo 4096 (wider than any granularity in these chains): the same windows.
+        auto wide = exact;
+        wide.kernel.calibration->jiffies_modulus = 4096;
+        wide.kernel.calibration->jiffies_at_origin = jiffies % 4096 + 7 * 4096;
+        const auto same = predict(wide);
+        CHECK(same.window.earliest_ms == Approx(known.window.earliest_ms));
+        CHECK(same.window.latest_ms == Approx(known.window.latest_ms));
+        for (const std::uint64_t m : {std::uint64_t{1}, std::uint64_t{8}, std::uint64_t{64}}) {
+          auto in = exact;
+          in.kernel.calibration->jiffies_modulus = m;
+          const auto p = predict(in);
+          INFO("modulo " << m);
+          CHECK(covers(p.window, known.window));
+          CHECK(covers(blind.window, p.window));
+          for (std::size_t k = 0; k < p.probes.size(); ++k) CHECK(covers(blind.probes[k].window, p.probes[k].window));
+          for (std::size_t k = 0; k < known.probes.size() && k < p.probes.size(); ++k)
+            CHECK(covers(p.probes[k].window, known.probes[k].window));
+        }
+      }
+    }
+  }
+  // idle 1, interval 1 at HZ=250: level-1 timers (8 jiffies): modulo 8 is as good as exact.
+  auto exact = keepalive(1, 1, 2);
+  exact.kernel.calibration = JiffyCalibration{1000003, 0.5, 0.02};
+  auto mod8 = exact;
+  mod8.kernel.calibration->jiffies_modulus = 8;
+  CHECK(predict(mod8).window.width_ms() == Approx(predict(exact).window.width_ms()));
+}
+
 TEST_CASE("a healthy peer: alive, one probe per idle period", "[model]") {
   auto in = keepalive(2, 1, 3);
   in.peer = PeerBehaviour::answers;

@@ -237,6 +237,217 @@ TEST_CASE("JiffyClock::fit refuses readings that no single clock explains", "[ke
   CHECK_FALSE(JiffyClock::fit(250, {}).has_value());
 }
 
+// Readings of /proc/timer_list recorded on this project's VM (kernel 6.18, HZ=250) with
+// both cores busy (stress-ng --cpu 2 and a build): {now at, jiffies, read_ns}. Its jiffies
+// advance at multiples of TICK_NSEC (tick_init_jiffy_update() aligns them); 6000 readings
+// agreed, except 10 that still showed the previous jiffy up to 0.81 ms after the
+// boundary, because the tick that advances it was late. Three of those are here: the one
+// at 810 us follows readings that already showed the new jiffy, which no clock explains
+// unless a reading can lag.
+const std::vector<JiffySample> kRecordedUnderLoad = {
+    {753776059011, 4295080693, 39686},   // phase 59.0 us
+    {753914025798, 4295080727, 37692},   // phase 2025.8 us
+    {754252091005, 4295080812, 74922},   // phase 91.0 us
+    {754306230730, 4295080825, 43242},   // phase 2230.7 us
+    {754456787386, 4295080863, 37751},   // phase 787.4 us
+    {755035854984, 4295081007, 53301},   // phase 3855.0 us
+    {755050966275, 4295081011, 51708},   // phase 2966.3 us
+    {755056515200, 4295081013, 51026},   // phase 515.2 us
+    {755105263228, 4295081025, 81094},   // phase 1263.2 us
+    {755184027749, 4295081044, 114346},  // phase 27.7 us, lagging
+    {755327567776, 4295081080, 45727},   // phase 3567.8 us
+    {755523154408, 4295081129, 104218},  // phase 3154.4 us
+    {755539003159, 4295081133, 54713},   // phase 3003.2 us
+    {755695987054, 4295081172, 106102},  // phase 3987.1 us
+    {756196093289, 4295081298, 62790},   // phase 93.3 us
+    {756423213080, 4295081354, 97695},   // phase 3213.1 us
+    {756868030621, 4295081465, 52219},   // phase 30.6 us, lagging
+    {757014574014, 4295081502, 42260},   // phase 2574.0 us
+    {757027979901, 4295081505, 83729},   // phase 3979.9 us
+    {757048602545, 4295081511, 37031},   // phase 602.5 us
+    {757693052702, 4295081672, 41679},   // phase 1052.7 us
+    {757731536984, 4295081681, 67889},   // phase 3537.0 us
+    {758164089232, 4295081790, 57248},   // phase 89.2 us
+    {758312111681, 4295081827, 99258},   // phase 111.7 us
+    {758407733384, 4295081850, 41828},   // phase 3733.4 us
+    {758504502342, 4295081875, 44685},   // phase 502.3 us
+    {758577125674, 4295081893, 43522},   // phase 1125.7 us
+    {758582901068, 4295081894, 41870},   // phase 2901.1 us
+    {758907859085, 4295081975, 41810},   // phase 3859.1 us
+    {759047830243, 4295082010, 46108},   // phase 3830.2 us
+    {759127962668, 4295082030, 37782},   // phase 3962.7 us
+    {759139873439, 4295082033, 45577},   // phase 3873.4 us
+    {759296071765, 4295082073, 49143},   // phase 71.8 us
+    {759299188937, 4295082073, 41900},   // phase 3188.9 us
+    {755636810326, 4295081157, 55546},  // phase 810.3 us, lagging: after 91.0 us showed the new jiffy
+};
+
+TEST_CASE("JiffyClock::fit: a reading that lags (late tick) does not break the fit", "[kernel_info]") {
+  const auto clock = JiffyClock::fit(250, kRecordedUnderLoad);
+  REQUIRE(clock);
+  CHECK(clock->readings() == static_cast<int>(kRecordedUnderLoad.size()));
+  // The 810 us one is proven late; the two near 30 us are not (a boundary after them
+  // and before the next reading that shows the new jiffy explains them).
+  CHECK(clock->lagging_readings() == 1);
+  CHECK(clock->max_lag_ns() > 700'000);
+  // The boundary (0 mod TICK_NSEC here) lies within the stated uncertainty, which the
+  // observed lateness widens: the earliest bound came from a reading that showed the old
+  // jiffy, and such a reading may itself have been late.
+  const std::int64_t tick = clock->tick_ns();
+  std::int64_t off = clock->boundary_ns();
+  if (off > tick / 2) off -= tick;
+  CHECK(static_cast<double>(std::abs(off)) <= clock->uncertainty_ticks() * static_cast<double>(tick));
+  CHECK(clock->uncertainty_ticks() * static_cast<double>(tick) >= 0.5 * static_cast<double>(clock->max_lag_ns()));
+  CHECK(clock->uncertainty_ticks() < 0.15);
+  // Every reading that did not lag maps to its own jiffies.
+  for (const auto& s : kRecordedUnderLoad) {
+    const auto c = clock->at(static_cast<double>(s.monotonic_ns + 200'000) / 1e6);
+    const auto j = static_cast<std::int64_t>(s.jiffies);
+    const auto mapped = static_cast<std::int64_t>(c.jiffies_at_origin);
+    CHECK((j == mapped || j + 1 == mapped));
+  }
+  // Without the late readings the same readings give a tighter clock.
+  auto on_time = kRecordedUnderLoad;
+  on_time.pop_back();
+  const auto tight = JiffyClock::fit(250, on_time);
+  REQUIRE(tight);
+  CHECK(tight->lagging_readings() == 0);
+  CHECK(tight->uncertainty_ticks() < clock->uncertainty_ticks());
+}
+
+TEST_CASE("JiffyClock::fit: late ticks right after boundaries, on a known clock", "[kernel_info]") {
+  const std::int64_t tick = 4'000'000, boundary = 1'234'000, base = 4294892239;
+  auto samples = synthetic_samples(tick, boundary, base, 400, 11);
+  // One reading in twenty, taken within 0.5 ms after a boundary, still shows the jiffy before.
+  std::mt19937_64 random(5);
+  std::uniform_int_distribution<std::int64_t> tick_no(1250, 1499), after(0, 500'000);
+  for (int i = 0; i < 20; ++i) {
+    const std::int64_t now = boundary + tick_no(random) * tick + after(random);
+    const std::int64_t jiffies = base + (now - boundary) / tick - 1;
+    samples.push_back({now, static_cast<std::uint64_t>(jiffies), 30'000});
+  }
+  const auto clock = JiffyClock::fit(250, samples);
+  REQUIRE(clock);
+  CHECK(clock->lagging_readings() > 0);
+  CHECK(clock->lagging_readings() <= 20);
+  std::int64_t off = clock->boundary_ns() - boundary;
+  if (off > tick / 2) off -= tick;
+  if (off < -tick / 2) off += tick;
+  CHECK(static_cast<double>(std::abs(off)) <= clock->uncertainty_ticks() * static_cast<double>(tick) + 1000);
+  const auto c = clock->at(static_cast<double>(boundary + 1300 * tick + tick / 2) / 1e6);
+  CHECK(c.jiffies_at_origin == static_cast<std::uint64_t>(base + 1300));
+}
+
+TEST_CASE("JiffyClock::fit: a reading that leads is refused, not explained away", "[kernel_info]") {
+  // The kernel never shows a jiffy before its boundary: one reading that does, even by a
+  // single jiffy in the middle of a tick, contradicts every clock.
+  auto samples = synthetic_samples(4'000'000, 0, 1000, 50, 7);
+  samples.push_back({5'202'000'000, static_cast<std::uint64_t>(1000 + 5'202'000'000 / 4'000'000 + 1), 0});
+  CHECK_FALSE(JiffyClock::fit(250, samples).has_value());
+  // The recorded readings with one that leads.
+  auto recorded = kRecordedUnderLoad;
+  recorded.push_back({759400002000, 4295082099 + 1, 40000});
+  CHECK_FALSE(JiffyClock::fit(250, recorded).has_value());
+  // Too little agreement: lagging readings may not be the majority's explanation.
+  auto few = synthetic_samples(4'000'000, 0, 1000, 6, 3);
+  CHECK_FALSE(JiffyClock::fit(250, few).has_value());
+}
+
+// Firings of wheel timers on a known clock: jiffies advances at boundary + n * tick; a
+// timer of granularity g fires in the tick of a jiffy that is a multiple of g, stamped
+// `latency` after that tick's boundary.
+std::vector<TimerFiring> synthetic_firings(std::int64_t tick, std::int64_t boundary, std::int64_t base, int n,
+                                           std::uint64_t seed, int late_one_in = 0, std::int64_t late_by = 1) {
+  std::mt19937_64 random(seed);
+  std::uniform_int_distribution<std::int64_t> jiffy(base + 1000, base + 900000);
+  std::uniform_int_distribution<std::int64_t> latency(4'000, 60'000);
+  std::vector<TimerFiring> firings;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t g = i % 2 == 0 ? 64 : 8;
+    const auto gi = static_cast<std::int64_t>(g);
+    std::int64_t j = jiffy(random) / gi * gi;
+    if (late_one_in > 0 && i % late_one_in == late_one_in - 1) j += late_by;  // this CPU's tick beat the jiffies update
+    firings.push_back({boundary + (j - base) * tick + latency(random), g});
+  }
+  return firings;
+}
+
+TEST_CASE("JiffyClock::from_timer_firings: the tick's phase and jiffies modulo 64", "[kernel_info]") {
+  for (const int hz : {100, 250, 1000}) {
+    const std::int64_t tick = (1'000'000'000 + hz / 2) / hz;
+    for (const std::int64_t boundary : {std::int64_t{0}, std::int64_t{777'000}, tick - 20'000}) {
+      const std::int64_t base = 4294892239;
+      INFO("HZ " << hz << " boundary " << boundary);
+      auto firings = synthetic_firings(tick, boundary, base, 20, 3, 7);
+      // One firing whose softirq ran 0.97 of a tick late (seen here under load): its
+      // stamp is 120 us before the next boundary, so it looks early.
+      const std::int64_t bucket = (base + 8000) / 8 * 8;
+      firings.push_back({boundary + (bucket - base + 1) * tick - 120'000, 8});
+      const auto clock = JiffyClock::from_timer_firings(hz, firings);
+      REQUIRE(clock);
+      CHECK(std::string(clock->method()) == "timer-firings");
+      CHECK(clock->jiffies_modulus() == 64);
+      CHECK(clock->lagging_readings() == 2);  // the two tick-late firings disagree (the 0.97 one is on time)
+      std::int64_t off = clock->boundary_ns() - boundary;
+      if (off > tick / 2) off -= tick;
+      if (off < -tick / 2) off += tick;
+      CHECK(static_cast<double>(std::abs(off)) <= clock->uncertainty_ticks() * static_cast<double>(tick));
+      // Instants map to the right jiffy modulo 64, at the right phase.
+      for (const std::int64_t n : {std::int64_t{5}, std::int64_t{77'777}}) {
+        const std::int64_t t = boundary + n * tick + tick / 2;
+        const auto c = clock->at(static_cast<double>(t) / 1e6);
+        CHECK(c.jiffies_modulus == 64);
+        CHECK(c.jiffies_at_origin % 64 == static_cast<std::uint64_t>(base + n) % 64);
+        CHECK(std::abs(c.origin_phase - 0.5) <= c.phase_uncertainty + 1e-3);
+      }
+    }
+  }
+}
+
+TEST_CASE("JiffyClock::anchored: jiffies from a creation stamp in hundredths of a second", "[kernel_info]") {
+  for (const int hz : {100, 250, 300, 1000}) {
+    const std::int64_t tick = (1'000'000'000 + hz / 2) / hz;
+    // jiffies started at INITIAL_JIFFIES and is now well past it.
+    const std::int64_t initial = (std::int64_t{1} << 32) - 300 * hz;
+    const std::int64_t boundary = 1'234'567 % tick, base = initial - 47;
+    INFO("HZ " << hz);
+    const auto fired = JiffyClock::from_timer_firings(hz, synthetic_firings(tick, boundary, base, 20, 5));
+    REQUIRE(fired);
+    REQUIRE(fired->jiffies_modulus() == 64);
+    // An address created between two instants 0.3 ms apart, its jiffies read one late.
+    const std::int64_t from = boundary + 600'000 * tick + tick / 3, to = from + 300'000;
+    const std::int64_t created = base + (from - boundary) / tick - 1;
+    const auto hundredths = static_cast<std::uint32_t>((created - initial) * 100 / hz);
+    const auto exact = fired->anchored(from, to, hundredths);
+    REQUIRE(exact);
+    CHECK(exact->jiffies_modulus() == 0);
+    const std::int64_t t = boundary + 700'000 * tick + tick / 2;
+    CHECK(exact->at(static_cast<double>(t) / 1e6).jiffies_at_origin == static_cast<std::uint64_t>(base + 700'000));
+    // A stamp that no value with the known residue explains is refused.
+    CHECK_FALSE(fired->anchored(from, to, hundredths + 40).has_value());
+  }
+}
+
+TEST_CASE("JiffyClock::from_timer_firings refuses what is not at tick boundaries", "[kernel_info]") {
+  const std::int64_t tick = 4'000'000;
+  std::vector<TimerFiring> spread;
+  for (int i = 0; i < 20; ++i) spread.push_back({1'000'000'000 + i * (tick + tick / 7), 8});
+  CHECK_FALSE(JiffyClock::from_timer_firings(250, spread).has_value());
+  auto few = synthetic_firings(tick, 0, 1000, 3, 1);
+  CHECK_FALSE(JiffyClock::from_timer_firings(250, few).has_value());
+  // Half of them a tick late (seen on a busy machine): still jiffies modulo 64, the
+  // residue that needs the least lateness.
+  const auto half_late = JiffyClock::from_timer_firings(250, synthetic_firings(tick, 0, 1000, 20, 9, 2));
+  REQUIRE(half_late);
+  CHECK(half_late->jiffies_modulus() == 64);
+  CHECK(half_late->lagging_readings() == 10);
+  CHECK(half_late->at(static_cast<double>(500 * tick + tick / 2) / 1e6).jiffies_at_origin % 64 == (1000 + 500) % 64);
+  // Firings whose jiffies no lateness of at most 2 ticks reconciles: only the phase.
+  const auto split = JiffyClock::from_timer_firings(250, synthetic_firings(tick, 0, 1000, 20, 9, 2, 5));
+  REQUIRE(split);
+  CHECK(split->jiffies_modulus() == 1);
+}
+
 TEST_CASE("JiffyClock::measure on this machine (root only)", "[kernel_info][live]") {
   if (access("/proc/timer_list", R_OK) != 0) {
     WARN("/proc/timer_list is not readable here (not root): skipped");
@@ -246,12 +457,22 @@ TEST_CASE("JiffyClock::measure on this machine (root only)", "[kernel_info][live
   REQUIRE(hz.hz);
   const auto clock = JiffyClock::measure(*hz.hz);
   REQUIRE(clock);
-  CHECK(clock->uncertainty_ticks() < 0.1);
-  // A fresh reading agrees with the clock (its jiffies was read after its "now").
+  // Readings pin the boundary to a few percent of a tick; the lateness of the tick seen
+  // while measuring (a loaded machine: ctest -j2) widens that, and says by how much.
+  const double tick = static_cast<double>(clock->tick_ns());
+  INFO("readings " << clock->readings() << ", lagging " << clock->lagging_readings() << ", max lag "
+                   << clock->max_lag_ns() << " ns, uncertainty " << clock->uncertainty_ticks() << " ticks");
+  CHECK(clock->uncertainty_ticks() * tick < 0.1 * tick + static_cast<double>(clock->max_lag_ns()));
+  // A fresh reading agrees with the clock: never ahead of the instant its jiffies was read
+  // at, and behind the instant it began at by no more than a late tick.
   const auto samples = read_jiffy_samples(1, std::chrono::microseconds(0));
   REQUIRE(samples.size() == 1);
-  const auto c = clock->at(static_cast<double>(samples[0].monotonic_ns) / 1e6);
-  const auto j = static_cast<std::int64_t>(samples[0].jiffies);
-  const auto mapped = static_cast<std::int64_t>(c.jiffies_at_origin);
-  CHECK((j == mapped || j == mapped + 1));
+  const auto& s = samples[0];
+  const double u_ms = clock->uncertainty_ticks() * tick / 1e6;
+  const auto j = static_cast<std::int64_t>(s.jiffies);
+  const auto latest = static_cast<std::int64_t>(
+      clock->at(static_cast<double>(s.monotonic_ns + s.read_ns) / 1e6 + u_ms).jiffies_at_origin);
+  const auto earliest = static_cast<std::int64_t>(clock->at(static_cast<double>(s.monotonic_ns) / 1e6 - u_ms).jiffies_at_origin);
+  CHECK(j <= latest);
+  CHECK(j >= earliest - 1);
 }

@@ -121,3 +121,24 @@ TEST_CASE("result JSON: an open-ended window is null; survival and middlebox evi
   CHECK(jc.at("middlebox_counters").at("fault.hit") == 150);
   CHECK(console_case(c, true).find("39 of 80 alive, expected 0.4900 -> accept [18, 61]") != std::string::npos);
 }
+
+TEST_CASE("a run says how its windows were calibrated, and why not", "[report]") {
+  auto run = sample_run();
+  // Calibration failed: the summary says so and why, beside calibrated = false.
+  run.calibration_note = "/proc/timer_list cannot be read (not root, or masked); timer-firings canary: Operation not permitted";
+  auto j = result_json(run);
+  CHECK(j["calibrated"] == false);
+  CHECK(j["calibration"] == "none");
+  CHECK(j["calibration_note"] == run.calibration_note);
+  CHECK(console_summary(run).find("not calibrated: /proc/timer_list cannot be read") != std::string::npos);
+  // From timer firings: phase and jiffies modulo 64, said in both.
+  run.calibrated = true;
+  run.calibration = "timer-firings";
+  run.calibration_note = "/proc/timer_list cannot be read (not root, or masked): 24 keepalive timer firings; jiffies known modulo 64";
+  j = result_json(run);
+  CHECK(j["calibration"] == "timer-firings");
+  CHECK(console_summary(run).find("calibrated from timer-firings (/proc/timer_list cannot be read") != std::string::npos);
+  run.calibration = "timer_list";
+  run.calibration_note.clear();
+  CHECK(console_summary(run).find("jiffies calibrated (timer_list)") != std::string::npos);
+}
