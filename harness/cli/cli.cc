@@ -24,6 +24,7 @@
 #include "harness/cli/cli.h"
 #include "harness/case/case.h"
 #include "harness/fault/fault.h"
+#include "harness/run/backend.h"
 #include "harness/run/environment.h"
 #include "harness/cli/interrupt_guard.h"
 #include "harness/judge/interrupt.h"
@@ -50,6 +51,7 @@ constexpr int kExitEnvironment = 3;
 constexpr const char* kKeepPrefix = "kaharness-";
 
 struct RunArgs {
+  std::string backend = "auto";
   std::vector<std::string> paths;
   std::string json, junit, report, pcap, filter, shard;
   int jobs = 0;
@@ -123,6 +125,7 @@ class LiveLine : public kah::RunListener {
 };
 
 struct SweepArgs {
+  std::string backend = "auto";
   int connections = 500;
   int per_case = 25;
   std::uint64_t seed = 1;
@@ -172,13 +175,19 @@ struct PredictArgs {
   bool json = false;
 };
 
-// Checked before anything is built (libnftables would exit() without CAP_NET_ADMIN);
-// says what is missing when it is.
-bool privileged_enough(const char* what) {
-  const auto privileges = kah::check_privileges();
-  if (kah::all_required_ok(privileges)) return true;
-  fmt::print(stderr, "kaharness: this environment cannot run {}:\n{}", what, kah::describe(privileges));
-  return false;
+// The backend `requested` ("auto": the first that works here), made ready before
+// anything is built (libnftables would exit() without CAP_NET_ADMIN) and before any
+// thread starts (entering a user namespace needs a single-threaded process). Says
+// why each backend cannot run when none can.
+std::optional<kah::Backend> enter_backend(const std::string& requested, const char* what) {
+  const auto choice = kah::choose_backend(kah::backend_from_string(requested));
+  if (!choice.backend) {
+    fmt::print(stderr, "kaharness: this environment cannot run {} with backend {}:\n", what, requested);
+    for (const auto& [backend, why] : choice.refused) fmt::print(stderr, "  {:<7} {}\n", kah::to_string(backend), why);
+    return std::nullopt;
+  }
+  kah::use_backend(*choice.backend);
+  return choice.backend;
 }
 
 // "K/N" -> (K, N) with 1 <= K <= N.
@@ -289,9 +298,11 @@ int run_command(const RunArgs& args, bool verbose) {
     for (std::size_t i = 0; i < cases.size(); ++i) fmt::print("{}", kah::describe_forecast(cases[i], forecasts[i]));
     return kExitPass;
   }
-  if (!privileged_enough("cases")) return kExitEnvironment;
+  const auto backend = enter_backend(args.backend, "cases");
+  if (!backend) return kExitEnvironment;
 
   kah::RunOptions options;
+  options.backend = kah::to_string(*backend);
   options.jobs = args.jobs;
   options.kernel = kernel;
   options.keep = args.keep;
@@ -302,8 +313,8 @@ int run_command(const RunArgs& args, bool verbose) {
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
   LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
   options.listener = &live;
-  fmt::print("running {} case{} ({} at a time), HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
-             args.jobs > 0 ? std::to_string(args.jobs) : "all",
+  fmt::print("running {} case{} ({} at a time), backend {}, HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
+             args.jobs > 0 ? std::to_string(args.jobs) : "all", options.backend,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
 
@@ -373,8 +384,10 @@ int predict_command(const PredictArgs& args) {
 }
 
 int sweep_command(const SweepArgs& args) {
-  if (!privileged_enough("the sweep")) return kExitEnvironment;
+  const auto backend = enter_backend(args.backend, "the sweep");
+  if (!backend) return kExitEnvironment;
   kah::RunOptions options;
+  options.backend = kah::to_string(*backend);
   std::string hz_source;
   options.kernel = kernel_for(args.hz, hz_source);
   options.calibrate = !args.no_calibration;
@@ -425,14 +438,24 @@ int analyze_command(const AnalyzeArgs& args) {
   }
 }
 
-int check_env_command() {
+int check_env_command(const std::string& requested) {
+  // Which backend a run would use, and why the others cannot run here.
+  const auto choice = kah::choose_backend(kah::backend_from_string(requested));
+  for (const auto& [backend, why] : choice.refused) fmt::print("no    backend {:<26} {}\n", kah::to_string(backend), why);
+  if (!choice.backend) {
+    fmt::print("\nkaharness cannot run cases here with backend {}: see the lines above.\n", requested);
+    return kExitEnvironment;
+  }
+  fmt::print("ok    backend {:<26} {}\n", kah::to_string(*choice.backend),
+             requested == "auto" ? "the first that works here (auto)" : "as asked");
+  kah::use_backend(*choice.backend);
   const auto checks = kah::check_environment();
   fmt::print("{}", kah::describe(checks));
   if (!kah::all_required_ok(checks)) {
     fmt::print("\nkaharness cannot run cases here: see the lines marked MISS.\n");
     return kExitEnvironment;
   }
-  fmt::print("\nkaharness can run cases here.\n");
+  fmt::print("\nkaharness can run cases here, with backend {}.\n", kah::to_string(*choice.backend));
   return kExitPass;
 }
 
@@ -442,6 +465,117 @@ int gc_command() {
   fmt::print("{} namespace{} removed (only names starting with '{}')\n", removed.size(),
              removed.size() == 1 ? "" : "s", kKeepPrefix);
   return kExitPass;
+}
+
+}  // namespace
+
+namespace {
+
+// --backend for the subcommands that build namespaces.
+void add_backend_option(CLI::App* cmd, std::string& backend) {
+  cmd->add_option("--backend", backend,
+                  "how to get network namespaces: auto (default: the first that works here), netns (root, or "
+                  "CAP_SYS_ADMIN + CAP_NET_ADMIN), userns (no privileges: a user namespace first), local (not yet)")
+      ->check(CLI::IsMember({"auto", "netns", "userns", "local"}));
+}
+
+CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
+  auto* cmd = app.add_subcommand("run", "run case files (TOML) and judge every connection");
+  cmd->add_option("paths", run.paths, "case files or folders (default: cases/)");
+  cmd->footer(
+      "Before anything is built: --json/--junit/--report/--pcap are checked (exit 2 at once, naming the path and\n"
+      "why), and every case is checked against the timing model (an expectation the model contradicts, more file\n"
+      "descriptors than RLIMIT_NOFILE allows, longer than --max-duration: exit 2, file:line:col: error: ...).\n"
+      "SIGINT/SIGTERM stop the run within a second: open connections get verdict 'interrupted', outputs and the\n"
+      "summary are written with what was observed, exit 130/143. If an output cannot be written at the end, a\n"
+      "failed case still exits 1 (the write error is printed); with every case passed it exits 2.");
+  cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
+  cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
+      ->type_name("FILE");
+  cmd->add_option("--report", run.report,
+                      "write a self-contained HTML report (SVG timelines) to DIR/index.html; DIR must be new or empty "
+                      "(or --force)")
+      ->type_name("DIR");
+  cmd->add_option("--pcap", run.pcap,
+                      "write each failed connection's packets, both ends, to DIR/<case>/<connection>.{client,server}.pcap")
+      ->type_name("DIR");
+  cmd->add_flag("--no-capture", run.no_capture,
+                    "do not capture packets: ends are timed by the event loop's wake-up, probes are not checked");
+  cmd->add_flag("--pcap-all", run.pcap_all, "with --pcap: write every connection's packets, not only failures");
+  cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");
+  cmd->add_option("--shard", run.shard, "run the K-th of N equal shares of the cases, e.g. 1/4")->type_name("K/N");
+  cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
+  cmd->add_flag("--no-calibration", run.no_calibration,
+                    "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");
+  cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
+  cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
+  cmd->add_flag("--dry-run", run.dry_run,
+                    "load and check every case (model, file descriptors, --max-duration), print each case's "
+                    "backend, predicted duration and windows, build nothing (exit 0 or 2)");
+  cmd->add_option("--max-duration", run.max_duration_s,
+                      "refuse cases the model predicts to run longer than S seconds after the fault (default 600)")
+      ->type_name("S")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            return end != text.c_str() && *end == '\0' && v > 0 && v < 1e9
+                       ? std::string()
+                       : "expected a number of seconds > 0, found '" + text.substr(0, 40) + "'";
+          },
+          "", "seconds"));
+  cmd->add_flag("--force", run.force, "let --report write into a folder that already holds files");
+  return cmd;
+}
+
+CLI::App* add_predict(CLI::App& app, PredictArgs& predict) {
+  auto* cmd = app.add_subcommand("predict", "explain when the kernel declares a silent peer dead");
+  cmd->add_option("--idle", predict.idle, "TCP_KEEPIDLE, seconds (default 7200)")->check(CLI::Range(1, 32767));
+  cmd->add_option("--interval", predict.interval, "TCP_KEEPINTVL, seconds (default 75)")->check(CLI::Range(1, 32767));
+  cmd->add_option("--count", predict.count, "TCP_KEEPCNT (default 9)")->check(CLI::Range(1, 127));
+  cmd->add_option("--user-timeout", predict.user_timeout_ms, "TCP_USER_TIMEOUT, ms (default 0 = off)")
+      ->check(CLI::Range(0, 2147483647));
+  cmd->add_option("--fault", predict.fault, predictable_faults_help())
+      ->check(CLI::IsMember(predictable_fault_names()));
+  cmd->add_option("--traffic", predict.traffic,
+                          "idle (keepalive owns the connection), sending (data in flight: retransmissions), "
+                          "connect (SYN retries)")
+      ->check(CLI::IsMember({"idle", "sending", "connect"}));
+  cmd->add_option("--retries2", predict.retries2, "net.ipv4.tcp_retries2, for --traffic sending (default 15)")
+      ->check(CLI::Range(0, 255));
+  cmd->add_option("--syn-retries", predict.syn_retries,
+                          "net.ipv4.tcp_syn_retries, for --traffic connect (default 6)")
+      ->check(CLI::Range(1, 127));
+  cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
+  cmd->add_flag("--json", predict.json, "print JSON");
+  return cmd;
+}
+
+CLI::App* add_sweep(CLI::App& app, SweepArgs& sweep) {
+  auto* cmd = app.add_subcommand(
+      "sweep", "measure the timing model: many real connections with random settings, misses and window widths");
+  cmd->add_option("--connections,-n", sweep.connections, "how many connections (default 500)")
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--per-case", sweep.per_case, "connections per namespace pair (default 25)")
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--seed", sweep.seed, "random seed (default 1): the same seed gives the same settings");
+  cmd->add_option("--hz", sweep.hz, "assume this CONFIG_HZ instead of detecting it")
+      ->check(CLI::IsMember({100, 250, 300, 1000}));
+  cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
+  cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
+  return cmd;
+}
+
+CLI::App* add_analyze(CLI::App& app, AnalyzeArgs& analyze) {
+  auto* cmd = app.add_subcommand(
+      "analyze", "label keepalive probes, ACKs, RSTs and FINs in any pcap and infer idle, interval and count");
+  cmd->add_option("file", analyze.file, "a pcap file (Ethernet, Linux cooked or raw IP)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--json", analyze.json, "print JSON");
+  return cmd;
 }
 
 }  // namespace
@@ -461,98 +595,20 @@ int kah::cli_main(int argc, const char* const* argv) {
   app.add_flag("-v,--verbose", verbose, "print every connection and debug logs");
 
   RunArgs run;
-  auto* run_cmd = app.add_subcommand("run", "run case files (TOML) and judge every connection");
-  run_cmd->add_option("paths", run.paths, "case files or folders (default: cases/)");
-  run_cmd->footer(
-      "Before anything is built: --json/--junit/--report/--pcap are checked (exit 2 at once, naming the path and\n"
-      "why), and every case is checked against the timing model (an expectation the model contradicts, more file\n"
-      "descriptors than RLIMIT_NOFILE allows, longer than --max-duration: exit 2, file:line:col: error: ...).\n"
-      "SIGINT/SIGTERM stop the run within a second: open connections get verdict 'interrupted', outputs and the\n"
-      "summary are written with what was observed, exit 130/143. If an output cannot be written at the end, a\n"
-      "failed case still exits 1 (the write error is printed); with every case passed it exits 2.");
-  run_cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
-  run_cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
-      ->type_name("FILE");
-  run_cmd->add_option("--report", run.report,
-                      "write a self-contained HTML report (SVG timelines) to DIR/index.html; DIR must be new or empty "
-                      "(or --force)")
-      ->type_name("DIR");
-  run_cmd->add_option("--pcap", run.pcap,
-                      "write each failed connection's packets, both ends, to DIR/<case>/<connection>.{client,server}.pcap")
-      ->type_name("DIR");
-  run_cmd->add_flag("--no-capture", run.no_capture,
-                    "do not capture packets: ends are timed by the event loop's wake-up, probes are not checked");
-  run_cmd->add_flag("--pcap-all", run.pcap_all, "with --pcap: write every connection's packets, not only failures");
-  run_cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
-      ->check(CLI::Range(1, 100000));
-  run_cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");
-  run_cmd->add_option("--shard", run.shard, "run the K-th of N equal shares of the cases, e.g. 1/4")->type_name("K/N");
-  run_cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
-  run_cmd->add_flag("--no-calibration", run.no_calibration,
-                    "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");
-  run_cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
-  run_cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
-  run_cmd->add_flag("--dry-run", run.dry_run,
-                    "load and check every case (model, file descriptors, --max-duration), print each case's "
-                    "backend, predicted duration and windows, build nothing (exit 0 or 2)");
-  run_cmd->add_option("--max-duration", run.max_duration_s,
-                      "refuse cases the model predicts to run longer than S seconds after the fault (default 600)")
-      ->type_name("S")
-      ->check(CLI::Validator(
-          [](std::string& text) {
-            char* end = nullptr;
-            const double v = std::strtod(text.c_str(), &end);
-            return end != text.c_str() && *end == '\0' && v > 0 && v < 1e9
-                       ? std::string()
-                       : "expected a number of seconds > 0, found '" + text.substr(0, 40) + "'";
-          },
-          "", "seconds"));
-  run_cmd->add_flag("--force", run.force, "let --report write into a folder that already holds files");
-
+  auto* run_cmd = add_run(app, run, verbose);
+  add_backend_option(run_cmd, run.backend);
   PredictArgs predict;
-  auto* predict_cmd = app.add_subcommand("predict", "explain when the kernel declares a silent peer dead");
-  predict_cmd->add_option("--idle", predict.idle, "TCP_KEEPIDLE, seconds (default 7200)")->check(CLI::Range(1, 32767));
-  predict_cmd->add_option("--interval", predict.interval, "TCP_KEEPINTVL, seconds (default 75)")->check(CLI::Range(1, 32767));
-  predict_cmd->add_option("--count", predict.count, "TCP_KEEPCNT (default 9)")->check(CLI::Range(1, 127));
-  predict_cmd->add_option("--user-timeout", predict.user_timeout_ms, "TCP_USER_TIMEOUT, ms (default 0 = off)")
-      ->check(CLI::Range(0, 2147483647));
-  predict_cmd->add_option("--fault", predict.fault, predictable_faults_help())
-      ->check(CLI::IsMember(predictable_fault_names()));
-  predict_cmd->add_option("--traffic", predict.traffic,
-                          "idle (keepalive owns the connection), sending (data in flight: retransmissions), "
-                          "connect (SYN retries)")
-      ->check(CLI::IsMember({"idle", "sending", "connect"}));
-  predict_cmd->add_option("--retries2", predict.retries2, "net.ipv4.tcp_retries2, for --traffic sending (default 15)")
-      ->check(CLI::Range(0, 255));
-  predict_cmd->add_option("--syn-retries", predict.syn_retries,
-                          "net.ipv4.tcp_syn_retries, for --traffic connect (default 6)")
-      ->check(CLI::Range(1, 127));
-  predict_cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
-  predict_cmd->add_flag("--json", predict.json, "print JSON");
-
+  auto* predict_cmd = add_predict(app, predict);
   SweepArgs sweep;
-  auto* sweep_cmd = app.add_subcommand(
-      "sweep", "measure the timing model: many real connections with random settings, misses and window widths");
-  sweep_cmd->add_option("--connections,-n", sweep.connections, "how many connections (default 500)")
-      ->check(CLI::Range(1, 100000));
-  sweep_cmd->add_option("--per-case", sweep.per_case, "connections per namespace pair (default 25)")
-      ->check(CLI::Range(1, 10000));
-  sweep_cmd->add_option("--seed", sweep.seed, "random seed (default 1): the same seed gives the same settings");
-  sweep_cmd->add_option("--hz", sweep.hz, "assume this CONFIG_HZ instead of detecting it")
-      ->check(CLI::IsMember({100, 250, 300, 1000}));
-  sweep_cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
-  sweep_cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
-
+  auto* sweep_cmd = add_sweep(app, sweep);
+  add_backend_option(sweep_cmd, sweep.backend);
   AnalyzeArgs analyze;
-  auto* analyze_cmd = app.add_subcommand(
-      "analyze", "label keepalive probes, ACKs, RSTs and FINs in any pcap and infer idle, interval and count");
-  analyze_cmd->add_option("file", analyze.file, "a pcap file (Ethernet, Linux cooked or raw IP)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  analyze_cmd->add_flag("--json", analyze.json, "print JSON");
-
+  auto* analyze_cmd = add_analyze(app, analyze);
   auto* env_cmd = app.add_subcommand("check-env", "check privileges, namespaces, veth, nftables, kernel and HZ");
   auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (namespace bind mounts named kaharness-*, nothing else)");
+
+  std::string env_backend = "auto";
+  add_backend_option(env_cmd, env_backend);
 
   try {
     app.parse(argc, argv);
@@ -568,7 +624,7 @@ int kah::cli_main(int argc, const char* const* argv) {
     if (*predict_cmd) return predict_command(predict);
     if (*analyze_cmd) return analyze_command(analyze);
     if (*sweep_cmd) return sweep_command(sweep);
-    if (*env_cmd) return check_env_command();
+    if (*env_cmd) return check_env_command(env_backend);
     if (*gc_cmd) return gc_command();
   } catch (const CLI::ValidationError& e) {
     fmt::print(stderr, "kaharness: {}\n", e.what());

@@ -115,6 +115,7 @@ struct RunResult {
   std::string kernel;
   std::optional<int> hz;
   std::string hz_source;
+  std::string backend = "netns";  // how the namespaces were had: netns, userns or local
   bool calibrated = false;  // windows used the jiffies calibration
   // How: "timer_list" (jiffies read from /proc/timer_list), "timer-firings" (the tick's
   // phase from a canary's timers, jiffies modulo their granularity) or "none"; and why

@@ -121,9 +121,10 @@ std::string console_summary(const RunResult& run) {
     interrupted += c.verdict == Verdict::interrupted;
   }
   std::string out = fmt::format(
-      "{} cases: {} passed, {} failed, {} errors{}; {} connections; {:.1f} s (kernel {}, HZ {}, {})\n",
+      "{} cases: {} passed, {} failed, {} errors{}; {} connections; {:.1f} s (kernel {}, HZ {}, backend {}, {})\n",
       run.cases.size(), passed, failed, errors, interrupted ? fmt::format(", {} interrupted", interrupted) : "",
       connections, run.wall_ms / 1000.0, run.kernel, run.hz ? std::to_string(*run.hz) : std::string("unknown"),
+      run.backend,
       calibration_text(run));
   if (!run.interrupted_by.empty())
     out += fmt::format("interrupted by {}: connections still open were alive so far (verdict interrupted)\n",
@@ -204,6 +205,7 @@ nlohmann::json result_json(const RunResult& run) {
   return {{"kernel", run.kernel},
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
+          {"backend", run.backend},
           {"calibrated", run.calibrated},
           {"calibration", run.calibration},
           {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},

@@ -651,6 +651,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   utsname u{};
   if (uname(&u) == 0) run.kernel = u.release;
   run.hz = options.kernel.hz;
+  run.backend = options.backend;
   run.cases.resize(cases.size());
   const double started = monotonic_ms();
 

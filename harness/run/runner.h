@@ -35,6 +35,7 @@ class RunListener {
 };
 
 struct RunOptions {
+  std::string backend = "netns";  // the backend in use (backend.h), for the results
   int jobs = 0;                 // cases at once; 0 = all of them
   model::Kernel kernel;         // HZ, slack: what the model assumes of this kernel
   // Relate jiffies to CLOCK_MONOTONIC (root reads /proc/timer_list) so each timer's
