@@ -254,28 +254,12 @@ std::vector<kah::Case> load_cases(const RunArgs& args, bool& bad) {
   return cases;
 }
 
-int run_command(const RunArgs& args, bool verbose) {
-  // Arguments and output paths first: nothing is loaded, measured or built before
-  // the run could write what it is asked to.
-  if (args.no_capture && !args.pcap.empty())
-    throw CLI::ValidationError("--no-capture", "--pcap needs captures: drop one of the two");
-  std::vector<std::string> output_problems;
-  for (const auto& p : kah::check_output_paths({args.json, args.junit, args.report, args.pcap, args.force}))
-    output_problems.push_back(p.str());
-  if (!none_printed(output_problems)) return kExitBadInput;
-
+// What the model says of each case, before anything is built: nullopt (the errors
+// printed) when a case is refused or the cases together need more file
+// descriptors than the process can have.
+std::optional<std::vector<kah::CaseForecast>> check_cases(const std::vector<kah::Case>& cases, const RunArgs& args,
+                                                          const kah::LoadLimits& limits) {
   bool bad = false;
-  auto cases = load_cases(args, bad);
-  if (bad) return kExitBadInput;
-  if (cases.empty()) {
-    fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
-    return kExitBadInput;
-  }
-
-  // What the model says of each case, before anything is built.
-  std::string hz_source;
-  const auto kernel = kernel_for(args.hz, hz_source);
-  const kah::LoadLimits limits{kernel, args.max_duration_s, kah::fd_hard_limit()};
   std::vector<kah::CaseForecast> forecasts;
   for (const auto& c : cases) {
     try {
@@ -285,49 +269,27 @@ int run_command(const RunArgs& args, bool verbose) {
       bad = true;
     }
   }
-  if (bad) return kExitBadInput;
+  if (bad) return std::nullopt;
   if (const auto problem = kah::run_fd_problem(forecasts, args.jobs, limits.fd_limit); !problem.empty()) {
     fmt::print(stderr, "kaharness: {}\n", problem);
-    return kExitBadInput;
+    return std::nullopt;
   }
-  if (args.dry_run) {
-    fmt::print("dry run: {} case{} checked, nothing built (HZ {} ({}), --max-duration {:g} s, file descriptors up to "
-               "{})\n",
-               cases.size(), cases.size() == 1 ? "" : "s", kernel.hz ? std::to_string(*kernel.hz) : "unknown",
-               hz_source, args.max_duration_s, limits.fd_limit > 0 ? std::to_string(limits.fd_limit) : "unlimited");
-    for (std::size_t i = 0; i < cases.size(); ++i) fmt::print("{}", kah::describe_forecast(cases[i], forecasts[i]));
-    return kExitPass;
-  }
-  const auto backend = enter_backend(args.backend, "cases");
-  if (!backend) return kExitEnvironment;
+  return forecasts;
+}
 
-  kah::RunOptions options;
-  options.backend = kah::to_string(*backend);
-  options.jobs = args.jobs;
-  options.kernel = kernel;
-  options.keep = args.keep;
-  options.calibrate = !args.no_calibration;
-  options.pcap_dir = args.pcap;
-  options.pcap_all = args.pcap_all;
-  options.capture = !args.no_capture;
-  options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
-  LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
-  options.listener = &live;
-  fmt::print("running {} case{} ({} at a time), backend {}, HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
-             args.jobs > 0 ? std::to_string(args.jobs) : "all", options.backend,
-             options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
-  std::fflush(stdout);
+int dry_run(const std::vector<kah::Case>& cases, const std::vector<kah::CaseForecast>& forecasts, const RunArgs& args,
+            const kah::LoadLimits& limits, const std::string& hz_source) {
+  fmt::print("dry run: {} case{} checked, nothing built (HZ {} ({}), --max-duration {:g} s, file descriptors up to "
+             "{})\n",
+             cases.size(), cases.size() == 1 ? "" : "s", limits.kernel.hz ? std::to_string(*limits.kernel.hz) : "unknown",
+             hz_source, args.max_duration_s, limits.fd_limit > 0 ? std::to_string(limits.fd_limit) : "unlimited");
+  for (std::size_t i = 0; i < cases.size(); ++i) fmt::print("{}", kah::describe_forecast(cases[i], forecasts[i]));
+  return kExitPass;
+}
 
-  // SIGINT/SIGTERM from here on: stop waiting, judge what was seen, write it all.
-  kah::InterruptGuard interrupt;
-  options.stop = interrupt.token();
-  auto run = kah::run_cases(cases, options);
-  live.stop();
-  run.hz_source = hz_source;
-  const int signal = interrupt.signal();
-  if (signal != 0) run.interrupted_by = kah::signal_name(signal);  // each case printed what it saw as it ended
-  // Every output is attempted; one that cannot be written is reported and does not
-  // stop the others (precedence of the exit code: final_exit_code).
+// Writes every output asked for; one that cannot be written is reported and does
+// not stop the others. False when any failed (precedence: final_exit_code).
+bool write_outputs(const kah::RunResult& run, const RunArgs& args) {
   bool written = true;
   const auto attempt = [&](const auto& write) {
     try {
@@ -345,6 +307,65 @@ int run_command(const RunArgs& args, bool verbose) {
     kah::write_html_report(run, args.report, html);
     fmt::print("report: {}/index.html\n", args.report);
   });
+  return written;
+}
+
+kah::RunOptions run_options(const RunArgs& args, const kah::model::Kernel& kernel, kah::Backend backend) {
+  kah::RunOptions options;
+  options.backend = kah::to_string(backend);
+  options.jobs = args.jobs;
+  options.kernel = kernel;
+  options.keep = args.keep;
+  options.calibrate = !args.no_calibration;
+  options.pcap_dir = args.pcap;
+  options.pcap_all = args.pcap_all;
+  options.capture = !args.no_capture;
+  options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
+  return options;
+}
+
+int run_command(const RunArgs& args, bool verbose) {
+  // Arguments and output paths first: nothing is loaded, measured or built before
+  // the run could write what it is asked to.
+  if (args.no_capture && !args.pcap.empty())
+    throw CLI::ValidationError("--no-capture", "--pcap needs captures: drop one of the two");
+  std::vector<std::string> output_problems;
+  for (const auto& p : kah::check_output_paths({args.json, args.junit, args.report, args.pcap, args.force}))
+    output_problems.push_back(p.str());
+  if (!none_printed(output_problems)) return kExitBadInput;
+
+  bool bad = false;
+  auto cases = load_cases(args, bad);
+  if (bad) return kExitBadInput;
+  if (cases.empty()) {
+    fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
+    return kExitBadInput;
+  }
+  std::string hz_source;
+  const kah::LoadLimits limits{kernel_for(args.hz, hz_source), args.max_duration_s, kah::fd_hard_limit()};
+  const auto forecasts = check_cases(cases, args, limits);
+  if (!forecasts) return kExitBadInput;
+  if (args.dry_run) return dry_run(cases, *forecasts, args, limits, hz_source);
+  const auto backend = enter_backend(args.backend, "cases");
+  if (!backend) return kExitEnvironment;
+
+  auto options = run_options(args, limits.kernel, *backend);
+  LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
+  options.listener = &live;
+  fmt::print("running {} case{} ({} at a time), backend {}, HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
+             args.jobs > 0 ? std::to_string(args.jobs) : "all", options.backend,
+             options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
+  std::fflush(stdout);
+
+  // SIGINT/SIGTERM from here on: stop waiting, judge what was seen, write it all.
+  kah::InterruptGuard interrupt;
+  options.stop = interrupt.token();
+  auto run = kah::run_cases(cases, options);
+  live.stop();
+  run.hz_source = hz_source;
+  const int signal = interrupt.signal();
+  if (signal != 0) run.interrupted_by = kah::signal_name(signal);  // each case printed what it saw as it ended
+  const bool written = write_outputs(run, args);
   fmt::print("{}", kah::console_summary(run));
   if (args.keep)
     fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",

@@ -119,22 +119,11 @@ std::vector<Probe> FlowAnalysis::probes_of(Side side) const {
   return out;
 }
 
-FlowAnalysis analyze_flow(std::span<const Packet> packets) {
-  FlowAnalysis flow;
-  if (packets.empty()) return flow;
+namespace {
 
-  std::vector<Packet> ordered(packets.begin(), packets.end());
-  // Captures on "any" can interleave CPUs slightly out of order; time is what the kernel saw.
-  std::stable_sort(ordered.begin(), ordered.end(), [](const Packet& x, const Packet& y) { return x.t_ms < y.t_ms; });
-
-  const auto opener = std::find_if(ordered.begin(), ordered.end(), [](const Packet& p) {
-    return p.has(tcp_flag::syn) && !p.has(tcp_flag::ack);
-  });
-  const Packet& first = opener != ordered.end() ? *opener : ordered.front();
-  flow.a = {first.src, first.sport};
-  flow.b = {first.dst, first.dport};
-  flow.family = first.family;
-
+// Walks the segments in time order, labelling each and following both sides'
+// sequence state and probe runs.
+void follow_segments(FlowAnalysis& flow, const std::vector<Packet>& ordered) {
   SideState state[2];
   for (const auto& p : ordered) {
     const Side from = (p.src == flow.a.addr && p.sport == flow.a.port) ? Side::a : Side::b;
@@ -181,33 +170,60 @@ FlowAnalysis analyze_flow(std::span<const Packet> packets) {
     receiver.last_rx_ms = p.t_ms;
     flow.segments.push_back({p, from, kind});
   }
+}
 
-  if (const ProbeRun* last = flow.last_run()) {
-    flow.prober = last->prober;
-    flow.count = static_cast<int>(last->probes.size());
-    if (last->last_rx_ms) flow.idle_ms = last->probes.front().t_ms - *last->last_rx_ms;
-    std::vector<double> gaps;
-    for (const auto& run : flow.runs)
-      if (run.prober == last->prober)
-        for (std::size_t i = 1; i < run.probes.size(); ++i) gaps.push_back(run.probes[i].t_ms - run.probes[i - 1].t_ms);
-    if (!gaps.empty()) flow.interval_ms = median(std::move(gaps));
-  }
+// Idle, interval and count from the last probe run (and the gaps of its prober's runs).
+void infer_keepalive(FlowAnalysis& flow) {
+  const ProbeRun* last = flow.last_run();
+  if (last == nullptr) return;
+  flow.prober = last->prober;
+  flow.count = static_cast<int>(last->probes.size());
+  if (last->last_rx_ms) flow.idle_ms = last->probes.front().t_ms - *last->last_rx_ms;
+  std::vector<double> gaps;
+  for (const auto& run : flow.runs)
+    if (run.prober == last->prober)
+      for (std::size_t i = 1; i < run.probes.size(); ++i) gaps.push_back(run.probes[i].t_ms - run.probes[i - 1].t_ms);
+  if (!gaps.empty()) flow.interval_ms = median(std::move(gaps));
+}
 
+// How the flow ended: the last RST (by the prober or its peer), else the last FIN.
+void find_end(FlowAnalysis& flow) {
   for (auto it = flow.segments.rbegin(); it != flow.segments.rend(); ++it) {
     if (it->kind == SegmentKind::rst) {
       flow.end = flow.prober && it->from == *flow.prober ? FlowEnd::reset_by_prober : FlowEnd::reset_by_peer;
       flow.end_ms = it->packet.t_ms;
-      break;
+      return;
     }
   }
-  if (flow.end == FlowEnd::capture_end) {
-    const auto fin = std::find_if(flow.segments.rbegin(), flow.segments.rend(),
-                                  [](const Segment& s) { return s.kind == SegmentKind::fin; });
-    if (fin != flow.segments.rend()) {
-      flow.end = FlowEnd::closed;
-      flow.end_ms = fin->packet.t_ms;
-    }
+  const auto fin = std::find_if(flow.segments.rbegin(), flow.segments.rend(),
+                                [](const Segment& s) { return s.kind == SegmentKind::fin; });
+  if (fin != flow.segments.rend()) {
+    flow.end = FlowEnd::closed;
+    flow.end_ms = fin->packet.t_ms;
   }
+}
+
+}  // namespace
+
+FlowAnalysis analyze_flow(std::span<const Packet> packets) {
+  FlowAnalysis flow;
+  if (packets.empty()) return flow;
+
+  std::vector<Packet> ordered(packets.begin(), packets.end());
+  // Captures on "any" can interleave CPUs slightly out of order; time is what the kernel saw.
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Packet& x, const Packet& y) { return x.t_ms < y.t_ms; });
+
+  const auto opener = std::find_if(ordered.begin(), ordered.end(), [](const Packet& p) {
+    return p.has(tcp_flag::syn) && !p.has(tcp_flag::ack);
+  });
+  const Packet& first = opener != ordered.end() ? *opener : ordered.front();
+  flow.a = {first.src, first.sport};
+  flow.b = {first.dst, first.dport};
+  flow.family = first.family;
+
+  follow_segments(flow, ordered);
+  infer_keepalive(flow);
+  find_end(flow);
   return flow;
 }
 

@@ -132,76 +132,88 @@ std::string console_summary(const RunResult& run) {
   return out;
 }
 
+namespace {
+
+// One connection: the contract's keys (expected, observed, verdict) and what was added since.
+nlohmann::json connection_json(const ConnectionResult& r) {
+  nlohmann::json probes = nlohmann::json::array();
+  for (const auto& p : r.prediction.probes)
+    probes.push_back({{"index", p.index},
+                      {"nominal_ms", p.nominal_ms},
+                      {"earliest_ms", round1(p.window.earliest_ms)},
+                      {"latest_ms", number_or_null(round1(p.window.latest_ms))}});
+  nlohmann::json j = {
+      {"name", r.name},
+      {"family", to_string(r.family)},
+      {"expected",
+       {{"outcome", to_string(r.expected.outcome)},
+        {"earliest_ms", round1(r.expected.window.earliest_ms)},
+        {"latest_ms", number_or_null(round1(r.expected.window.latest_ms))},
+        {"nominal_ms", r.prediction.nominal_ms},
+        {"errno", r.expected.errno_name ? nlohmann::json(*r.expected.errno_name)
+                  : r.expected.model_errno.empty() ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(r.expected.model_errno)},
+        {"probes", probes}}},
+      {"observed",
+       {{"outcome", to_string(r.observed.outcome)},
+        {"errno", r.observed.errno_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.observed.errno_name)},
+        {"at_ms", round1(r.observed.at_ms)},
+        {"timed_by", r.observed.timed_by},
+        {"probes", r.observed.probes},
+        {"probe_checks", probe_checks_json(r.evidence)}}},
+      {"verdict", to_string(r.verdict)},
+      {"settings", settings_json(r.model_input)},
+  };
+  j["model"] = model_json(r.model_input, r.prediction);
+  if (r.expected.deadline_ms) j["expected"]["deadline_ms"] = *r.expected.deadline_ms;
+  if (r.expected.survival) j["expected"]["survival"] = *r.expected.survival;
+  if (!r.message.empty()) j["message"] = r.message;
+  if (r.observed.woke_at_ms) j["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
+  if (!r.evidence.timer_samples.empty()) {
+    auto& samples = j["observed"]["kernel_timer"] = nlohmann::json::array();
+    for (const auto& t : r.evidence.timer_samples)
+      samples.push_back({{"t_ms", round1(t.t_ms)}, {"kind", t.kind}, {"expires_in_ms", t.expires_in_ms},
+                         {"probes", t.probes}});
+  }
+  if (!r.evidence.pcap_client.empty())
+    j["pcap"] = {{"client", r.evidence.pcap_client}, {"server", r.evidence.pcap_server}};
+  return j;
+}
+
+nlohmann::json survival_json(const SurvivalResult& s) {
+  nlohmann::json js = {{"connection", s.connection},
+                       {"copies", s.copies},
+                       {"alive", s.alive},
+                       {"expected", s.model},
+                       {"accept", {s.accept_lo, s.accept_hi}},
+                       {"false_failure_rate", s.false_failure},
+                       {"verdict", to_string(s.verdict)}};
+  if (s.stated) js["stated"] = *s.stated;
+  if (!s.message.empty()) js["message"] = s.message;
+  return js;
+}
+
+nlohmann::json case_json(const CaseResult& c) {
+  nlohmann::json conns = nlohmann::json::array();
+  for (const auto& r : c.connections) conns.push_back(connection_json(r));
+  nlohmann::json jc = {{"name", c.name}, {"description", c.description.empty() ? c.name : c.description},
+                       {"file", c.file}, {"verdict", to_string(c.verdict)},
+                       {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
+  if (!c.error.empty()) jc["error"] = c.error;
+  if (!c.survival.empty()) {
+    nlohmann::json survival = nlohmann::json::array();
+    for (const auto& s : c.survival) survival.push_back(survival_json(s));
+    jc["survival"] = std::move(survival);
+  }
+  if (!c.counters.empty()) jc["middlebox_counters"] = c.counters;
+  return jc;
+}
+
+}  // namespace
+
 nlohmann::json result_json(const RunResult& run) {
   nlohmann::json cases = nlohmann::json::array();
-  for (const auto& c : run.cases) {
-    nlohmann::json conns = nlohmann::json::array();
-    for (const auto& r : c.connections) {
-      nlohmann::json probes = nlohmann::json::array();
-      for (const auto& p : r.prediction.probes)
-        probes.push_back({{"index", p.index},
-                          {"nominal_ms", p.nominal_ms},
-                          {"earliest_ms", round1(p.window.earliest_ms)},
-                          {"latest_ms", number_or_null(round1(p.window.latest_ms))}});
-      conns.push_back({
-          {"name", r.name},
-          {"family", to_string(r.family)},
-          {"expected",
-           {{"outcome", to_string(r.expected.outcome)},
-            {"earliest_ms", round1(r.expected.window.earliest_ms)},
-            {"latest_ms", number_or_null(round1(r.expected.window.latest_ms))},
-            {"nominal_ms", r.prediction.nominal_ms},
-            {"errno", r.expected.errno_name ? nlohmann::json(*r.expected.errno_name)
-                      : r.expected.model_errno.empty() ? nlohmann::json(nullptr)
-                                                       : nlohmann::json(r.expected.model_errno)},
-            {"probes", probes}}},
-          {"observed",
-           {{"outcome", to_string(r.observed.outcome)},
-            {"errno", r.observed.errno_name.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.observed.errno_name)},
-            {"at_ms", round1(r.observed.at_ms)},
-            {"timed_by", r.observed.timed_by},
-            {"probes", r.observed.probes},
-            {"probe_checks", probe_checks_json(r.evidence)}}},
-          {"verdict", to_string(r.verdict)},
-          {"settings", settings_json(r.model_input)},
-      });
-      conns.back()["model"] = model_json(r.model_input, r.prediction);
-      if (r.expected.deadline_ms) conns.back()["expected"]["deadline_ms"] = *r.expected.deadline_ms;
-      if (r.expected.survival) conns.back()["expected"]["survival"] = *r.expected.survival;
-      if (!r.message.empty()) conns.back()["message"] = r.message;
-      if (r.observed.woke_at_ms) conns.back()["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
-      if (!r.evidence.timer_samples.empty()) {
-        auto& samples = conns.back()["observed"]["kernel_timer"] = nlohmann::json::array();
-        for (const auto& t : r.evidence.timer_samples)
-          samples.push_back({{"t_ms", round1(t.t_ms)}, {"kind", t.kind}, {"expires_in_ms", t.expires_in_ms},
-                             {"probes", t.probes}});
-      }
-      if (!r.evidence.pcap_client.empty())
-        conns.back()["pcap"] = {{"client", r.evidence.pcap_client}, {"server", r.evidence.pcap_server}};
-    }
-    nlohmann::json jc = {{"name", c.name}, {"description", c.description.empty() ? c.name : c.description},
-                         {"file", c.file}, {"verdict", to_string(c.verdict)},
-                         {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
-    if (!c.error.empty()) jc["error"] = c.error;
-    if (!c.survival.empty()) {
-      nlohmann::json survival = nlohmann::json::array();
-      for (const auto& s : c.survival) {
-        nlohmann::json js = {{"connection", s.connection},
-                             {"copies", s.copies},
-                             {"alive", s.alive},
-                             {"expected", s.model},
-                             {"accept", {s.accept_lo, s.accept_hi}},
-                             {"false_failure_rate", s.false_failure},
-                             {"verdict", to_string(s.verdict)}};
-        if (s.stated) js["stated"] = *s.stated;
-        if (!s.message.empty()) js["message"] = s.message;
-        survival.push_back(std::move(js));
-      }
-      jc["survival"] = std::move(survival);
-    }
-    if (!c.counters.empty()) jc["middlebox_counters"] = c.counters;
-    cases.push_back(std::move(jc));
-  }
+  for (const auto& c : run.cases) cases.push_back(case_json(c));
   return {{"kernel", run.kernel},
           {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"hz_source", run.hz_source},
