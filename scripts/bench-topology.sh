@@ -23,10 +23,10 @@
 # 198.18.0.0/15 and fd6b:6168:7265::/48. The root namespace's links and /run/netns are
 # compared before and after.
 #
-#   scripts/bench-topology.sh [N] [ROUNDS]   (default 80 topologies each, in 4 rounds: about a minute)
+#   scripts/bench-topology.sh [N] [ROUNDS]   (default 60 topologies each, in 4 rounds: about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-80}
+n=${1:-60}
 rounds=${2:-4}
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench-topology.sh: needs root (network namespaces)" >&2
