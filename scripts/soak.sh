@@ -5,7 +5,8 @@
 # verdict (a connection whose verdict is not pass) per case and connection, and for
 # each case/connection the smallest margin seen to each edge of its window:
 # observed - earliest and latest - observed, in ms (negative: outside). Copies of
-# one connection ("c1-v4#2") count as observations of "c1-v4". Needs root.
+# one connection ("c1-v4#2") count as observations of "c1-v4". Also writes the margins
+# page (histograms of those margins, misses in red) to build/soak/margins.html. Needs root.
 #
 #   scripts/soak.sh [N] [CASES...]   (default N 10, cases/; JSONs kept in build/soak/)
 set -euo pipefail
@@ -63,36 +64,7 @@ for i in $(seq 1 "$pairs"); do
 done
 
 echo
-/usr/bin/python3 - "$out"/*.json <<'PY'
-import json, math, re, sys
-from collections import defaultdict
-false = defaultdict(list)      # (case, connection) -> ["idle-2: fail: message", ...]
-margin = {}                    # (case, connection) -> [min to earliest, min to latest, n, run of each]
-for path in sys.argv[1:]:
-    run = re.sub(r".*/|\.json$", "", path)
-    for c in json.load(open(path))["cases"]:
-        for r in c["connections"]:
-            key = (c["name"], re.sub(r"#\d+$", "", r["name"]))
-            if r["verdict"] != "pass":
-                false[key].append(f"{run}: {r['verdict']}" + (f": {r['message']}" if r.get("message") else ""))
-            e, o = r["expected"], r["observed"]
-            lo, hi, at = e.get("earliest_ms"), e.get("latest_ms"), o.get("at_ms")
-            if e["outcome"] == "alive" or lo is None or at is None:
-                continue  # alive: no window edge to be near
-            m = margin.setdefault(key, [math.inf, math.inf, 0, "", ""])
-            m[2] += 1
-            if at - lo < m[0]: m[0], m[3] = at - lo, run
-            if hi is not None and hi - at < m[1]: m[1], m[4] = hi - at, run
-runs = len(sys.argv) - 1
-print(f"false verdicts over {runs} runs: {sum(map(len, false.values()))}")
-for (case, conn), why in sorted(false.items()):
-    print(f"  {case}/{conn}: {len(why)}")
-    for w in why[:5]: print(f"      {w}")
-    if len(why) > 5: print(f"      ... {len(why) - 5} more")
-print(f"\nsmallest margin to each window edge (ms; negative = outside), over every run:")
-print(f"  {'case/connection':<48}{'n':>4}{'observed-earliest':>19}  {'run':<10}{'latest-observed':>16}  {'run':<10}")
-f = lambda v: "inf" if v == math.inf else f"{v:.1f}"
-for (case, conn), (lo, hi, cnt, rlo, rhi) in sorted(margin.items(), key=lambda kv: min(kv[1][0], kv[1][1])):
-    print(f"  {case + '/' + conn:<48}{cnt:>4}{f(lo):>19}  {rlo:<10}{f(hi):>16}  {rhi:<10}")
-PY
+# The tables and the margins page come from kaharness itself (harness/report/margins.h),
+# the same code as `kaharness sweep --report`. Exit 1 there means a false verdict.
+"$bin" margins "$out"/*.json --html "$out/margins.html" || true
 echo "JSONs and logs in $out/"

@@ -35,6 +35,8 @@
 #include "harness/run/runner.h"
 #include "harness/clock/clock.h"
 #include "harness/cli/sweep.h"
+#include "harness/cli/margins_cmd.h"
+#include "harness/report/margins.h"
 #include "netns/namespace.h"
 
 namespace {
@@ -121,6 +123,7 @@ struct SweepArgs {
   int hz = 0;
   bool no_calibration = false;
   std::string json;
+  std::string report;
 };
 
 struct AnalyzeArgs {
@@ -302,6 +305,9 @@ int sweep_command(const SweepArgs& args) {
   const auto summary = kah::summarize_sweep(run);
   fmt::print("{}", kah::describe_sweep(summary, run));
   if (!args.json.empty()) write_file(args.json, kah::sweep_json(summary, run).dump(2) + "\n");
+  if (!args.report.empty())
+    kah::write_margins_html({{"sweep", run}}, std::filesystem::path(args.report) / "index.html",
+                            fmt::format("kaharness sweep: {} connections (seed {})", args.connections, args.seed));
   return summary.misses == 0 && summary.errors == 0 ? kExitPass : 1;
 }
 
@@ -406,6 +412,16 @@ int kah::cli_main(int argc, const char* const* argv) {
       ->check(CLI::IsMember({100, 250, 300, 1000}));
   sweep_cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
   sweep_cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
+  sweep_cmd->add_option("--report", sweep.report,
+                        "write the margins page (where each end fell in its window) to DIR/index.html")
+      ->type_name("DIR");
+
+  std::vector<std::string> margins_files;
+  std::string margins_html;
+  auto* margins_cmd = app.add_subcommand(
+      "margins", "false verdicts and margins to the window edges over result JSONs (run --json), and a page of them");
+  margins_cmd->add_option("files", margins_files, "result JSON files, one per run")->required()->check(CLI::ExistingFile);
+  margins_cmd->add_option("--html", margins_html, "write the margins page to FILE")->type_name("FILE");
 
   AnalyzeArgs analyze;
   auto* analyze_cmd = app.add_subcommand(
@@ -432,6 +448,7 @@ int kah::cli_main(int argc, const char* const* argv) {
     if (*predict_cmd) return predict_command(predict);
     if (*analyze_cmd) return analyze_command(analyze);
     if (*sweep_cmd) return sweep_command(sweep);
+    if (*margins_cmd) return kah::margins_command(margins_files, margins_html);
     if (*env_cmd) return check_env_command();
     if (*gc_cmd) return gc_command();
   } catch (const CLI::ValidationError& e) {
