@@ -70,7 +70,9 @@ std::string range_text(double lo, double hi) {
 
 // The label under a bin: its lower edge, short ("<0", "1k", "90-100", ">100").
 std::string bin_label(const std::vector<double>& edges, std::size_t i, bool pct) {
-  const double lo = edges[i], hi = edges[i + 1];
+  // Edges set just above a round number (100 %, so that 100 % is inside) read as it.
+  const auto snap = [](double v) { return std::isfinite(v) && std::abs(v - std::round(v)) < 1e-9 ? std::round(v) : v; };
+  const double lo = snap(edges[i]), hi = snap(edges[i + 1]);
   if (std::isinf(lo)) return fmt::format("<{}", hi);
   if (pct) return std::isinf(hi) ? fmt::format(">{}", lo) : fmt::format("{}", lo);
   const auto k = [](double v) { return v >= 1000 ? fmt::format("{}k", v / 1000) : fmt::format("{}", v); };
@@ -93,6 +95,7 @@ h2 { font-size: 17px; margin: 0 0 8px; font-weight: 600; }
 svg.hist { width: 100%; height: auto; display: block; }
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--ink); }
 svg text.axis { fill: var(--muted); }
+svg text.misscount { fill: var(--miss); font-weight: 600; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 3px 10px 3px 0; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 th { font-weight: 600; color: var(--muted); font-size: 12px; }
@@ -112,7 +115,9 @@ std::string svg_histogram(const std::string& title, const std::string& axis, con
   const double pw = W - L - R, ph = H - T - B, bw = pw / static_cast<double>(bins);
   int top = 1;
   for (std::size_t i = 0; i < bins; ++i) top = std::max(top, h.inside[i] + h.misses[i]);
-  const auto y = [&](double count) { return T + ph - ph * count / top; };
+  // A bar of a few among hundreds would vanish: inside bars get at least 2 px, misses
+  // 4 px, so one miss among a thousand observations still shows.
+  const auto height = [&](int count, double min_px) { return count == 0 ? 0.0 : std::max(min_px, ph * count / top); };
   std::string s = fmt::format(
       "<svg class=\"hist\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {}\" role=\"img\" "
       "aria-label=\"{}\">\n<text x=\"{}\" y=\"16\" font-weight=\"600\">{}</text>\n",
@@ -128,20 +133,22 @@ std::string svg_histogram(const std::string& title, const std::string& axis, con
     if (outside_bin)  // a faint red ground: anything here is a miss
       s += fmt::format("<rect x=\"{:.1f}\" y=\"{}\" width=\"{:.1f}\" height=\"{}\" fill=\"#fff5f5\"/>\n", x, T, bw, ph);
     const int in = h.inside[i], miss = h.misses[i];
+    const double in_h = height(in, 2), miss_h = height(miss, 4), base = T + ph;
     const std::string range = range_text(h.edges[i], h.edges[i + 1]);
     if (in > 0)
       s += fmt::format(
           "<rect class=\"inside\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#3b6fb6\">"
           "<title>{} {}: {} inside</title></rect>\n",
-          x + 1, y(in), bw - 2, y(0) - y(in), xml_text(range), pct ? "%" : "ms", in);
+          x + 1, base - in_h, bw - 2, in_h, xml_text(range), pct ? "%" : "ms", in);
     if (miss > 0)
       s += fmt::format(
           "<rect class=\"miss\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#cf222e\">"
           "<title>{} {}: {} missed</title></rect>\n",
-          x + 1, y(in + miss), bw - 2, y(in) - y(in + miss), xml_text(range), pct ? "%" : "ms", miss);
+          x + 1, base - in_h - miss_h, bw - 2, miss_h, xml_text(range), pct ? "%" : "ms", miss);
     if (in + miss > 0)
-      s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\"{}>{}</text>\n", x + bw / 2,
-                       y(in + miss) - 3, miss > 0 ? " fill=\"#cf222e\"" : "", in + miss);
+      s += fmt::format("<text{} x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n",
+                       miss > 0 ? " class=\"misscount\"" : "", x + bw / 2, base - in_h - miss_h - 3,
+                       in + miss);
     s += fmt::format("<text class=\"axis\" x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", x + bw / 2,
                      T + ph + 14, xml_text(bin_label(h.edges, i, pct)));
   }
@@ -208,6 +215,9 @@ std::vector<Observation> observations(const std::vector<LabelledRun>& runs) {
         // Alive: no edge to be near. Error or skip: nothing was observed.
         if (r.expected.outcome == ExpectedOutcome::alive || !r.expected.window.bounded()) continue;
         if (r.verdict != Verdict::pass && r.verdict != Verdict::fail) continue;
+        // A copy that outlived a random fault (lossy path): staying open is as good as
+        // ending inside the window, and is judged over the copies, not by an edge.
+        if (r.observed.outcome == ObservedOutcome::alive && r.verdict == Verdict::pass) continue;
         out.push_back({lr.label, c.name, fold_copy(r.name), r.expected.window.earliest_ms,
                        r.expected.window.latest_ms, r.observed.at_ms, r.verdict});
       }
@@ -338,7 +348,9 @@ std::string margins_html(const std::vector<LabelledRun>& runs, const std::string
   s += svg_histogram("Margin to the latest edge, % of the window", "% of the window's width",
                      make_histogram(obs, &Observation::to_latest_pct, pct_edges()), true);
   s += "</div>\n<p class=\"note\">A drift shows as bars moving left, towards 0, before any turns red. "
-       "Copies of a connection count once each; connections expected alive have no edge and are left out.</p>\n"
+       "Copies of a connection count once each; connections expected alive, and copies that passed by staying "
+       "open through a random fault, have no edge and are left out. Edges are the model's: the judge allows an "
+       "end timed by the event loop's wake-up 10 ms more, so a red bar can belong to a passing connection.</p>\n"
        "</section>\n";
 
   s += "<section class=\"panel\">\n<h2>False verdicts</h2>\n";

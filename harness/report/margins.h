@@ -2,11 +2,14 @@
 // soak, a sweep). A connection that passes by 0.3 ms today fails after the next kernel
 // or load change; these figures show the drift before the verdicts do.
 //
-// For every connection whose window is bounded (not expected alive) and that was
-// observed (verdict pass or fail): the margin to the earliest edge (observed -
+// For every connection whose window is bounded (not expected alive) and that ended or
+// failed (verdict pass or fail; a copy that passed by staying open through a random
+// fault has no edge to be near): the margin to the earliest edge (observed -
 // earliest) and to the latest edge (latest - observed), in ms and in % of the window's
-// width; negative means outside. A miss is an observation outside its window or a
-// connection whose verdict is not pass.
+// width; negative means outside. A miss is an observation outside the model's window
+// or a connection whose verdict is not pass. The judge allows an end timed by the event
+// loop's wake-up (not a capture stamp) 10 ms past the window, so a miss here can
+// still be a pass: it is drawn because it is how close the model came to failing.
 //
 // `kaharness margins FILE.json...` (scripts/soak.sh) prints margins_text() and writes
 // margins_html(); `kaharness sweep --report DIR` writes the same page. Everything comes

@@ -90,6 +90,9 @@ TEST_CASE("margins: copies fold into their connection", "[report][margins]") {
   c.connections = {conn("c1-v4#1", 0, 100, 30, Verdict::pass), conn("c1-v4#2", 0, 100, 20, Verdict::pass),
                    conn("c1-v4#x", 0, 100, 50, Verdict::pass)};
   r.cases = {c};
+  // A copy that passed by staying open through a random fault has no edge to be near.
+  r.cases[0].connections.push_back(conn("c1-v4#3", 0, 100, 900, Verdict::pass));
+  r.cases[0].connections.back().observed.outcome = ObservedOutcome::alive;
   const auto m = smallest_margins(observations({{"r", r}}));
   REQUIRE(m.size() == 2);  // "c1-v4#x" is a name, not a copy
   CHECK(m[0].connection == "c1-v4");
