@@ -3,10 +3,15 @@
 // JSON read back, and a page that keeps to XML syntax.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <regex>
 #include <string>
 
+#include <unistd.h>
+
+#include "harness/cli/cli.h"
 #include "harness/report/margins.h"
 #include "harness/report/report.h"
 #include "xml_check.h"
@@ -171,4 +176,36 @@ TEST_CASE("margins: the result JSON reads back", "[report][margins]") {
   CHECK(margins_text({{"loaded-1", back}}) == margins_text({runs[1]}));
   CHECK_THROWS(run_result_from_json(nlohmann::json::object()));
   CHECK_THROWS(run_result_from_json(nlohmann::json::parse(R"({"cases":[{"name":"x","verdict":"maybe","connections":[]}]})")));
+}
+
+TEST_CASE("kaharness margins: exit 0 all passed, 1 a false verdict, 2 not a result", "[report][margins][cli]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("kah-margins-test-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto runs = sample_runs();
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const auto good = write("idle-1.json", result_json(runs[0].run).dump());
+  const auto bad = write("loaded-1.json", result_json(runs[1].run).dump());
+  const auto junk = write("junk.json", "{\"not\": \"a result\"}");
+  const auto cli = [](std::vector<std::string> args) {
+    args.insert(args.begin(), "kaharness");
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    return kah::cli_main(static_cast<int>(argv.size()), argv.data());
+  };
+  CHECK(cli({"margins", good}) == 0);
+  const auto page = (dir / "page" / "margins.html").string();
+  CHECK(cli({"margins", good, bad, "--html", page}) == 1);
+  std::ifstream in(page);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(xml_problem(text).empty());
+  CHECK(text.find("2 runs, 4 observations") != std::string::npos);
+  CHECK(text.find("<td>loaded-1</td>") != std::string::npos);  // runs are named by their files
+  CHECK(cli({"margins", junk}) == 2);
+  CHECK(cli({"margins", (dir / "missing.json").string()}) == 2);
+  CHECK(cli({"margins"}) == 2);
+  fs::remove_all(dir);
 }
