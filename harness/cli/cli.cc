@@ -41,6 +41,8 @@
 #include "harness/cli/sweep.h"
 #include "harness/run/load_checks.h"
 #include "harness/cli/output_paths.h"
+#include "harness/cli/margins_cmd.h"
+#include "harness/report/margins.h"
 #include "netns/namespace.h"
 
 namespace {
@@ -132,6 +134,7 @@ struct SweepArgs {
   int hz = 0;
   bool no_calibration = false;
   std::string json;
+  std::string report;
 };
 
 struct AnalyzeArgs {
@@ -428,6 +431,9 @@ int sweep_command(const SweepArgs& args) {
                summary.connections);
   }
   if (!args.json.empty()) write_file(args.json, kah::sweep_json(summary, run).dump(2) + "\n");
+  if (!args.report.empty())
+    kah::write_margins_html({{"sweep", run}}, std::filesystem::path(args.report) / "index.html",
+                            fmt::format("kaharness sweep: {} connections (seed {})", args.connections, args.seed));
   if (const int signal = interrupt.signal()) return kah::interrupted_exit_code(signal);
   return summary.misses == 0 && summary.errors == 0 ? kExitPass : 1;
 }
@@ -586,6 +592,8 @@ CLI::App* add_sweep(CLI::App& app, SweepArgs& sweep) {
       ->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
   cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
+  cmd->add_option("--report", sweep.report, "write the margins page (where each end fell in its window) to DIR/index.html")
+      ->type_name("DIR");
   return cmd;
 }
 
@@ -623,6 +631,14 @@ int kah::cli_main(int argc, const char* const* argv) {
   SweepArgs sweep;
   auto* sweep_cmd = add_sweep(app, sweep);
   add_backend_option(sweep_cmd, sweep.backend);
+
+  std::vector<std::string> margins_files;
+  std::string margins_html;
+  auto* margins_cmd = app.add_subcommand(
+      "margins", "false verdicts and margins to the window edges over result JSONs (run --json), and a page of them");
+  margins_cmd->add_option("files", margins_files, "result JSON files, one per run")->required()->check(CLI::ExistingFile);
+  margins_cmd->add_option("--html", margins_html, "write the margins page to FILE")->type_name("FILE");
+
   AnalyzeArgs analyze;
   auto* analyze_cmd = add_analyze(app, analyze);
   auto* env_cmd = app.add_subcommand("check-env", "check privileges, namespaces, veth, nftables, kernel and HZ");
@@ -645,6 +661,7 @@ int kah::cli_main(int argc, const char* const* argv) {
     if (*predict_cmd) return predict_command(predict);
     if (*analyze_cmd) return analyze_command(analyze);
     if (*sweep_cmd) return sweep_command(sweep);
+    if (*margins_cmd) return kah::margins_command(margins_files, margins_html);
     if (*env_cmd) return check_env_command(env_backend);
     if (*gc_cmd) return gc_command();
   } catch (const CLI::ValidationError& e) {
