@@ -346,9 +346,14 @@ int run_command(const RunArgs& args, bool verbose) {
   }
   std::string hz_source;
   const kah::LoadLimits limits{kernel_for(args.hz, hz_source), args.max_duration_s, kah::fd_hard_limit()};
-  const auto forecasts = check_cases(cases, args, limits);
+  auto forecasts = check_cases(cases, args, limits);
   if (!forecasts) return kExitBadInput;
-  if (args.dry_run) return dry_run(cases, *forecasts, args, limits, hz_source);
+  if (args.dry_run) {
+    // The backend a run would take here, found without entering it.
+    const auto choice = kah::choose_backend(kah::backend_from_string(args.backend));
+    for (auto& f : *forecasts) f.backend = choice.backend ? kah::to_string(*choice.backend) : "none here";
+    return dry_run(cases, *forecasts, args, limits, hz_source);
+  }
   const auto backend = enter_backend(args.backend, "cases");
   if (!backend) return kExitEnvironment;
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "harness/evidence/probe_check.h"
+#include "harness/report/text_file.h"
 #include "harness/report/xml.h"
 #include "netns/sockdiag.h"
 
@@ -565,16 +566,7 @@ std::string html_report(const RunResult& run, const HtmlOptions& options) {
 
 void write_html_report(const RunResult& run, const std::filesystem::path& dir, HtmlOptions options) {
   options.report_dir = dir;
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw std::system_error(ec, fmt::format("cannot create report folder {}", dir.string()));
-  const auto file = dir / "index.html";
-  const std::string text = html_report(run, options);
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("cannot write {}", file.string()));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("cannot write {}", file.string()));
+  write_text_file(dir / "index.html", html_report(run, options));
 }
 
 }  // namespace kah

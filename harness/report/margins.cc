@@ -1,4 +1,5 @@
 #include "harness/report/margins.h"
+#include "harness/report/text_file.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -389,15 +390,7 @@ std::string margins_html(const std::vector<LabelledRun>& runs, const std::string
 
 void write_margins_html(const std::vector<LabelledRun>& runs, const std::filesystem::path& file,
                         const std::string& title) {
-  std::error_code ec;
-  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ec);
-  if (ec) throw std::system_error(ec, fmt::format("cannot create folder for {}", file.string()));
-  const std::string text = margins_html(runs, title);
-  std::ofstream out(file, std::ios::binary | std::ios::trunc);
-  if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("cannot write {}", file.string()));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("cannot write {}", file.string()));
+  write_text_file(file, margins_html(runs, title));
 }
 
 }  // namespace kah
