@@ -100,7 +100,10 @@ TEST_CASE("as user nobody, auto chooses a user namespace and every case runs and
   // A silent peer (nftables, probes), a rebooted peer (TCP_REPAIR), and a router
   // with NAT and conntrack: what the netns backend runs, without privileges.
   const auto binary = stage(dir, {"peer-power-off.toml", "peer-reboot.toml", "conntrack-expire-strict.toml"});
-  const auto result = run_as_nobody(binary, {"run", "cases", "--json", "out.json"}, dir.path);
+  // Phase-blind windows: this test is about the backend; calibration from timer
+  // firings (what a user namespace gets) has its own tests, and under a loaded ctest
+  // its phase can be off by about a millisecond (README, "Calibration").
+  const auto result = run_as_nobody(binary, {"run", "cases", "--json", "out.json", "--no-calibration"}, dir.path);
   INFO(result.out << result.err);
   REQUIRE(result.exit_code == 0);
   const auto json = nlohmann::json::parse(read_text(dir.path / "out.json"));
