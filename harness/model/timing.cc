@@ -543,65 +543,103 @@ struct RtoPath {
 // limit; a handful of paths at most. Past this many, forks are not followed.
 constexpr std::size_t kMaxRtoPaths = 256;
 
+// One replay in progress: what tcp_retransmit_timer() keeps in the socket between
+// firings. A fork copies it, so each path carries its own.
+struct RtoState {
+  Jiffies fired = 0;
+  std::optional<Jiffies> stamp;  // the jiffy retrans_stamp was taken in
+  StampPlace place;              // and where in it
+  int retransmits = 0;           // icsk_retransmits
+  int backoff = 0;
+  Jiffies rto = 0;               // icsk_rto
+  RtoPath path;
+};
+
+// The first arm after the send, and the tail-loss probe if one is scheduled: kept apart
+// because these arms add the pacing delay and never run the abort test.
+RtoState first_rto_firing(Jiffies sent, const RtoRules& r, const StampPlace& syn_stamp, Jiffies pace_first,
+                          Jiffies pace_rearm, const Grid& grid) {
+  RtoState s;
+  s.rto = r.first_rto;
+  if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
+    s.stamp = sent;
+    s.place = syn_stamp;
+  }
+  // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
+  // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
+  // Both arms add the pacing delay (tcp_reset_xmit_timer(..., true)).
+  s.fired = arm_from_task(sent, (r.loss_probe ? r.first_timer : r.first_rto) + pace_first, grid.hz);
+  if (r.loss_probe) {
+    // tcp_send_loss_probe(): the last segment goes out again through
+    // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
+    // then tcp_rearm_rto() arms a full icsk_rto (plus the pacing delay) from the
+    // callback. No abort test here: tcp_write_timeout() only runs from
+    // tcp_retransmit_timer().
+    s.path.loss_probe = signed_diff(s.fired, sent);
+    s.fired = arm_from_callback(s.fired, r.first_rto + pace_rearm, grid.hz);
+  }
+  return s;
+}
+
+// The abort test at a firing gets its own function because the kernel's millisecond
+// count may straddle the limit: then the path both ends here and goes on.
+struct AbortTest {
+  bool certain = false;
+  bool possible = false;
+};
+AbortTest abort_test(const RtoState& s, std::pair<std::int64_t, std::int64_t> elapsed, const RtoRules& r) {
+  // tcp_write_timeout(): the SYN count, then retransmits_timed_out(), which is false
+  // until a retransmission has been made.
+  AbortTest t;
+  t.certain = r.syn && s.retransmits >= r.syn_retransmissions_max;
+  if (!t.certain && s.retransmits > 0) {
+    t.certain = static_cast<double>(elapsed.first) >= r.abort_after_ms;
+    t.possible = static_cast<double>(elapsed.second) >= r.abort_after_ms;
+  }
+  return t;
+}
+
+// The delays the next retransmission may be armed for: one, unless TCP_USER_TIMEOUT
+// clamps it and the kernel's elapsed milliseconds are known only to within a range,
+// where each distinct clamp is a fork of the chain.
+std::vector<Jiffies> next_retransmission_delays(const RtoState& s, std::pair<std::int64_t, std::int64_t> elapsed,
+                                                const RtoRules& r, const Grid& grid) {
+  std::vector<Jiffies> delays{s.rto};
+  if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
+    delays.clear();
+    for (auto e = elapsed.first; e <= elapsed.second; ++e) {
+      const double remaining = r.user_timeout_ms - static_cast<double>(e);
+      const Jiffies d = remaining <= 0 ? 1 : std::min(s.rto, msecs_to_jiffies(remaining, grid.hz));
+      if (std::find(delays.begin(), delays.end(), d) == delays.end()) delays.push_back(d);
+    }
+  }
+  return delays;
+}
+
 // Replays the retransmission timer from the jiffy the data (or SYN) went out in.
 std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlace& syn_stamp, const Grid& grid) {
-  struct State {
-    Jiffies fired = 0;
-    std::optional<Jiffies> stamp;  // the jiffy retrans_stamp was taken in
-    StampPlace place;              // and where in it
-    int retransmits = 0;           // icsk_retransmits
-    int backoff = 0;
-    Jiffies rto = 0;               // icsk_rto
-    RtoPath path;
-  };
   std::vector<RtoPath> out;
-  std::vector<State> todo;
+  std::vector<RtoState> todo;
   // Each paced arm adds tcp_pacing_delay(): anywhere from 0 to r.pace jiffies (measured:
   // both values, on the same connection). Every combination is a path.
   for (Jiffies pace_first = 0; pace_first <= r.pace; ++pace_first) {
     for (Jiffies pace_rearm = 0; pace_rearm <= (r.loss_probe ? r.pace : 0); ++pace_rearm) {
-      State s;
-      s.rto = r.first_rto;
-      if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
-        s.stamp = sent;
-        s.place = syn_stamp;
-      }
-      // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
-      // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
-      // Both arms add the pacing delay (tcp_reset_xmit_timer(..., true)).
-      s.fired = arm_from_task(sent, (r.loss_probe ? r.first_timer : r.first_rto) + pace_first, grid.hz);
-      if (r.loss_probe) {
-        // tcp_send_loss_probe(): the last segment goes out again through
-        // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
-        // then tcp_rearm_rto() arms a full icsk_rto (plus the pacing delay) from the
-        // callback. No abort test here: tcp_write_timeout() only runs from
-        // tcp_retransmit_timer().
-        s.path.loss_probe = signed_diff(s.fired, sent);
-        s.fired = arm_from_callback(s.fired, r.first_rto + pace_rearm, grid.hz);
-      }
-      todo.push_back(std::move(s));
+      todo.push_back(first_rto_firing(sent, r, syn_stamp, pace_first, pace_rearm, grid));
     }
   }
   while (!todo.empty()) {
-    State s = std::move(todo.back());
+    RtoState s = std::move(todo.back());
     todo.pop_back();
     for (int step = 0; step < 512; ++step) {
       const Offset at = signed_diff(s.fired, sent);
       std::pair<std::int64_t, std::int64_t> elapsed{0, 0};
       if (s.stamp) elapsed = kernel_elapsed_ms(grid.ms(s.fired - *s.stamp), s.place, grid);
-      // tcp_write_timeout(): the SYN count, then retransmits_timed_out(), which is false
-      // until a retransmission has been made.
-      bool certain = r.syn && s.retransmits >= r.syn_retransmissions_max;
-      bool possible = false;
-      if (!certain && s.retransmits > 0) {
-        certain = static_cast<double>(elapsed.first) >= r.abort_after_ms;
-        possible = static_cast<double>(elapsed.second) >= r.abort_after_ms;
-      }
-      if (certain || possible) {
+      const AbortTest test = abort_test(s, elapsed, r);
+      if (test.certain || test.possible) {
         RtoPath ended = s.path;
         ended.abort = at;
         out.push_back(std::move(ended));
-        if (certain) break;
+        if (test.certain) break;
       }
       // tcp_retransmit_skb(): the first retransmission of established data stamps
       // retrans_stamp with its own send time, this very callback.
@@ -614,17 +652,9 @@ std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlac
       s.path.retransmissions.push_back(at);
       ++s.backoff;
       if (!r.syn || s.backoff > r.syn_linear_timeouts) s.rto = std::min(s.rto * 2, r.rto_max);
-      std::vector<Jiffies> delays{s.rto};
-      if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
-        delays.clear();
-        for (auto e = elapsed.first; e <= elapsed.second; ++e) {
-          const double remaining = r.user_timeout_ms - static_cast<double>(e);
-          const Jiffies d = remaining <= 0 ? 1 : std::min(s.rto, msecs_to_jiffies(remaining, grid.hz));
-          if (std::find(delays.begin(), delays.end(), d) == delays.end()) delays.push_back(d);
-        }
-      }
+      const std::vector<Jiffies> delays = next_retransmission_delays(s, elapsed, r, grid);
       for (std::size_t i = 1; i < delays.size() && out.size() + todo.size() < kMaxRtoPaths; ++i) {
-        State fork = s;
+        RtoState fork = s;
         fork.fired = arm_from_callback(s.fired, delays[i], grid.hz);
         todo.push_back(std::move(fork));
       }
