@@ -745,7 +745,9 @@ std::optional<Jiffies> loss_probe_timeout(const Retransmission& rt, Jiffies rto,
   return std::min(pto, rto);
 }
 
-void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
+// The kernel's settings for this chain, in the kernel's own units, gathered once:
+// the replay and the words both read them.
+RtoRules rto_rules(const Input& in, const Grid& grid) {
   const auto& rt = in.retransmission;
   const bool syn = in.traffic == Traffic::connecting;
   RtoRules r;
@@ -762,8 +764,13 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   r.abort_after_ms = r.user_timeout_ms > 0 ? r.user_timeout_ms
                                            : retransmission_timeout_ms(syn ? rt.syn_retries : rt.retries2,
                                                                        syn ? rt.initial_rto_ms : rt.rto_min_ms, rt.rto_max_ms);
+  return r;
+}
+
+// Where the send fell on the jiffy grid is the only unknown the replay has: every
+// place the calibration (or, without one, every residue) allows is replayed and hulled.
+RtoEvents replay_every_send(const Input& in, const RtoRules& r, double start_ms, const Grid& grid) {
   const Jiffies period = coarsest_granularity(r.rto_max, grid.hz);
-  const double start_ms = syn ? 0.0 : in.data_sent_at_ms;
   // The kernel sent the data (the SYN) and armed the timer inside the write() (connect())
   // that began at start_ms: not before, and by the time the call returned.
   const double sent_by_ms = in.sent_by_ms ? *in.sent_by_ms : start_ms + std::max(0.0, in.kernel.receive_delay_ms);
@@ -797,6 +804,100 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
     for (const auto& sent : jiffy_of_instant(start_ms, sent_by_ms, grid, Phase{}))
       events.add(hull, sent.offset, sent.offset, sent.phase, grid);
   }
+  return events;
+}
+
+// Connecting: the SYN's own chain (linear first backoffs, a count limit), told apart
+// because its rules differ from those of established data.
+void explain_syn_chain(const Retransmission& rt, const RtoRules& r, const Grid& grid, Events& ev) {
+  ev.steps.push_back(fmt::format(
+      "connect() sends the SYN at 0 and arms the retransmission timer for {} = {} jiffies → {}",
+      ms_text(rt.initial_rto_ms), r.first_rto, wheel_text(r.first_rto, grid)));
+  ev.steps.push_back(fmt::format(
+      "the first {} SYN retransmissions keep that RTO (tcp_syn_linear_timeouts), then it doubles up to {}; "
+      "each timer is re-armed from its own callback",
+      r.syn_linear_timeouts, ms_text(rt.rto_max_ms)));
+  ev.steps.push_back(fmt::format(
+      "connect() fails with ETIMEDOUT at the firing after {} retransmissions (tcp_syn_retries {} + {} linear), or "
+      "earlier at the first firing {} after the SYN (tcp_connect() stamps retrans_stamp with the SYN; "
+      "tcp_model_timeout(tcp_syn_retries, initial RTO))",
+      r.syn_retransmissions_max, rt.syn_retries, r.syn_linear_timeouts, ms_text(r.abort_after_ms)));
+}
+
+// Established data: the tail-loss probe (if any), the doubling RTO and the abort test
+// by time since the first retransmission.
+void explain_data_chain(const Input& in, const RtoRules& r, double start_ms, const Grid& grid, Events& ev) {
+  const auto& rt = in.retransmission;
+  ev.steps.push_back(fmt::format(
+      "data sent at {} stays unacknowledged: keepalive stands aside (packets_out > 0), the retransmission timer "
+      "owns the connection",
+      ms_text(start_ms)));
+  if (r.loss_probe) {
+    ev.steps.push_back(fmt::format(
+        "tail-loss probe (tcp_early_retrans {}, SACK): the timer is armed for the probe timeout min(2 x srtt + {}, "
+        "RTO {}) = {} jiffies → {}",
+        rt.early_retrans, rt.packets_out == 1 ? "rto_min" : "2 ms", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
+        r.first_timer, wheel_text(r.first_timer, grid)));
+    ev.steps.push_back(fmt::format(
+        "the probe resends the last segment without starting retrans_stamp, and re-arms a full RTO of {} jiffies "
+        "from its callback: the first retransmission comes one RTO after the probe",
+        r.first_rto));
+    if (r.pace > 0)
+      ev.steps.push_back(fmt::format(
+          "the socket is paced (BBR): both arms above add tcp_pacing_delay(), 0 to {} jiff{} "
+          "(tcp_reset_xmit_timer(..., true)); the retransmission timer's own re-arms do not",
+          r.pace, r.pace == 1 ? "y" : "ies"));
+    if (!ev.loss_probe.empty())
+      ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
+  } else {
+    ev.steps.push_back(fmt::format(
+        "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
+        !rt.sack ? "no SACK" : fmt::format("tcp_early_retrans {}", rt.early_retrans),
+        ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)), r.first_rto, wheel_text(r.first_rto, grid)));
+    if (r.pace > 0)
+      ev.steps.push_back(fmt::format("the socket is paced (BBR): tcp_rearm_rto() adds tcp_pacing_delay(), 0 to {} jiffies",
+                                     r.pace));
+  }
+  ev.steps.push_back(fmt::format(
+      "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",
+      ms_text(rt.rto_max_ms), r.rto_max, self_rearm_period(r.rto_max, grid.hz),
+      ms_text(grid.ms(self_rearm_period(r.rto_max, grid.hz)))));
+  ev.steps.push_back(fmt::format(
+      "the connection is aborted (ETIMEDOUT, no RST) at the first firing {} after the first retransmission "
+      "(retrans_stamp){}",
+      ms_text(r.abort_after_ms),
+      r.user_timeout_ms > 0 ? " (TCP_USER_TIMEOUT; each RTO is clamped to what is left of it)"
+                            : fmt::format(" (tcp_model_timeout(tcp_retries2={}, TCP_RTO_MIN))", rt.retries2)));
+}
+
+// An unreachable peer's ICMP errors undo each backoff (RFC 6069): the replayed chain
+// of doublings no longer holds past the first retransmission, so the abort is bounded
+// from that one instead.
+void icmp_reverted_backoff(const RtoRules& r, const Grid& grid, Events& ev) {
+  // RFC 6069: the ICMP error for each retransmission takes its backoff back and
+  // re-arms the timer for the base RTO less the time since that retransmission, so
+  // the timer fires about once per base RTO (armed from softirq, level 0 for a
+  // 200 ms RTO: +-1 jiffy). The abort test is by time since retrans_stamp (the
+  // first retransmission), made at each firing.
+  const double doubt_ms = grid.tick_ms + 1;
+  const double period_max_ms = grid.ms(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
+  const Span first = ev.retransmissions.front();
+  ev.outcome = Span{first.lo + r.abort_after_ms - doubt_ms, first.hi + r.abort_after_ms + doubt_ms + period_max_ms};
+  ev.retransmissions.resize(1);
+  ev.retransmission_certain.resize(1);
+  ev.steps.push_back(fmt::format(
+      "each retransmission draws an ICMP host unreachable, which undoes its RTO backoff (RFC 6069, IPv4 only): the "
+      "timer keeps firing about every {} instead of doubling, and aborts at the first firing {} after the first "
+      "retransmission",
+      ms_text(grid.ms(r.first_rto)), ms_text(r.abort_after_ms)));
+}
+
+void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
+  const auto& rt = in.retransmission;
+  const bool syn = in.traffic == Traffic::connecting;
+  const RtoRules r = rto_rules(in, grid);
+  const double start_ms = syn ? 0.0 : in.data_sent_at_ms;
+  const RtoEvents events = replay_every_send(in, r, start_ms, grid);
   ev.retransmissions = events.retransmissions;
   ev.outcome = events.abort;
   ev.loss_probe = events.loss_probe;
@@ -804,82 +905,13 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   for (std::size_t k = 0; k < events.missing.size(); ++k) ev.retransmission_certain[k] = events.missing[k] == 0;
 
   ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
-  if (syn) {
-    ev.steps.push_back(fmt::format(
-        "connect() sends the SYN at 0 and arms the retransmission timer for {} = {} jiffies → {}",
-        ms_text(rt.initial_rto_ms), r.first_rto, wheel_text(r.first_rto, grid)));
-    ev.steps.push_back(fmt::format(
-        "the first {} SYN retransmissions keep that RTO (tcp_syn_linear_timeouts), then it doubles up to {}; "
-        "each timer is re-armed from its own callback",
-        r.syn_linear_timeouts, ms_text(rt.rto_max_ms)));
-    ev.steps.push_back(fmt::format(
-        "connect() fails with ETIMEDOUT at the firing after {} retransmissions (tcp_syn_retries {} + {} linear), or "
-        "earlier at the first firing {} after the SYN (tcp_connect() stamps retrans_stamp with the SYN; "
-        "tcp_model_timeout(tcp_syn_retries, initial RTO))",
-        r.syn_retransmissions_max, rt.syn_retries, r.syn_linear_timeouts, ms_text(r.abort_after_ms)));
-  } else {
-    ev.steps.push_back(fmt::format(
-        "data sent at {} stays unacknowledged: keepalive stands aside (packets_out > 0), the retransmission timer "
-        "owns the connection",
-        ms_text(start_ms)));
-    if (r.loss_probe) {
-      ev.steps.push_back(fmt::format(
-          "tail-loss probe (tcp_early_retrans {}, SACK): the timer is armed for the probe timeout min(2 x srtt + {}, "
-          "RTO {}) = {} jiffies → {}",
-          rt.early_retrans, rt.packets_out == 1 ? "rto_min" : "2 ms", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
-          r.first_timer, wheel_text(r.first_timer, grid)));
-      ev.steps.push_back(fmt::format(
-          "the probe resends the last segment without starting retrans_stamp, and re-arms a full RTO of {} jiffies "
-          "from its callback: the first retransmission comes one RTO after the probe",
-          r.first_rto));
-      if (r.pace > 0)
-        ev.steps.push_back(fmt::format(
-            "the socket is paced (BBR): both arms above add tcp_pacing_delay(), 0 to {} jiff{} "
-            "(tcp_reset_xmit_timer(..., true)); the retransmission timer's own re-arms do not",
-            r.pace, r.pace == 1 ? "y" : "ies"));
-      if (!ev.loss_probe.empty())
-        ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
-    } else {
-      ev.steps.push_back(fmt::format(
-          "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
-          !rt.sack ? "no SACK" : fmt::format("tcp_early_retrans {}", rt.early_retrans),
-          ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)), r.first_rto, wheel_text(r.first_rto, grid)));
-      if (r.pace > 0)
-        ev.steps.push_back(fmt::format("the socket is paced (BBR): tcp_rearm_rto() adds tcp_pacing_delay(), 0 to {} jiffies",
-                                       r.pace));
-    }
-    ev.steps.push_back(fmt::format(
-        "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",
-        ms_text(rt.rto_max_ms), r.rto_max, self_rearm_period(r.rto_max, grid.hz),
-        ms_text(grid.ms(self_rearm_period(r.rto_max, grid.hz)))));
-    ev.steps.push_back(fmt::format(
-        "the connection is aborted (ETIMEDOUT, no RST) at the first firing {} after the first retransmission "
-        "(retrans_stamp){}",
-        ms_text(r.abort_after_ms),
-        r.user_timeout_ms > 0 ? " (TCP_USER_TIMEOUT; each RTO is clamped to what is left of it)"
-                              : fmt::format(" (tcp_model_timeout(tcp_retries2={}, TCP_RTO_MIN))", rt.retries2)));
-  }
+  if (syn) explain_syn_chain(rt, r, grid, ev);
+  else explain_data_chain(in, r, start_ms, grid, ev);
   if (!ev.retransmissions.empty())
     ev.steps.push_back(fmt::format("retransmission 1: {}; {} in all", span_text(ev.retransmissions[0], slack_of(in.kernel)),
                                    ev.retransmissions.size()));
-  if (!syn && in.peer == PeerBehaviour::unreachable && in.icmp_reverts_backoff && !ev.retransmissions.empty()) {
-    // RFC 6069: the ICMP error for each retransmission takes its backoff back and
-    // re-arms the timer for the base RTO less the time since that retransmission, so
-    // the timer fires about once per base RTO (armed from softirq, level 0 for a
-    // 200 ms RTO: +-1 jiffy). The abort test is by time since retrans_stamp (the
-    // first retransmission), made at each firing.
-    const double doubt_ms = grid.tick_ms + 1;
-    const double period_max_ms = grid.ms(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
-    const Span first = ev.retransmissions.front();
-    ev.outcome = Span{first.lo + r.abort_after_ms - doubt_ms, first.hi + r.abort_after_ms + doubt_ms + period_max_ms};
-    ev.retransmissions.resize(1);
-    ev.retransmission_certain.resize(1);
-    ev.steps.push_back(fmt::format(
-        "each retransmission draws an ICMP host unreachable, which undoes its RTO backoff (RFC 6069, IPv4 only): the "
-        "timer keeps firing about every {} instead of doubling, and aborts at the first firing {} after the first "
-        "retransmission",
-        ms_text(grid.ms(r.first_rto)), ms_text(r.abort_after_ms)));
-  }
+  if (!syn && in.peer == PeerBehaviour::unreachable && in.icmp_reverts_backoff && !ev.retransmissions.empty())
+    icmp_reverted_backoff(r, grid, ev);
   ev.steps.push_back(fmt::format("{}: {}", in.peer == PeerBehaviour::unreachable ? "EHOSTUNREACH" : "ETIMEDOUT",
                                  span_text(ev.outcome, slack_of(in.kernel))));
 }
