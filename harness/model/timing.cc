@@ -256,101 +256,103 @@ struct AbortGroup {
   Span probe1;
 };
 
-void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
-  const auto t = keepalive_timers(in.keepalive, grid);
-  const bool rebooted = in.peer == PeerBehaviour::rebooted;
-  const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
-
+// What the replays of the first probes found, over every alignment of t_r.
+struct FirstProbes {
   std::map<int, AbortGroup> groups;
   Span probe0;
   bool cycling = false;
   Phase cycling_phase{kInf, -kInf};
   std::map<int, int> remainder_levels;  // level -> how many alignments took that path
   int direct = 0;
+};
 
+// The first firing after idle decides everything after it: where probe 0 and probe 1
+// fall, and so at which firing the abort comes, for each alignment of t_r.
+FirstProbes first_firings_after_idle(const Input& in, const Grid& grid, const KeepaliveTimers& t, bool rebooted) {
+  const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
+  FirstProbes rep;
   for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
     for (const auto& armed : jiffy_of_measured(in.armed_at_ms, in.kernel, grid, a.phase)) {
       const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
       if (!p0) {
-        cycling = true;
-        cycling_phase.lo = std::min(cycling_phase.lo, armed.phase.lo);
-        cycling_phase.hi = std::max(cycling_phase.hi, armed.phase.hi);
+        rep.cycling = true;
+        rep.cycling_phase.lo = std::min(rep.cycling_phase.lo, armed.phase.lo);
+        rep.cycling_phase.hi = std::max(rep.cycling_phase.hi, armed.phase.hi);
         continue;
       }
-      if (p0->remainder == 0) ++direct;
-      else ++remainder_levels[wheel_level(p0->remainder - 1, grid.hz)];
+      if (p0->remainder == 0) ++rep.direct;
+      else ++rep.remainder_levels[wheel_level(p0->remainder - 1, grid.hz)];
       const Span at0 = grid.instants(p0->offset, armed.phase);
-      probe0.add(at0);
+      rep.probe0.add(at0);
       if (rebooted) continue;
       const Jiffies p0_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0->offset);
       const Offset p1 = signed_diff(arm_from_callback(p0_jiffy, t.interval, grid.hz), a.jr);
-      auto& g = groups[abort_firing(p1, t)];
+      auto& g = rep.groups[abort_firing(p1, t)];
       g.probe0.add(at0);
       g.probe1.add(grid.instants(p1, armed.phase));
     }
   });
 
-  // The timer fired before t_r: the traffic before t_r decided how it was re-armed:
-  // for the rest of idle after an earlier segment, or for interval after a probe that
-  // the peer then answered. Either way it expires by t_r + max(idle, interval), from a
-  // delay of at most that. Probe 0 then falls in [idle, max(idle, interval) + g] and
-  // may sit anywhere modulo the interval's granularity, which moves probe 1 by up to
-  // that granularity.
-  if (cycling) {
-    const auto lo0 = static_cast<Offset>(t.idle);
-    const Offset hi0 = static_cast<Offset>(t.cycling_bound);
-    probe0.add(grid.instants(lo0, hi0, cycling_phase));
-    if (!rebooted) {
-      const auto step_lo = static_cast<Offset>(t.interval) + 1;
-      const Offset step_hi = static_cast<Offset>(t.interval + t.interval_granularity);
-      if (t.user_timeout == 0) {
-        auto& g = groups[t.count];
-        g.probe0.add(grid.instants(lo0, hi0, cycling_phase));
-        g.probe1.add(grid.instants(lo0 + step_lo, hi0 + step_hi, cycling_phase));
-      } else {
-        for (Offset p1 = lo0 + step_lo; p1 <= hi0 + step_hi; ++p1) {
-          auto& g = groups[abort_firing(p1, t)];
-          g.probe0.add(grid.instants(std::max(lo0, p1 - step_hi), std::min(hi0, p1 - step_lo), cycling_phase));
-          g.probe1.add(grid.instants(p1, cycling_phase));
-        }
+  return rep;
+}
+
+// The timer fired before t_r: the traffic before t_r decided how it was re-armed:
+// for the rest of idle after an earlier segment, or for interval after a probe that
+// the peer then answered. Either way it expires by t_r + max(idle, interval), from a
+// delay of at most that. Probe 0 then falls in [idle, max(idle, interval) + g] and
+// may sit anywhere modulo the interval's granularity, which moves probe 1 by up to
+// that granularity.
+void add_timer_armed_before_idle(const KeepaliveTimers& t, const Grid& grid, bool rebooted, FirstProbes& rep) {
+  const auto lo0 = static_cast<Offset>(t.idle);
+  const Offset hi0 = static_cast<Offset>(t.cycling_bound);
+  rep.probe0.add(grid.instants(lo0, hi0, rep.cycling_phase));
+  if (!rebooted) {
+    const auto step_lo = static_cast<Offset>(t.interval) + 1;
+    const Offset step_hi = static_cast<Offset>(t.interval + t.interval_granularity);
+    if (t.user_timeout == 0) {
+      auto& g = rep.groups[t.count];
+      g.probe0.add(grid.instants(lo0, hi0, rep.cycling_phase));
+      g.probe1.add(grid.instants(lo0 + step_lo, hi0 + step_hi, rep.cycling_phase));
+    } else {
+      for (Offset p1 = lo0 + step_lo; p1 <= hi0 + step_hi; ++p1) {
+        auto& g = rep.groups[abort_firing(p1, t)];
+        g.probe0.add(grid.instants(std::max(lo0, p1 - step_hi), std::min(hi0, p1 - step_lo), rep.cycling_phase));
+        g.probe1.add(grid.instants(p1, rep.cycling_phase));
       }
     }
   }
+}
 
-  // Words: how the first probe comes about.
+// The words for how probe 0 comes about: the paths differ by which wheel level the
+// first firing and its re-arm land on, and that is what makes probe 1 late.
+void explain_first_probe(const Input& in, const Grid& grid, const KeepaliveTimers& t, const FirstProbes& rep,
+                         Events& ev) {
   ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
   ev.steps.push_back(fmt::format(
       "keepalive timer armed {} t_r for idle {} s = {} jiffies → {}", in.armed_at_ms == 0 ? "at" :
       (in.armed_at_ms < 0 ? fmt::format("{} before", ms_text(-in.armed_at_ms)) : fmt::format("{} after", ms_text(in.armed_at_ms))),
       in.keepalive.idle_s, t.idle, wheel_text(t.idle, grid)));
-  if (direct > 0)
+  if (rep.direct > 0)
     ev.steps.push_back("when it fires at or after t_r + idle (elapsed since the last received segment >= idle), probe 1 goes out then");
-  for (const auto& [level, n] : remainder_levels) {
+  for (const auto& [level, n] : rep.remainder_levels) {
     (void)n;
     ev.steps.push_back(fmt::format(
         "when it fires before t_r + idle (elapsed < idle), it re-arms for the remainder, up to {} jiffies "
         "→ wheel level {} ({} late at most): probe 1 pays a second period of lateness",
         level_start(level + 1), level, ms_text(grid.ms(level_granularity(level)))));
   }
-  if (cycling)
+  if (rep.cycling)
     ev.steps.push_back(fmt::format(
         "the timer was armed {} s before t_r, at least one idle period: the traffic (or answered probes) before "
         "t_r kept re-arming it, so probe 1 is only known to fall in [idle, {}]",
         -in.armed_at_ms / 1000, ms_text(grid.ms(t.cycling_bound))));
   ev.steps.push_back(fmt::format("probe 1 (nominal {}): {}", ms_text(1000.0 * in.keepalive.idle_s),
-                                 span_text(probe0, slack_of(in.kernel))));
+                                 span_text(rep.probe0, slack_of(in.kernel))));
+}
 
-  if (rebooted) {
-    ev.probes.push_back(probe0);
-    ev.probe_certain.push_back(true);
-    ev.outcome = probe0;
-    ev.steps.push_back(fmt::format(
-        "the rebooted peer answers probe 1 with an RST carrying exactly our rcv_nxt: ECONNRESET one round trip "
-        "({}) later",
-        ms_text(in.kernel.rtt_ms)));
-    return;
-  }
-
+// The self re-armed probes: each one's lateness is fixed by the interval's wheel level,
+// except the first interval when probe 1 sat on a finer level.
+void explain_interval_probes(const Input& in, const Grid& grid, const KeepaliveTimers& t, Events& ev) {
   ev.steps.push_back(fmt::format(
       "each probe re-arms the timer for interval {} s = {} jiffies from its own callback → wheel level {} "
       "(granularity {} jiffies): one probe every {} jiffies = {} ({} late each time, fixed)",
@@ -360,7 +362,12 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
     ev.steps.push_back(
         "probe 1 sits on a finer level than the interval timer, so the first interval is late by "
         "1..g jiffies depending on where probe 1 fell; the later ones by the fixed amount");
+}
 
+// Probe k's window is the hull over the abort firings that still send it; a probe is
+// certain only if every path sends it. Returns the earliest and latest abort firings.
+std::pair<int, int> probes_until_abort(const std::map<int, AbortGroup>& groups, const Grid& grid,
+                                       const KeepaliveTimers& t, Events& ev) {
   int min_abort = std::numeric_limits<int>::max();
   int max_abort = 0;
   for (const auto& [k, g] : groups) {
@@ -379,7 +386,12 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
     ev.probe_certain.push_back(k < min_abort);
   }
   for (const auto& [abort_at, g] : groups) ev.outcome.add(g.probe1.plus(period_ms * (abort_at - 1)));
+  return {min_abort, max_abort};
+}
 
+// The abort test in words: by count, or by TCP_USER_TIMEOUT, which may land after
+// different probes depending on the wheel.
+void explain_abort(const Input& in, const KeepaliveTimers& t, int min_abort, int max_abort, Events& ev) {
   if (t.user_timeout > 0) {
     ev.steps.push_back(fmt::format(
         "TCP_USER_TIMEOUT {} ms = {} jiffies: TCP_KEEPCNT is ignored; the timer aborts at its first firing after a "
@@ -401,6 +413,30 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
       "abort at the firing after the last probe: RST sent, ETIMEDOUT: {} (the window's end allows {} for wake-up "
       "and receive delays)",
       span_text(ev.outcome, slack_of(in.kernel)), ms_text(slack_of(in.kernel))));
+}
+
+void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
+  const auto t = keepalive_timers(in.keepalive, grid);
+  const bool rebooted = in.peer == PeerBehaviour::rebooted;
+  FirstProbes rep = first_firings_after_idle(in, grid, t, rebooted);
+  if (rep.cycling) add_timer_armed_before_idle(t, grid, rebooted, rep);
+  explain_first_probe(in, grid, t, rep, ev);
+  const Span& probe0 = rep.probe0;
+
+  if (rebooted) {
+    ev.probes.push_back(probe0);
+    ev.probe_certain.push_back(true);
+    ev.outcome = probe0;
+    ev.steps.push_back(fmt::format(
+        "the rebooted peer answers probe 1 with an RST carrying exactly our rcv_nxt: ECONNRESET one round trip "
+        "({}) later",
+        ms_text(in.kernel.rtt_ms)));
+    return;
+  }
+
+  explain_interval_probes(in, grid, t, ev);
+  const auto [min_abort, max_abort] = probes_until_abort(rep.groups, grid, t, ev);
+  explain_abort(in, t, min_abort, max_abort, ev);
 }
 
 // A healthy peer ACKs each probe: rcv_tstamp moves and probes_out resets. The timer,
