@@ -1072,103 +1072,111 @@ double retransmission_timeout_ms(int boundary, double rto_base_ms, double rto_ma
 
 // ---------------------------------------------------------------------------
 
-Prediction predict(const Input& in) {
-  validate(in);
-  Prediction p;
-  if (in.kernel.hz) p.hz_values = {*in.kernel.hz};
-  else p.hz_values.assign(std::begin(kCommonHz), std::end(kCommonHz));
+namespace {
 
-  enum class Path { keepalive_dead, keepalive_healthy, retransmission, nothing };
+// Which of the kernel's timers decides the outcome; `decided` when no timer is
+// involved and the prediction is already complete.
+enum class Path { keepalive_dead, keepalive_healthy, retransmission, nothing, decided };
+
+// An idle connection: only keepalive can notice the peer, and how depends on what the
+// peer does with a probe.
+Path idle_connection_path(const Input& in, Prediction& p) {
   Path path = Path::nothing;
-  switch (in.traffic) {
-    case Traffic::idle:
-      if (!in.keepalive.enabled) {
-        p.outcome = Outcome::alive;
-        p.steps.push_back("SO_KEEPALIVE is off: nothing probes an idle connection, so a dead peer is never detected");
-        break;
-      }
-      switch (in.peer) {
-        case PeerBehaviour::unreachable:
-          p.steps.push_back(
-              "each probe is answered with ICMP host unreachable, but a probe's sequence number is snd_una - 1, "
-              "outside [snd_una, snd_nxt]: the kernel drops the error as out of window (OutOfWindowIcmps), "
-              "stores no soft error, and keepalive runs as if nothing came back");
-          [[fallthrough]];
-        case PeerBehaviour::silent:
-          p.outcome = Outcome::timeout;
-          p.errno_name = "ETIMEDOUT";
-          p.rst_sent = true;
-          p.nominal_ms = nominal_keepalive_abort_ms(in.keepalive);
-          path = Path::keepalive_dead;
-          break;
-        case PeerBehaviour::rebooted:
-          p.outcome = Outcome::reset;
-          p.errno_name = "ECONNRESET";
-          p.nominal_ms = 1000.0 * in.keepalive.idle_s;
-          path = Path::keepalive_dead;
-          break;
-        case PeerBehaviour::answers:
-          p.outcome = Outcome::alive;
-          path = Path::keepalive_healthy;
-          break;
-      }
+  if (!in.keepalive.enabled) {
+    p.outcome = Outcome::alive;
+    p.steps.push_back("SO_KEEPALIVE is off: nothing probes an idle connection, so a dead peer is never detected");
+    return path;
+  }
+  switch (in.peer) {
+    case PeerBehaviour::unreachable:
+      p.steps.push_back(
+          "each probe is answered with ICMP host unreachable, but a probe's sequence number is snd_una - 1, "
+          "outside [snd_una, snd_nxt]: the kernel drops the error as out of window (OutOfWindowIcmps), "
+          "stores no soft error, and keepalive runs as if nothing came back");
+      [[fallthrough]];
+    case PeerBehaviour::silent:
+      p.outcome = Outcome::timeout;
+      p.errno_name = "ETIMEDOUT";
+      p.rst_sent = true;
+      p.nominal_ms = nominal_keepalive_abort_ms(in.keepalive);
+      path = Path::keepalive_dead;
       break;
-    case Traffic::data_in_flight:
-    case Traffic::connecting:
-      switch (in.peer) {
-        case PeerBehaviour::unreachable:
-          if (in.traffic == Traffic::connecting)
-            throw std::invalid_argument(
-                "connect() to an unreachable peer fails at the first ICMP error (EHOSTUNREACH, no timer): not modelled");
-          p.steps.push_back(
-              "the data is answered with ICMP host unreachable: its sequence number is in window, so the kernel keeps "
-              "EHOSTUNREACH as the socket's soft error and reports it, instead of ETIMEDOUT, when it gives up");
-          p.outcome = Outcome::timeout;
-          p.errno_name = "EHOSTUNREACH";
-          p.nominal_ms = nominal_retransmission_abort_ms(in);
-          path = Path::retransmission;
-          break;
-        case PeerBehaviour::silent:
-          p.outcome = Outcome::timeout;
-          p.errno_name = "ETIMEDOUT";
-          p.nominal_ms = nominal_retransmission_abort_ms(in);
-          path = Path::retransmission;
-          break;
-        case PeerBehaviour::rebooted: {
-          // The peer's kernel has no socket for this segment and answers it with an RST
-          // at once: the data (or the SYN) itself draws it, no timer is involved.
-          const double sent = in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms;
-          p.outcome = Outcome::reset;
-          p.errno_name = in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET";
-          p.nominal_ms = sent + in.kernel.rtt_ms;
-          p.window = Window{sent - std::max(0.0, in.kernel.receive_delay_ms), sent + in.kernel.rtt_ms + slack_of(in.kernel)};
-          p.steps.push_back(fmt::format(
-              "the peer lost the connection: it answers the {} sent at {} with an RST, {} one round trip later",
-              in.traffic == Traffic::connecting ? "SYN" : "data", ms_text(sent),
-              in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET"));
-          return p;
-        }
-        case PeerBehaviour::answers:
-          p.outcome = Outcome::alive;
-          p.steps.push_back(in.traffic == Traffic::connecting
-                                ? "the peer answers the SYN: the connection is established"
-                                : "the peer acknowledges the data: nothing times out");
-          break;
-      }
+    case PeerBehaviour::rebooted:
+      p.outcome = Outcome::reset;
+      p.errno_name = "ECONNRESET";
+      p.nominal_ms = 1000.0 * in.keepalive.idle_s;
+      path = Path::keepalive_dead;
+      break;
+    case PeerBehaviour::answers:
+      p.outcome = Outcome::alive;
+      path = Path::keepalive_healthy;
       break;
   }
+  return path;
+}
 
-  if (p.outcome == Outcome::alive && path != Path::keepalive_healthy) {
-    p.nominal_ms = in.horizon_ms;
-    p.window = Window{in.horizon_ms, kInf};
-    return p;
+// Data in flight or a SYN: the retransmission timer owns the connection, unless the
+// peer answers the segment itself (an RST at once, or an ACK).
+Path sending_connection_path(const Input& in, Prediction& p) {
+  Path path = Path::nothing;
+  switch (in.peer) {
+    case PeerBehaviour::unreachable:
+      if (in.traffic == Traffic::connecting)
+        throw std::invalid_argument(
+            "connect() to an unreachable peer fails at the first ICMP error (EHOSTUNREACH, no timer): not modelled");
+      p.steps.push_back(
+          "the data is answered with ICMP host unreachable: its sequence number is in window, so the kernel keeps "
+          "EHOSTUNREACH as the socket's soft error and reports it, instead of ETIMEDOUT, when it gives up");
+      p.outcome = Outcome::timeout;
+      p.errno_name = "EHOSTUNREACH";
+      p.nominal_ms = nominal_retransmission_abort_ms(in);
+      path = Path::retransmission;
+      break;
+    case PeerBehaviour::silent:
+      p.outcome = Outcome::timeout;
+      p.errno_name = "ETIMEDOUT";
+      p.nominal_ms = nominal_retransmission_abort_ms(in);
+      path = Path::retransmission;
+      break;
+    case PeerBehaviour::rebooted: {
+      // The peer's kernel has no socket for this segment and answers it with an RST
+      // at once: the data (or the SYN) itself draws it, no timer is involved.
+      const double sent = in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms;
+      p.outcome = Outcome::reset;
+      p.errno_name = in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET";
+      p.nominal_ms = sent + in.kernel.rtt_ms;
+      p.window = Window{sent - std::max(0.0, in.kernel.receive_delay_ms), sent + in.kernel.rtt_ms + slack_of(in.kernel)};
+      p.steps.push_back(fmt::format(
+          "the peer lost the connection: it answers the {} sent at {} with an RST, {} one round trip later",
+          in.traffic == Traffic::connecting ? "SYN" : "data", ms_text(sent),
+          in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET"));
+      return Path::decided;
+    }
+    case PeerBehaviour::answers:
+      p.outcome = Outcome::alive;
+      p.steps.push_back(in.traffic == Traffic::connecting
+                            ? "the peer answers the SYN: the connection is established"
+                            : "the peer acknowledges the data: nothing times out");
+      break;
   }
+  return path;
+}
 
-  const double slack = slack_of(in.kernel);
-  if (p.hz_values.size() > 1) {
-    p.steps.push_back("HZ unknown: the windows are the union of those for HZ 100, 250, 300 and 1000");
-    if (in.kernel.calibration) p.steps.push_back("a jiffies calibration needs a known HZ: ignored");
-  }
+// The calibration changes which alignments are replayed, so the steps say what it was.
+std::string calibration_text(const JiffyCalibration& c) {
+  return c.jiffies_modulus == 0
+             ? fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
+                           c.jiffies_at_origin, c.origin_phase, c.phase_uncertainty)
+             : fmt::format("tick phase calibrated: t_r falls at {:.2f} of a tick (± {:.2f}), in a "
+                           "jiffy known modulo {} ({} mod {}): coarser buckets replayed for each "
+                           "value left",
+                           c.origin_phase, c.phase_uncertainty, c.jiffies_modulus,
+                           c.jiffies_at_origin % c.jiffies_modulus, c.jiffies_modulus);
+}
+
+// Each possible HZ is its own jiffy grid with its own wheel levels: replayed apart,
+// and their steps kept in order.
+std::vector<Events> replay_each_hz(const Input& in, Path path, Prediction& p) {
   std::vector<Events> per_hz;
   for (const int hz : p.hz_values) {
     const Grid grid(hz);
@@ -1176,25 +1184,20 @@ Prediction predict(const Input& in) {
     if (path == Path::keepalive_dead) keepalive_dead_peer(in, grid, ev);
     else if (path == Path::keepalive_healthy) keepalive_healthy_peer(in, grid, ev);
     else retransmission_chain(in, grid, ev);
-    if (calibrated_for(in.kernel, hz))
-      ev.steps.insert(ev.steps.begin() + 1,
-                      in.kernel.calibration->jiffies_modulus == 0
-                          ? fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
-                                        in.kernel.calibration->jiffies_at_origin,
-                                        in.kernel.calibration->origin_phase,
-                                        in.kernel.calibration->phase_uncertainty)
-                          : fmt::format("tick phase calibrated: t_r falls at {:.2f} of a tick (± {:.2f}), in a "
-                                        "jiffy known modulo {} ({} mod {}): coarser buckets replayed for each "
-                                        "value left",
-                                        in.kernel.calibration->origin_phase,
-                                        in.kernel.calibration->phase_uncertainty,
-                                        in.kernel.calibration->jiffies_modulus,
-                                        in.kernel.calibration->jiffies_at_origin %
-                                            in.kernel.calibration->jiffies_modulus,
-                                        in.kernel.calibration->jiffies_modulus));
+    if (calibrated_for(in.kernel, hz)) ev.steps.insert(ev.steps.begin() + 1, calibration_text(*in.kernel.calibration));
     for (auto& line : ev.steps) p.steps.push_back(std::move(line));
     per_hz.push_back(std::move(ev));
   }
+  return per_hz;
+}
+
+// The events of every HZ as one: with HZ unknown any of them may be the kernel's.
+struct MergedEvents {
+  std::vector<Span> probes, retransmissions;
+  std::vector<bool> probe_certain, retransmission_certain;
+  Span outcome, loss_probe;
+};
+MergedEvents merge_over_hz(const std::vector<Events>& per_hz) {
   // Union over HZ: an event is certain only if every HZ has it, certainly.
   auto merge = [&](auto spans, auto flags, std::vector<Span>& out, std::vector<bool>& certain) {
     std::size_t n = 0;
@@ -1207,16 +1210,21 @@ Prediction predict(const Input& in) {
         certain[k] = certain[k] && k < (ev.*flags).size() && (ev.*flags)[k];
       }
   };
-  std::vector<Span> probes, retransmissions;
-  std::vector<bool> probe_certain, retransmission_certain;
-  merge(&Events::probes, &Events::probe_certain, probes, probe_certain);
-  merge(&Events::retransmissions, &Events::retransmission_certain, retransmissions, retransmission_certain);
-  Span outcome, loss_probe;
+  MergedEvents m;
+  merge(&Events::probes, &Events::probe_certain, m.probes, m.probe_certain);
+  merge(&Events::retransmissions, &Events::retransmission_certain, m.retransmissions, m.retransmission_certain);
   for (const auto& ev : per_hz) {
-    outcome.add(ev.outcome);
-    loss_probe.add(ev.loss_probe);
+    m.outcome.add(ev.outcome);
+    m.loss_probe.add(ev.loss_probe);
   }
+  return m;
+}
 
+// Windows with the wake-up slack, next to the textbook instants (no jiffies, no
+// lateness) they are compared with: the probes.
+void add_probe_windows(const Input& in, Path path, const MergedEvents& m, double slack, Prediction& p) {
+  const auto& probes = m.probes;
+  const auto& probe_certain = m.probe_certain;
   for (std::size_t k = 0; k < probes.size(); ++k) {
     ProbeWindow w;
     w.index = static_cast<int>(k);
@@ -1229,6 +1237,13 @@ Prediction predict(const Input& in) {
     w.certain = probe_certain[k];
     p.probes.push_back(w);
   }
+}
+
+// The same for the retransmissions and the tail-loss probe.
+void add_retransmission_windows(const Input& in, const MergedEvents& m, double slack, Prediction& p) {
+  const auto& retransmissions = m.retransmissions;
+  const auto& retransmission_certain = m.retransmission_certain;
+  const auto& loss_probe = m.loss_probe;
   for (std::size_t k = 0; k < retransmissions.size(); ++k) {
     ProbeWindow w;
     w.index = static_cast<int>(k);
@@ -1259,9 +1274,10 @@ Prediction predict(const Input& in) {
       t += rto;
     }
   }
+}
 
-  if (path == Path::keepalive_healthy)
-    p.steps.push_back("the connection stays open: a peer whose kernel answers is never declared dead by keepalive");
+// The outcome's window: a reset also waits the round trip of the probe it answers.
+void set_outcome_window(const Input& in, const Span& outcome, double slack, Prediction& p) {
   switch (p.outcome) {
     case Outcome::timeout:
       p.window = with_slack(outcome, slack);
@@ -1275,6 +1291,37 @@ Prediction predict(const Input& in) {
       p.window = Window{in.horizon_ms, kInf};
       break;
   }
+}
+
+}  // namespace
+
+Prediction predict(const Input& in) {
+  validate(in);
+  Prediction p;
+  if (in.kernel.hz) p.hz_values = {*in.kernel.hz};
+  else p.hz_values.assign(std::begin(kCommonHz), std::end(kCommonHz));
+
+  const Path path = in.traffic == Traffic::idle ? idle_connection_path(in, p) : sending_connection_path(in, p);
+  if (path == Path::decided) return p;
+  if (p.outcome == Outcome::alive && path != Path::keepalive_healthy) {
+    p.nominal_ms = in.horizon_ms;
+    p.window = Window{in.horizon_ms, kInf};
+    return p;
+  }
+
+  const double slack = slack_of(in.kernel);
+  if (p.hz_values.size() > 1) {
+    p.steps.push_back("HZ unknown: the windows are the union of those for HZ 100, 250, 300 and 1000");
+    if (in.kernel.calibration) p.steps.push_back("a jiffies calibration needs a known HZ: ignored");
+  }
+  const std::vector<Events> per_hz = replay_each_hz(in, path, p);
+  const MergedEvents merged = merge_over_hz(per_hz);
+  add_probe_windows(in, path, merged, slack, p);
+  add_retransmission_windows(in, merged, slack, p);
+
+  if (path == Path::keepalive_healthy)
+    p.steps.push_back("the connection stays open: a peer whose kernel answers is never declared dead by keepalive");
+  set_outcome_window(in, merged.outcome, slack, p);
   return p;
 }
 
