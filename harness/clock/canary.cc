@@ -189,6 +189,141 @@ JiffiesStamp address_stamp(const netns::Namespace& ns) {
   return stamp;
 }
 
+// The canary's own end: a tap that sees the probes leave, stamped by the kernel, and
+// a listener on loopback that plays the healthy peer.
+Canary open_canary(const netns::Namespace& ns) {
+  return ns.run([] {
+    Canary c;
+    // ETH_P_ALL: protocol-bound packet sockets only see frames coming in, not leaving.
+    c.tap = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL)));
+    if (!c.tap) throw_errno("AF_PACKET socket");
+    sockaddr_ll ll{};
+    ll.sll_family = AF_PACKET;
+    ll.sll_protocol = htons(ETH_P_ALL);
+    ll.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
+    if (::bind(c.tap.get(), reinterpret_cast<const sockaddr*>(&ll), sizeof ll) != 0) throw_errno("bind AF_PACKET to lo");
+    set_int(c.tap.get(), SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
+
+    c.listener = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!c.listener) throw_errno("listener socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(c.listener.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) throw_errno("bind listener");
+    if (::listen(c.listener.get(), kConnections) != 0) throw_errno("listen");
+    socklen_t alen = sizeof a;
+    if (::getsockname(c.listener.get(), reinterpret_cast<sockaddr*>(&a), &alen) != 0) throw_errno("getsockname");
+    c.port = ntohs(a.sin_port);
+    return c;
+  });
+}
+
+// A connection whose keepalive timer is watched, with the wheel granularity of each of
+// its arms: how much a firing's instant tells about the tick depends on it.
+struct Watched {
+  std::uint64_t first_granularity = 1;  // the idle timer, armed at establishment
+  std::uint64_t later_granularity = 1;  // re-armed for the interval from its callback
+  int probes = 0;
+};
+
+// Connections whose timers land on known wheel levels, spaced so they spread over the
+// buckets; the sockets are kept open until the firings have been seen.
+void connect_watched(const netns::Namespace& ns, const Canary& canary, int hz, int long_idle_s,
+                     std::map<std::uint16_t, Watched>& watched, std::vector<UniqueFd>& sockets) {
+  for (int i = 0; i < kConnections; ++i) {
+    const int idle_s = i % 2 == 0 ? long_idle_s : 1;
+    UniqueFd client = ns.run([] {
+      UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!fd) throw_errno("canary client socket");
+      return fd;
+    });
+    set_int(client.get(), SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
+    set_int(client.get(), IPPROTO_TCP, TCP_KEEPIDLE, idle_s, "TCP_KEEPIDLE");
+    set_int(client.get(), IPPROTO_TCP, TCP_KEEPINTVL, 1, "TCP_KEEPINTVL");
+    set_int(client.get(), IPPROTO_TCP, TCP_KEEPCNT, 9, "TCP_KEEPCNT");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(canary.port);
+    if (::connect(client.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) throw_errno("canary connect");
+    socklen_t alen = sizeof a;
+    if (::getsockname(client.get(), reinterpret_cast<sockaddr*>(&a), &alen) != 0) throw_errno("getsockname");
+    UniqueFd server(::accept4(canary.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!server) throw_errno("canary accept");
+    const auto idle_j = static_cast<std::uint64_t>(idle_s) * static_cast<std::uint64_t>(hz);
+    const auto interval_j = static_cast<std::uint64_t>(hz);
+    watched[ntohs(a.sin_port)] = {model::wheel_granularity(idle_j, hz), model::wheel_granularity(interval_j - 1, hz), 0};
+    sockets.push_back(std::move(client));
+    sockets.push_back(std::move(server));
+    std::this_thread::sleep_for(std::chrono::nanoseconds(kConnectSpacingNs));
+  }
+}
+
+// The kernel's stamp of a frame on CLOCK_MONOTONIC: the instant the timer's callback
+// sent it, free of our own wake-up latency.
+std::optional<std::int64_t> monotonic_stamp_ns(msghdr& msg, std::int64_t offset) {
+  std::optional<std::int64_t> stamp;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec ts{};
+      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+      stamp = static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec - offset;
+    }
+  return stamp;
+}
+
+// Reads every frame queued on the tap; each probe from a watched connection, sent
+// after `start`, is one timer firing.
+void drain_tap(const Canary& canary, std::int64_t start, std::int64_t offset, std::map<std::uint16_t, Watched>& watched,
+               CanaryResult& out) {
+  std::array<unsigned char, 2048> frame{};
+  std::array<char, CMSG_SPACE(sizeof(timespec))> control{};
+  for (;;) {
+    sockaddr_ll from{};
+    iovec iov{frame.data(), frame.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    const ssize_t n = ::recvmsg(canary.tap.get(), &msg, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      throw_errno("recvmsg canary tap");
+    }
+    if (from.sll_pkttype != PACKET_OUTGOING) continue;  // loopback shows each frame twice
+    const std::uint16_t port = probe_source_port(frame.data(), static_cast<std::size_t>(n));
+    const auto w = watched.find(port);
+    if (w == watched.end()) continue;
+    const std::optional<std::int64_t> stamp = monotonic_stamp_ns(msg, offset);
+    // Handshakes left before `start`; the earliest timer fires 1 s after the first
+    // connection, itself less than 1 s before `start`.
+    if (!stamp || *stamp < start) continue;
+    out.firings.push_back({*stamp, w->second.probes++ == 0 ? w->second.first_granularity : w->second.later_granularity});
+  }
+}
+
+// The firings are read as they come, over the whole wait, so that each one keeps the
+// kernel's stamp and the probe count that tells its wheel level.
+void collect_firings(const Canary& canary, int hz, int long_idle_s, std::map<std::uint16_t, Watched>& watched,
+                     CanaryResult& out) {
+  const std::uint64_t tick_ns = (1000000000ULL + static_cast<std::uint64_t>(hz) / 2) / static_cast<std::uint64_t>(hz);
+  // Until the long timers have fired (their idle plus a whole bucket of lateness).
+  const std::int64_t start = now_ns(CLOCK_MONOTONIC);
+  const std::int64_t until =
+      start + static_cast<std::int64_t>(long_idle_s) * 1000000000 + 64 * static_cast<std::int64_t>(tick_ns) + 100'000'000;
+  const std::int64_t offset = realtime_offset_ns();
+  for (std::int64_t now = start; now < until; now = now_ns(CLOCK_MONOTONIC)) {
+    pollfd p{canary.tap.get(), POLLIN, 0};
+    const int wait_ms = static_cast<int>(std::min<std::int64_t>((until - now) / 1000000 + 1, 200));
+    if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) throw_errno("poll canary tap");
+    drain_tap(canary, start, offset, watched, out);
+  }
+}
+
 }  // namespace
 
 CanaryResult watch_keepalive_firings(int hz) {
@@ -201,113 +336,13 @@ CanaryResult watch_keepalive_firings(int hz) {
     // The shortest whole-second idle on wheel level 2 (>= LVL_START(2) = 504 jiffies),
     // for jiffies modulo 64; half the connections use 1 s, for more (finer) firings.
     const int long_idle_s = (504 + hz - 1) / hz;
-    const std::uint64_t tick_ns = (1000000000ULL + static_cast<std::uint64_t>(hz) / 2) / static_cast<std::uint64_t>(hz);
 
     const auto ns = netns::Namespace::create("clock-canary");
-    Canary canary = ns.run([] {
-      Canary c;
-      // ETH_P_ALL: protocol-bound packet sockets only see frames coming in, not leaving.
-      c.tap = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL)));
-      if (!c.tap) throw_errno("AF_PACKET socket");
-      sockaddr_ll ll{};
-      ll.sll_family = AF_PACKET;
-      ll.sll_protocol = htons(ETH_P_ALL);
-      ll.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
-      if (::bind(c.tap.get(), reinterpret_cast<const sockaddr*>(&ll), sizeof ll) != 0) throw_errno("bind AF_PACKET to lo");
-      set_int(c.tap.get(), SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
-
-      c.listener = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (!c.listener) throw_errno("listener socket");
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (::bind(c.listener.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) throw_errno("bind listener");
-      if (::listen(c.listener.get(), kConnections) != 0) throw_errno("listen");
-      socklen_t alen = sizeof a;
-      if (::getsockname(c.listener.get(), reinterpret_cast<sockaddr*>(&a), &alen) != 0) throw_errno("getsockname");
-      c.port = ntohs(a.sin_port);
-      return c;
-    });
-
-    struct Watched {
-      std::uint64_t first_granularity = 1;  // the idle timer, armed at establishment
-      std::uint64_t later_granularity = 1;  // re-armed for the interval from its callback
-      int probes = 0;
-    };
+    const Canary canary = open_canary(ns);
     std::map<std::uint16_t, Watched> watched;
     std::vector<UniqueFd> sockets;
-    for (int i = 0; i < kConnections; ++i) {
-      const int idle_s = i % 2 == 0 ? long_idle_s : 1;
-      UniqueFd client = ns.run([] {
-        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (!fd) throw_errno("canary client socket");
-        return fd;
-      });
-      set_int(client.get(), SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE");
-      set_int(client.get(), IPPROTO_TCP, TCP_KEEPIDLE, idle_s, "TCP_KEEPIDLE");
-      set_int(client.get(), IPPROTO_TCP, TCP_KEEPINTVL, 1, "TCP_KEEPINTVL");
-      set_int(client.get(), IPPROTO_TCP, TCP_KEEPCNT, 9, "TCP_KEEPCNT");
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(canary.port);
-      if (::connect(client.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) throw_errno("canary connect");
-      socklen_t alen = sizeof a;
-      if (::getsockname(client.get(), reinterpret_cast<sockaddr*>(&a), &alen) != 0) throw_errno("getsockname");
-      UniqueFd server(::accept4(canary.listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!server) throw_errno("canary accept");
-      const auto idle_j = static_cast<std::uint64_t>(idle_s) * static_cast<std::uint64_t>(hz);
-      const auto interval_j = static_cast<std::uint64_t>(hz);
-      watched[ntohs(a.sin_port)] = {model::wheel_granularity(idle_j, hz), model::wheel_granularity(interval_j - 1, hz), 0};
-      sockets.push_back(std::move(client));
-      sockets.push_back(std::move(server));
-      std::this_thread::sleep_for(std::chrono::nanoseconds(kConnectSpacingNs));
-    }
-
-    // Until the long timers have fired (their idle plus a whole bucket of lateness).
-    const std::int64_t start = now_ns(CLOCK_MONOTONIC);
-    const std::int64_t until =
-        start + static_cast<std::int64_t>(long_idle_s) * 1000000000 + 64 * static_cast<std::int64_t>(tick_ns) + 100'000'000;
-    const std::int64_t offset = realtime_offset_ns();
-    std::array<unsigned char, 2048> frame{};
-    std::array<char, CMSG_SPACE(sizeof(timespec))> control{};
-    for (std::int64_t now = start; now < until; now = now_ns(CLOCK_MONOTONIC)) {
-      pollfd p{canary.tap.get(), POLLIN, 0};
-      const int wait_ms = static_cast<int>(std::min<std::int64_t>((until - now) / 1000000 + 1, 200));
-      if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) throw_errno("poll canary tap");
-      for (;;) {
-        sockaddr_ll from{};
-        iovec iov{frame.data(), frame.size()};
-        msghdr msg{};
-        msg.msg_name = &from;
-        msg.msg_namelen = sizeof from;
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.data();
-        msg.msg_controllen = control.size();
-        const ssize_t n = ::recvmsg(canary.tap.get(), &msg, 0);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-          throw_errno("recvmsg canary tap");
-        }
-        if (from.sll_pkttype != PACKET_OUTGOING) continue;  // loopback shows each frame twice
-        const std::uint16_t port = probe_source_port(frame.data(), static_cast<std::size_t>(n));
-        const auto w = watched.find(port);
-        if (w == watched.end()) continue;
-        std::optional<std::int64_t> stamp;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-          if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-            timespec ts{};
-            std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-            stamp = static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec - offset;
-          }
-        // Handshakes left before `start`; the earliest timer fires 1 s after the first
-        // connection, itself less than 1 s before `start`.
-        if (!stamp || *stamp < start) continue;
-        out.firings.push_back({*stamp, w->second.probes++ == 0 ? w->second.first_granularity : w->second.later_granularity});
-      }
-    }
+    connect_watched(ns, canary, hz, long_idle_s, watched, sockets);
+    collect_firings(canary, hz, long_idle_s, watched, out);
     if (out.firings.empty()) out.error = "no keepalive probe was seen leaving the canary";
     try {
       out.stamp = address_stamp(ns);

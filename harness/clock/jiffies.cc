@@ -93,6 +93,69 @@ void sleep_until_ns(std::int64_t target) {
   }
 }
 
+// How the readings place one boundary offset, kept apart from fit() so that fit()
+// reads as the search over offsets it is.
+//
+// jiffies advances only when the tick (or an idle exit) runs tick_do_update_jiffies64()
+// at or after the boundary (kernel/time/tick-sched.c): a reading never shows a jiffy
+// before its boundary, but can show the previous one after it, for as long as that tick
+// is late. So, with jiffies advancing at b + n * tick, the constraint that holds for
+// every reading is "no lead": jiffies <= base + (ticks elapsed when the read ended).
+// The smallest base that satisfies it for all readings is the base; a reading that then
+// shows less than the tick it began in is lagging.
+struct Placement {
+  std::int64_t base = 0;
+  std::int64_t lagging = 0;
+};
+Placement place(const std::vector<JiffySample>& samples, std::int64_t tick, std::int64_t b) {
+  Placement p{std::numeric_limits<std::int64_t>::min(), 0};
+  for (const auto& s : samples)
+    p.base = std::max(p.base, static_cast<std::int64_t>(s.jiffies) - floor_div(s.monotonic_ns + s.read_ns - b, tick));
+  for (const auto& s : samples) {
+    const std::int64_t behind = p.base + floor_div(s.monotonic_ns - b, tick) - static_cast<std::int64_t>(s.jiffies);
+    // Further behind than the kernel lets jiffies stall: no lateness explains it.
+    if (behind > kMaxStalledJiffies) p.lagging = std::numeric_limits<std::int32_t>::max();
+    else p.lagging += behind > 0;
+  }
+  return p;
+}
+
+// The offsets that need the fewest lagging readings are the gap between an old and a
+// new jiffy; the widest such gap, going round the tick, is where the boundary is.
+struct OffsetRun {
+  std::int64_t start = -1;
+  std::int64_t len = 0;
+};
+OffsetRun longest_fewest_lagging(const std::vector<std::int64_t>& lagging, std::int64_t fewest) {
+  const auto steps = static_cast<std::int64_t>(lagging.size());
+  auto best = [&](std::size_t i) { return lagging[i] == fewest; };
+  OffsetRun run;
+  for (std::int64_t start = 0; start < steps; ++start) {
+    const auto prev = static_cast<std::size_t>((start + steps - 1) % steps);
+    if (!best(static_cast<std::size_t>(start)) || (best(prev) && start != 0)) continue;
+    std::int64_t len = 0;
+    while (len < steps && best(static_cast<std::size_t>((start + len) % steps))) ++len;
+    if (len > run.len) run.start = start, run.len = len;
+  }
+  return run;
+}
+
+// How late the jiffies update has been, from the readings that still showed the old
+// jiffy after `latest`: the earliest possible boundary reaches back that much.
+std::int64_t max_jiffies_lag(const std::vector<JiffySample>& samples, std::int64_t tick, std::int64_t latest,
+                             const Placement& at_latest) {
+  std::int64_t max_lag = 0;
+  for (const auto& s : samples) {
+    const std::int64_t n_first = floor_div(s.monotonic_ns - latest, tick);
+    const auto j = static_cast<std::int64_t>(s.jiffies);
+    if (j >= at_latest.base + n_first) continue;
+    // Jiffy j + 1 began at latest + (j + 1 - base) * tick at the latest; it was still
+    // not counted when the reading began.
+    max_lag = std::max(max_lag, s.monotonic_ns - (latest + (j + 1 - at_latest.base) * tick));
+  }
+  return max_lag;
+}
+
 }  // namespace
 
 std::optional<int> hz_from_config_text(std::string_view config) {
@@ -197,48 +260,17 @@ std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>
   constexpr std::int64_t kStepNs = 1000;
   const std::int64_t steps = (tick + kStepNs - 1) / kStepNs;
 
-  // jiffies advances only when the tick (or an idle exit) runs tick_do_update_jiffies64()
-  // at or after the boundary (kernel/time/tick-sched.c): a reading never shows a jiffy
-  // before its boundary, but can show the previous one after it, for as long as that tick
-  // is late. So, with jiffies advancing at b + n * tick, the constraint that holds for
-  // every reading is "no lead": jiffies <= base + (ticks elapsed when the read ended).
-  // The smallest base that satisfies it for all readings is the base; a reading that then
-  // shows less than the tick it began in is lagging.
-  struct Placement {
-    std::int64_t base = 0;
-    std::int64_t lagging = 0;
-  };
-  auto place = [&](std::int64_t b) {
-    Placement p{std::numeric_limits<std::int64_t>::min(), 0};
-    for (const auto& s : samples)
-      p.base = std::max(p.base, static_cast<std::int64_t>(s.jiffies) - floor_div(s.monotonic_ns + s.read_ns - b, tick));
-    for (const auto& s : samples) {
-      const std::int64_t behind = p.base + floor_div(s.monotonic_ns - b, tick) - static_cast<std::int64_t>(s.jiffies);
-      // Further behind than the kernel lets jiffies stall: no lateness explains it.
-      if (behind > kMaxStalledJiffies) p.lagging = std::numeric_limits<std::int32_t>::max();
-      else p.lagging += behind > 0;
-    }
-    return p;
-  };
-
   // The offsets that need the fewest lagging readings. Moving b later past a reading that
   // shows the new jiffy breaks "no lead" (the base goes up one and every reading lags);
   // moving it earlier makes the readings that show the old jiffy after it lag. So these
   // offsets are the gap between the last reading that showed the old jiffy and the first
   // that showed the new one, once the readings only lateness explains are set aside.
   std::vector<std::int64_t> lagging(static_cast<std::size_t>(steps));
-  for (std::int64_t k = 0; k < steps; ++k) lagging[static_cast<std::size_t>(k)] = place(k * kStepNs).lagging;
+  for (std::int64_t k = 0; k < steps; ++k)
+    lagging[static_cast<std::size_t>(k)] = place(samples, tick, k * kStepNs).lagging;
   const std::int64_t fewest = *std::min_element(lagging.begin(), lagging.end());
-  // The longest run of such offsets, going round the tick.
-  auto best = [&](std::size_t i) { return lagging[i] == fewest; };
-  std::int64_t best_start = -1, best_len = 0;
-  for (std::int64_t start = 0; start < steps; ++start) {
-    const auto prev = static_cast<std::size_t>((start + steps - 1) % steps);
-    if (!best(static_cast<std::size_t>(start)) || (best(prev) && start != 0)) continue;
-    std::int64_t len = 0;
-    while (len < steps && best(static_cast<std::size_t>((start + len) % steps))) ++len;
-    if (len > best_len) best_start = start, best_len = len;
-  }
+  const OffsetRun run = longest_fewest_lagging(lagging, fewest);
+  const std::int64_t best_start = run.start, best_len = run.len;
   if (best_len == steps) return std::nullopt;  // no boundary seen at all
   // Evidence: most readings must agree without lateness. A reading that leads (shows a
   // jiffy before its boundary could have passed, which the kernel never does) pushes the
@@ -254,21 +286,13 @@ std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>
   // that reading was not itself late; the lagging readings show how late the jiffies
   // update has been, so the range reaches that much earlier.
   const std::int64_t latest = (best_start + best_len - 1) % steps * kStepNs;
-  const Placement at_latest = place(latest);
-  std::int64_t max_lag = 0;
-  for (const auto& s : samples) {
-    const std::int64_t n_first = floor_div(s.monotonic_ns - latest, tick);
-    const auto j = static_cast<std::int64_t>(s.jiffies);
-    if (j >= at_latest.base + n_first) continue;
-    // Jiffy j + 1 began at latest + (j + 1 - base) * tick at the latest; it was still
-    // not counted when the reading began.
-    max_lag = std::max(max_lag, s.monotonic_ns - (latest + (j + 1 - at_latest.base) * tick));
-  }
+  const Placement at_latest = place(samples, tick, latest);
+  const std::int64_t max_lag = max_jiffies_lag(samples, tick, latest, at_latest);
   const std::int64_t low = best_start * kStepNs - max_lag;  // may be negative: offsets wrap
   const std::int64_t high = latest + (latest < best_start * kStepNs ? tick : 0);
   const std::int64_t middle = low + (high - low) / 2;
   clock.boundary_ns_ = (middle % tick + tick) % tick;
-  const Placement at_middle = place(clock.boundary_ns_);
+  const Placement at_middle = place(samples, tick, clock.boundary_ns_);
   clock.jiffies_base_ = at_middle.base;
   clock.uncertainty_ticks_ = static_cast<double>(high - low + kStepNs) / 2 / static_cast<double>(tick);
   clock.readings_ = static_cast<int>(n);

@@ -256,101 +256,103 @@ struct AbortGroup {
   Span probe1;
 };
 
-void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
-  const auto t = keepalive_timers(in.keepalive, grid);
-  const bool rebooted = in.peer == PeerBehaviour::rebooted;
-  const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
-
+// What the replays of the first probes found, over every alignment of t_r.
+struct FirstProbes {
   std::map<int, AbortGroup> groups;
   Span probe0;
   bool cycling = false;
   Phase cycling_phase{kInf, -kInf};
   std::map<int, int> remainder_levels;  // level -> how many alignments took that path
   int direct = 0;
+};
 
+// The first firing after idle decides everything after it: where probe 0 and probe 1
+// fall, and so at which firing the abort comes, for each alignment of t_r.
+FirstProbes first_firings_after_idle(const Input& in, const Grid& grid, const KeepaliveTimers& t, bool rebooted) {
+  const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
+  FirstProbes rep;
   for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
     for (const auto& armed : jiffy_of_measured(in.armed_at_ms, in.kernel, grid, a.phase)) {
       const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
       if (!p0) {
-        cycling = true;
-        cycling_phase.lo = std::min(cycling_phase.lo, armed.phase.lo);
-        cycling_phase.hi = std::max(cycling_phase.hi, armed.phase.hi);
+        rep.cycling = true;
+        rep.cycling_phase.lo = std::min(rep.cycling_phase.lo, armed.phase.lo);
+        rep.cycling_phase.hi = std::max(rep.cycling_phase.hi, armed.phase.hi);
         continue;
       }
-      if (p0->remainder == 0) ++direct;
-      else ++remainder_levels[wheel_level(p0->remainder - 1, grid.hz)];
+      if (p0->remainder == 0) ++rep.direct;
+      else ++rep.remainder_levels[wheel_level(p0->remainder - 1, grid.hz)];
       const Span at0 = grid.instants(p0->offset, armed.phase);
-      probe0.add(at0);
+      rep.probe0.add(at0);
       if (rebooted) continue;
       const Jiffies p0_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0->offset);
       const Offset p1 = signed_diff(arm_from_callback(p0_jiffy, t.interval, grid.hz), a.jr);
-      auto& g = groups[abort_firing(p1, t)];
+      auto& g = rep.groups[abort_firing(p1, t)];
       g.probe0.add(at0);
       g.probe1.add(grid.instants(p1, armed.phase));
     }
   });
 
-  // The timer fired before t_r: the traffic before t_r decided how it was re-armed:
-  // for the rest of idle after an earlier segment, or for interval after a probe that
-  // the peer then answered. Either way it expires by t_r + max(idle, interval), from a
-  // delay of at most that. Probe 0 then falls in [idle, max(idle, interval) + g] and
-  // may sit anywhere modulo the interval's granularity, which moves probe 1 by up to
-  // that granularity.
-  if (cycling) {
-    const auto lo0 = static_cast<Offset>(t.idle);
-    const Offset hi0 = static_cast<Offset>(t.cycling_bound);
-    probe0.add(grid.instants(lo0, hi0, cycling_phase));
-    if (!rebooted) {
-      const auto step_lo = static_cast<Offset>(t.interval) + 1;
-      const Offset step_hi = static_cast<Offset>(t.interval + t.interval_granularity);
-      if (t.user_timeout == 0) {
-        auto& g = groups[t.count];
-        g.probe0.add(grid.instants(lo0, hi0, cycling_phase));
-        g.probe1.add(grid.instants(lo0 + step_lo, hi0 + step_hi, cycling_phase));
-      } else {
-        for (Offset p1 = lo0 + step_lo; p1 <= hi0 + step_hi; ++p1) {
-          auto& g = groups[abort_firing(p1, t)];
-          g.probe0.add(grid.instants(std::max(lo0, p1 - step_hi), std::min(hi0, p1 - step_lo), cycling_phase));
-          g.probe1.add(grid.instants(p1, cycling_phase));
-        }
+  return rep;
+}
+
+// The timer fired before t_r: the traffic before t_r decided how it was re-armed:
+// for the rest of idle after an earlier segment, or for interval after a probe that
+// the peer then answered. Either way it expires by t_r + max(idle, interval), from a
+// delay of at most that. Probe 0 then falls in [idle, max(idle, interval) + g] and
+// may sit anywhere modulo the interval's granularity, which moves probe 1 by up to
+// that granularity.
+void add_timer_armed_before_idle(const KeepaliveTimers& t, const Grid& grid, bool rebooted, FirstProbes& rep) {
+  const auto lo0 = static_cast<Offset>(t.idle);
+  const Offset hi0 = static_cast<Offset>(t.cycling_bound);
+  rep.probe0.add(grid.instants(lo0, hi0, rep.cycling_phase));
+  if (!rebooted) {
+    const auto step_lo = static_cast<Offset>(t.interval) + 1;
+    const Offset step_hi = static_cast<Offset>(t.interval + t.interval_granularity);
+    if (t.user_timeout == 0) {
+      auto& g = rep.groups[t.count];
+      g.probe0.add(grid.instants(lo0, hi0, rep.cycling_phase));
+      g.probe1.add(grid.instants(lo0 + step_lo, hi0 + step_hi, rep.cycling_phase));
+    } else {
+      for (Offset p1 = lo0 + step_lo; p1 <= hi0 + step_hi; ++p1) {
+        auto& g = rep.groups[abort_firing(p1, t)];
+        g.probe0.add(grid.instants(std::max(lo0, p1 - step_hi), std::min(hi0, p1 - step_lo), rep.cycling_phase));
+        g.probe1.add(grid.instants(p1, rep.cycling_phase));
       }
     }
   }
+}
 
-  // Words: how the first probe comes about.
+// The words for how probe 0 comes about: the paths differ by which wheel level the
+// first firing and its re-arm land on, and that is what makes probe 1 late.
+void explain_first_probe(const Input& in, const Grid& grid, const KeepaliveTimers& t, const FirstProbes& rep,
+                         Events& ev) {
   ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
   ev.steps.push_back(fmt::format(
       "keepalive timer armed {} t_r for idle {} s = {} jiffies → {}", in.armed_at_ms == 0 ? "at" :
       (in.armed_at_ms < 0 ? fmt::format("{} before", ms_text(-in.armed_at_ms)) : fmt::format("{} after", ms_text(in.armed_at_ms))),
       in.keepalive.idle_s, t.idle, wheel_text(t.idle, grid)));
-  if (direct > 0)
+  if (rep.direct > 0)
     ev.steps.push_back("when it fires at or after t_r + idle (elapsed since the last received segment >= idle), probe 1 goes out then");
-  for (const auto& [level, n] : remainder_levels) {
+  for (const auto& [level, n] : rep.remainder_levels) {
     (void)n;
     ev.steps.push_back(fmt::format(
         "when it fires before t_r + idle (elapsed < idle), it re-arms for the remainder, up to {} jiffies "
         "→ wheel level {} ({} late at most): probe 1 pays a second period of lateness",
         level_start(level + 1), level, ms_text(grid.ms(level_granularity(level)))));
   }
-  if (cycling)
+  if (rep.cycling)
     ev.steps.push_back(fmt::format(
         "the timer was armed {} s before t_r, at least one idle period: the traffic (or answered probes) before "
         "t_r kept re-arming it, so probe 1 is only known to fall in [idle, {}]",
         -in.armed_at_ms / 1000, ms_text(grid.ms(t.cycling_bound))));
   ev.steps.push_back(fmt::format("probe 1 (nominal {}): {}", ms_text(1000.0 * in.keepalive.idle_s),
-                                 span_text(probe0, slack_of(in.kernel))));
+                                 span_text(rep.probe0, slack_of(in.kernel))));
+}
 
-  if (rebooted) {
-    ev.probes.push_back(probe0);
-    ev.probe_certain.push_back(true);
-    ev.outcome = probe0;
-    ev.steps.push_back(fmt::format(
-        "the rebooted peer answers probe 1 with an RST carrying exactly our rcv_nxt: ECONNRESET one round trip "
-        "({}) later",
-        ms_text(in.kernel.rtt_ms)));
-    return;
-  }
-
+// The self re-armed probes: each one's lateness is fixed by the interval's wheel level,
+// except the first interval when probe 1 sat on a finer level.
+void explain_interval_probes(const Input& in, const Grid& grid, const KeepaliveTimers& t, Events& ev) {
   ev.steps.push_back(fmt::format(
       "each probe re-arms the timer for interval {} s = {} jiffies from its own callback → wheel level {} "
       "(granularity {} jiffies): one probe every {} jiffies = {} ({} late each time, fixed)",
@@ -360,7 +362,12 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
     ev.steps.push_back(
         "probe 1 sits on a finer level than the interval timer, so the first interval is late by "
         "1..g jiffies depending on where probe 1 fell; the later ones by the fixed amount");
+}
 
+// Probe k's window is the hull over the abort firings that still send it; a probe is
+// certain only if every path sends it. Returns the earliest and latest abort firings.
+std::pair<int, int> probes_until_abort(const std::map<int, AbortGroup>& groups, const Grid& grid,
+                                       const KeepaliveTimers& t, Events& ev) {
   int min_abort = std::numeric_limits<int>::max();
   int max_abort = 0;
   for (const auto& [k, g] : groups) {
@@ -379,7 +386,12 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
     ev.probe_certain.push_back(k < min_abort);
   }
   for (const auto& [abort_at, g] : groups) ev.outcome.add(g.probe1.plus(period_ms * (abort_at - 1)));
+  return {min_abort, max_abort};
+}
 
+// The abort test in words: by count, or by TCP_USER_TIMEOUT, which may land after
+// different probes depending on the wheel.
+void explain_abort(const Input& in, const KeepaliveTimers& t, int min_abort, int max_abort, Events& ev) {
   if (t.user_timeout > 0) {
     ev.steps.push_back(fmt::format(
         "TCP_USER_TIMEOUT {} ms = {} jiffies: TCP_KEEPCNT is ignored; the timer aborts at its first firing after a "
@@ -401,6 +413,30 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
       "abort at the firing after the last probe: RST sent, ETIMEDOUT: {} (the window's end allows {} for wake-up "
       "and receive delays)",
       span_text(ev.outcome, slack_of(in.kernel)), ms_text(slack_of(in.kernel))));
+}
+
+void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
+  const auto t = keepalive_timers(in.keepalive, grid);
+  const bool rebooted = in.peer == PeerBehaviour::rebooted;
+  FirstProbes rep = first_firings_after_idle(in, grid, t, rebooted);
+  if (rep.cycling) add_timer_armed_before_idle(t, grid, rebooted, rep);
+  explain_first_probe(in, grid, t, rep, ev);
+  const Span& probe0 = rep.probe0;
+
+  if (rebooted) {
+    ev.probes.push_back(probe0);
+    ev.probe_certain.push_back(true);
+    ev.outcome = probe0;
+    ev.steps.push_back(fmt::format(
+        "the rebooted peer answers probe 1 with an RST carrying exactly our rcv_nxt: ECONNRESET one round trip "
+        "({}) later",
+        ms_text(in.kernel.rtt_ms)));
+    return;
+  }
+
+  explain_interval_probes(in, grid, t, ev);
+  const auto [min_abort, max_abort] = probes_until_abort(rep.groups, grid, t, ev);
+  explain_abort(in, t, min_abort, max_abort, ev);
 }
 
 // A healthy peer ACKs each probe: rcv_tstamp moves and probes_out resets. The timer,
@@ -543,65 +579,103 @@ struct RtoPath {
 // limit; a handful of paths at most. Past this many, forks are not followed.
 constexpr std::size_t kMaxRtoPaths = 256;
 
+// One replay in progress: what tcp_retransmit_timer() keeps in the socket between
+// firings. A fork copies it, so each path carries its own.
+struct RtoState {
+  Jiffies fired = 0;
+  std::optional<Jiffies> stamp;  // the jiffy retrans_stamp was taken in
+  StampPlace place;              // and where in it
+  int retransmits = 0;           // icsk_retransmits
+  int backoff = 0;
+  Jiffies rto = 0;               // icsk_rto
+  RtoPath path;
+};
+
+// The first arm after the send, and the tail-loss probe if one is scheduled: kept apart
+// because these arms add the pacing delay and never run the abort test.
+RtoState first_rto_firing(Jiffies sent, const RtoRules& r, const StampPlace& syn_stamp, Jiffies pace_first,
+                          Jiffies pace_rearm, const Grid& grid) {
+  RtoState s;
+  s.rto = r.first_rto;
+  if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
+    s.stamp = sent;
+    s.place = syn_stamp;
+  }
+  // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
+  // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
+  // Both arms add the pacing delay (tcp_reset_xmit_timer(..., true)).
+  s.fired = arm_from_task(sent, (r.loss_probe ? r.first_timer : r.first_rto) + pace_first, grid.hz);
+  if (r.loss_probe) {
+    // tcp_send_loss_probe(): the last segment goes out again through
+    // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
+    // then tcp_rearm_rto() arms a full icsk_rto (plus the pacing delay) from the
+    // callback. No abort test here: tcp_write_timeout() only runs from
+    // tcp_retransmit_timer().
+    s.path.loss_probe = signed_diff(s.fired, sent);
+    s.fired = arm_from_callback(s.fired, r.first_rto + pace_rearm, grid.hz);
+  }
+  return s;
+}
+
+// The abort test at a firing gets its own function because the kernel's millisecond
+// count may straddle the limit: then the path both ends here and goes on.
+struct AbortTest {
+  bool certain = false;
+  bool possible = false;
+};
+AbortTest abort_test(const RtoState& s, std::pair<std::int64_t, std::int64_t> elapsed, const RtoRules& r) {
+  // tcp_write_timeout(): the SYN count, then retransmits_timed_out(), which is false
+  // until a retransmission has been made.
+  AbortTest t;
+  t.certain = r.syn && s.retransmits >= r.syn_retransmissions_max;
+  if (!t.certain && s.retransmits > 0) {
+    t.certain = static_cast<double>(elapsed.first) >= r.abort_after_ms;
+    t.possible = static_cast<double>(elapsed.second) >= r.abort_after_ms;
+  }
+  return t;
+}
+
+// The delays the next retransmission may be armed for: one, unless TCP_USER_TIMEOUT
+// clamps it and the kernel's elapsed milliseconds are known only to within a range,
+// where each distinct clamp is a fork of the chain.
+std::vector<Jiffies> next_retransmission_delays(const RtoState& s, std::pair<std::int64_t, std::int64_t> elapsed,
+                                                const RtoRules& r, const Grid& grid) {
+  std::vector<Jiffies> delays{s.rto};
+  if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
+    delays.clear();
+    for (auto e = elapsed.first; e <= elapsed.second; ++e) {
+      const double remaining = r.user_timeout_ms - static_cast<double>(e);
+      const Jiffies d = remaining <= 0 ? 1 : std::min(s.rto, msecs_to_jiffies(remaining, grid.hz));
+      if (std::find(delays.begin(), delays.end(), d) == delays.end()) delays.push_back(d);
+    }
+  }
+  return delays;
+}
+
 // Replays the retransmission timer from the jiffy the data (or SYN) went out in.
 std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlace& syn_stamp, const Grid& grid) {
-  struct State {
-    Jiffies fired = 0;
-    std::optional<Jiffies> stamp;  // the jiffy retrans_stamp was taken in
-    StampPlace place;              // and where in it
-    int retransmits = 0;           // icsk_retransmits
-    int backoff = 0;
-    Jiffies rto = 0;               // icsk_rto
-    RtoPath path;
-  };
   std::vector<RtoPath> out;
-  std::vector<State> todo;
+  std::vector<RtoState> todo;
   // Each paced arm adds tcp_pacing_delay(): anywhere from 0 to r.pace jiffies (measured:
   // both values, on the same connection). Every combination is a path.
   for (Jiffies pace_first = 0; pace_first <= r.pace; ++pace_first) {
     for (Jiffies pace_rearm = 0; pace_rearm <= (r.loss_probe ? r.pace : 0); ++pace_rearm) {
-      State s;
-      s.rto = r.first_rto;
-      if (r.syn) {  // tcp_connect() stamps retrans_stamp with the SYN
-        s.stamp = sent;
-        s.place = syn_stamp;
-      }
-      // tcp_event_new_data_sent() arms the RTO, then tcp_schedule_loss_probe() re-arms the
-      // same timer (icsk_retransmit_timer) for the probe, in the same jiffy, from the task.
-      // Both arms add the pacing delay (tcp_reset_xmit_timer(..., true)).
-      s.fired = arm_from_task(sent, (r.loss_probe ? r.first_timer : r.first_rto) + pace_first, grid.hz);
-      if (r.loss_probe) {
-        // tcp_send_loss_probe(): the last segment goes out again through
-        // __tcp_retransmit_skb() (no retrans_stamp, no icsk_retransmits), icsk_pending = 0,
-        // then tcp_rearm_rto() arms a full icsk_rto (plus the pacing delay) from the
-        // callback. No abort test here: tcp_write_timeout() only runs from
-        // tcp_retransmit_timer().
-        s.path.loss_probe = signed_diff(s.fired, sent);
-        s.fired = arm_from_callback(s.fired, r.first_rto + pace_rearm, grid.hz);
-      }
-      todo.push_back(std::move(s));
+      todo.push_back(first_rto_firing(sent, r, syn_stamp, pace_first, pace_rearm, grid));
     }
   }
   while (!todo.empty()) {
-    State s = std::move(todo.back());
+    RtoState s = std::move(todo.back());
     todo.pop_back();
     for (int step = 0; step < 512; ++step) {
       const Offset at = signed_diff(s.fired, sent);
       std::pair<std::int64_t, std::int64_t> elapsed{0, 0};
       if (s.stamp) elapsed = kernel_elapsed_ms(grid.ms(s.fired - *s.stamp), s.place, grid);
-      // tcp_write_timeout(): the SYN count, then retransmits_timed_out(), which is false
-      // until a retransmission has been made.
-      bool certain = r.syn && s.retransmits >= r.syn_retransmissions_max;
-      bool possible = false;
-      if (!certain && s.retransmits > 0) {
-        certain = static_cast<double>(elapsed.first) >= r.abort_after_ms;
-        possible = static_cast<double>(elapsed.second) >= r.abort_after_ms;
-      }
-      if (certain || possible) {
+      const AbortTest test = abort_test(s, elapsed, r);
+      if (test.certain || test.possible) {
         RtoPath ended = s.path;
         ended.abort = at;
         out.push_back(std::move(ended));
-        if (certain) break;
+        if (test.certain) break;
       }
       // tcp_retransmit_skb(): the first retransmission of established data stamps
       // retrans_stamp with its own send time, this very callback.
@@ -614,17 +688,9 @@ std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlac
       s.path.retransmissions.push_back(at);
       ++s.backoff;
       if (!r.syn || s.backoff > r.syn_linear_timeouts) s.rto = std::min(s.rto * 2, r.rto_max);
-      std::vector<Jiffies> delays{s.rto};
-      if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
-        delays.clear();
-        for (auto e = elapsed.first; e <= elapsed.second; ++e) {
-          const double remaining = r.user_timeout_ms - static_cast<double>(e);
-          const Jiffies d = remaining <= 0 ? 1 : std::min(s.rto, msecs_to_jiffies(remaining, grid.hz));
-          if (std::find(delays.begin(), delays.end(), d) == delays.end()) delays.push_back(d);
-        }
-      }
+      const std::vector<Jiffies> delays = next_retransmission_delays(s, elapsed, r, grid);
       for (std::size_t i = 1; i < delays.size() && out.size() + todo.size() < kMaxRtoPaths; ++i) {
-        State fork = s;
+        RtoState fork = s;
         fork.fired = arm_from_callback(s.fired, delays[i], grid.hz);
         todo.push_back(std::move(fork));
       }
@@ -715,7 +781,9 @@ std::optional<Jiffies> loss_probe_timeout(const Retransmission& rt, Jiffies rto,
   return std::min(pto, rto);
 }
 
-void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
+// The kernel's settings for this chain, in the kernel's own units, gathered once:
+// the replay and the words both read them.
+RtoRules rto_rules(const Input& in, const Grid& grid) {
   const auto& rt = in.retransmission;
   const bool syn = in.traffic == Traffic::connecting;
   RtoRules r;
@@ -732,8 +800,13 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   r.abort_after_ms = r.user_timeout_ms > 0 ? r.user_timeout_ms
                                            : retransmission_timeout_ms(syn ? rt.syn_retries : rt.retries2,
                                                                        syn ? rt.initial_rto_ms : rt.rto_min_ms, rt.rto_max_ms);
+  return r;
+}
+
+// Where the send fell on the jiffy grid is the only unknown the replay has: every
+// place the calibration (or, without one, every residue) allows is replayed and hulled.
+RtoEvents replay_every_send(const Input& in, const RtoRules& r, double start_ms, const Grid& grid) {
   const Jiffies period = coarsest_granularity(r.rto_max, grid.hz);
-  const double start_ms = syn ? 0.0 : in.data_sent_at_ms;
   // The kernel sent the data (the SYN) and armed the timer inside the write() (connect())
   // that began at start_ms: not before, and by the time the call returned.
   const double sent_by_ms = in.sent_by_ms ? *in.sent_by_ms : start_ms + std::max(0.0, in.kernel.receive_delay_ms);
@@ -767,6 +840,100 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
     for (const auto& sent : jiffy_of_instant(start_ms, sent_by_ms, grid, Phase{}))
       events.add(hull, sent.offset, sent.offset, sent.phase, grid);
   }
+  return events;
+}
+
+// Connecting: the SYN's own chain (linear first backoffs, a count limit), told apart
+// because its rules differ from those of established data.
+void explain_syn_chain(const Retransmission& rt, const RtoRules& r, const Grid& grid, Events& ev) {
+  ev.steps.push_back(fmt::format(
+      "connect() sends the SYN at 0 and arms the retransmission timer for {} = {} jiffies → {}",
+      ms_text(rt.initial_rto_ms), r.first_rto, wheel_text(r.first_rto, grid)));
+  ev.steps.push_back(fmt::format(
+      "the first {} SYN retransmissions keep that RTO (tcp_syn_linear_timeouts), then it doubles up to {}; "
+      "each timer is re-armed from its own callback",
+      r.syn_linear_timeouts, ms_text(rt.rto_max_ms)));
+  ev.steps.push_back(fmt::format(
+      "connect() fails with ETIMEDOUT at the firing after {} retransmissions (tcp_syn_retries {} + {} linear), or "
+      "earlier at the first firing {} after the SYN (tcp_connect() stamps retrans_stamp with the SYN; "
+      "tcp_model_timeout(tcp_syn_retries, initial RTO))",
+      r.syn_retransmissions_max, rt.syn_retries, r.syn_linear_timeouts, ms_text(r.abort_after_ms)));
+}
+
+// Established data: the tail-loss probe (if any), the doubling RTO and the abort test
+// by time since the first retransmission.
+void explain_data_chain(const Input& in, const RtoRules& r, double start_ms, const Grid& grid, Events& ev) {
+  const auto& rt = in.retransmission;
+  ev.steps.push_back(fmt::format(
+      "data sent at {} stays unacknowledged: keepalive stands aside (packets_out > 0), the retransmission timer "
+      "owns the connection",
+      ms_text(start_ms)));
+  if (r.loss_probe) {
+    ev.steps.push_back(fmt::format(
+        "tail-loss probe (tcp_early_retrans {}, SACK): the timer is armed for the probe timeout min(2 x srtt + {}, "
+        "RTO {}) = {} jiffies → {}",
+        rt.early_retrans, rt.packets_out == 1 ? "rto_min" : "2 ms", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
+        r.first_timer, wheel_text(r.first_timer, grid)));
+    ev.steps.push_back(fmt::format(
+        "the probe resends the last segment without starting retrans_stamp, and re-arms a full RTO of {} jiffies "
+        "from its callback: the first retransmission comes one RTO after the probe",
+        r.first_rto));
+    if (r.pace > 0)
+      ev.steps.push_back(fmt::format(
+          "the socket is paced (BBR): both arms above add tcp_pacing_delay(), 0 to {} jiff{} "
+          "(tcp_reset_xmit_timer(..., true)); the retransmission timer's own re-arms do not",
+          r.pace, r.pace == 1 ? "y" : "ies"));
+    if (!ev.loss_probe.empty())
+      ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
+  } else {
+    ev.steps.push_back(fmt::format(
+        "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
+        !rt.sack ? "no SACK" : fmt::format("tcp_early_retrans {}", rt.early_retrans),
+        ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)), r.first_rto, wheel_text(r.first_rto, grid)));
+    if (r.pace > 0)
+      ev.steps.push_back(fmt::format("the socket is paced (BBR): tcp_rearm_rto() adds tcp_pacing_delay(), 0 to {} jiffies",
+                                     r.pace));
+  }
+  ev.steps.push_back(fmt::format(
+      "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",
+      ms_text(rt.rto_max_ms), r.rto_max, self_rearm_period(r.rto_max, grid.hz),
+      ms_text(grid.ms(self_rearm_period(r.rto_max, grid.hz)))));
+  ev.steps.push_back(fmt::format(
+      "the connection is aborted (ETIMEDOUT, no RST) at the first firing {} after the first retransmission "
+      "(retrans_stamp){}",
+      ms_text(r.abort_after_ms),
+      r.user_timeout_ms > 0 ? " (TCP_USER_TIMEOUT; each RTO is clamped to what is left of it)"
+                            : fmt::format(" (tcp_model_timeout(tcp_retries2={}, TCP_RTO_MIN))", rt.retries2)));
+}
+
+// An unreachable peer's ICMP errors undo each backoff (RFC 6069): the replayed chain
+// of doublings no longer holds past the first retransmission, so the abort is bounded
+// from that one instead.
+void icmp_reverted_backoff(const RtoRules& r, const Grid& grid, Events& ev) {
+  // RFC 6069: the ICMP error for each retransmission takes its backoff back and
+  // re-arms the timer for the base RTO less the time since that retransmission, so
+  // the timer fires about once per base RTO (armed from softirq, level 0 for a
+  // 200 ms RTO: +-1 jiffy). The abort test is by time since retrans_stamp (the
+  // first retransmission), made at each firing.
+  const double doubt_ms = grid.tick_ms + 1;
+  const double period_max_ms = grid.ms(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
+  const Span first = ev.retransmissions.front();
+  ev.outcome = Span{first.lo + r.abort_after_ms - doubt_ms, first.hi + r.abort_after_ms + doubt_ms + period_max_ms};
+  ev.retransmissions.resize(1);
+  ev.retransmission_certain.resize(1);
+  ev.steps.push_back(fmt::format(
+      "each retransmission draws an ICMP host unreachable, which undoes its RTO backoff (RFC 6069, IPv4 only): the "
+      "timer keeps firing about every {} instead of doubling, and aborts at the first firing {} after the first "
+      "retransmission",
+      ms_text(grid.ms(r.first_rto)), ms_text(r.abort_after_ms)));
+}
+
+void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
+  const auto& rt = in.retransmission;
+  const bool syn = in.traffic == Traffic::connecting;
+  const RtoRules r = rto_rules(in, grid);
+  const double start_ms = syn ? 0.0 : in.data_sent_at_ms;
+  const RtoEvents events = replay_every_send(in, r, start_ms, grid);
   ev.retransmissions = events.retransmissions;
   ev.outcome = events.abort;
   ev.loss_probe = events.loss_probe;
@@ -774,82 +941,13 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   for (std::size_t k = 0; k < events.missing.size(); ++k) ev.retransmission_certain[k] = events.missing[k] == 0;
 
   ev.steps.push_back(fmt::format("HZ={} (one tick = {}):", grid.hz, ms_text(grid.tick_ms)));
-  if (syn) {
-    ev.steps.push_back(fmt::format(
-        "connect() sends the SYN at 0 and arms the retransmission timer for {} = {} jiffies → {}",
-        ms_text(rt.initial_rto_ms), r.first_rto, wheel_text(r.first_rto, grid)));
-    ev.steps.push_back(fmt::format(
-        "the first {} SYN retransmissions keep that RTO (tcp_syn_linear_timeouts), then it doubles up to {}; "
-        "each timer is re-armed from its own callback",
-        r.syn_linear_timeouts, ms_text(rt.rto_max_ms)));
-    ev.steps.push_back(fmt::format(
-        "connect() fails with ETIMEDOUT at the firing after {} retransmissions (tcp_syn_retries {} + {} linear), or "
-        "earlier at the first firing {} after the SYN (tcp_connect() stamps retrans_stamp with the SYN; "
-        "tcp_model_timeout(tcp_syn_retries, initial RTO))",
-        r.syn_retransmissions_max, rt.syn_retries, r.syn_linear_timeouts, ms_text(r.abort_after_ms)));
-  } else {
-    ev.steps.push_back(fmt::format(
-        "data sent at {} stays unacknowledged: keepalive stands aside (packets_out > 0), the retransmission timer "
-        "owns the connection",
-        ms_text(start_ms)));
-    if (r.loss_probe) {
-      ev.steps.push_back(fmt::format(
-          "tail-loss probe (tcp_early_retrans {}, SACK): the timer is armed for the probe timeout min(2 x srtt + {}, "
-          "RTO {}) = {} jiffies → {}",
-          rt.early_retrans, rt.packets_out == 1 ? "rto_min" : "2 ms", ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)),
-          r.first_timer, wheel_text(r.first_timer, grid)));
-      ev.steps.push_back(fmt::format(
-          "the probe resends the last segment without starting retrans_stamp, and re-arms a full RTO of {} jiffies "
-          "from its callback: the first retransmission comes one RTO after the probe",
-          r.first_rto));
-      if (r.pace > 0)
-        ev.steps.push_back(fmt::format(
-            "the socket is paced (BBR): both arms above add tcp_pacing_delay(), 0 to {} jiff{} "
-            "(tcp_reset_xmit_timer(..., true)); the retransmission timer's own re-arms do not",
-            r.pace, r.pace == 1 ? "y" : "ies"));
-      if (!ev.loss_probe.empty())
-        ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
-    } else {
-      ev.steps.push_back(fmt::format(
-          "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
-          !rt.sack ? "no SACK" : fmt::format("tcp_early_retrans {}", rt.early_retrans),
-          ms_text(std::max(rt.first_rto_ms, rt.rto_min_ms)), r.first_rto, wheel_text(r.first_rto, grid)));
-      if (r.pace > 0)
-        ev.steps.push_back(fmt::format("the socket is paced (BBR): tcp_rearm_rto() adds tcp_pacing_delay(), 0 to {} jiffies",
-                                       r.pace));
-    }
-    ev.steps.push_back(fmt::format(
-        "each retransmission doubles the RTO up to {} ({} jiffies, re-armed from the callback: one every {} = {})",
-        ms_text(rt.rto_max_ms), r.rto_max, self_rearm_period(r.rto_max, grid.hz),
-        ms_text(grid.ms(self_rearm_period(r.rto_max, grid.hz)))));
-    ev.steps.push_back(fmt::format(
-        "the connection is aborted (ETIMEDOUT, no RST) at the first firing {} after the first retransmission "
-        "(retrans_stamp){}",
-        ms_text(r.abort_after_ms),
-        r.user_timeout_ms > 0 ? " (TCP_USER_TIMEOUT; each RTO is clamped to what is left of it)"
-                              : fmt::format(" (tcp_model_timeout(tcp_retries2={}, TCP_RTO_MIN))", rt.retries2)));
-  }
+  if (syn) explain_syn_chain(rt, r, grid, ev);
+  else explain_data_chain(in, r, start_ms, grid, ev);
   if (!ev.retransmissions.empty())
     ev.steps.push_back(fmt::format("retransmission 1: {}; {} in all", span_text(ev.retransmissions[0], slack_of(in.kernel)),
                                    ev.retransmissions.size()));
-  if (!syn && in.peer == PeerBehaviour::unreachable && in.icmp_reverts_backoff && !ev.retransmissions.empty()) {
-    // RFC 6069: the ICMP error for each retransmission takes its backoff back and
-    // re-arms the timer for the base RTO less the time since that retransmission, so
-    // the timer fires about once per base RTO (armed from softirq, level 0 for a
-    // 200 ms RTO: +-1 jiffy). The abort test is by time since retrans_stamp (the
-    // first retransmission), made at each firing.
-    const double doubt_ms = grid.tick_ms + 1;
-    const double period_max_ms = grid.ms(r.first_rto + wheel_granularity(r.first_rto, grid.hz));
-    const Span first = ev.retransmissions.front();
-    ev.outcome = Span{first.lo + r.abort_after_ms - doubt_ms, first.hi + r.abort_after_ms + doubt_ms + period_max_ms};
-    ev.retransmissions.resize(1);
-    ev.retransmission_certain.resize(1);
-    ev.steps.push_back(fmt::format(
-        "each retransmission draws an ICMP host unreachable, which undoes its RTO backoff (RFC 6069, IPv4 only): the "
-        "timer keeps firing about every {} instead of doubling, and aborts at the first firing {} after the first "
-        "retransmission",
-        ms_text(grid.ms(r.first_rto)), ms_text(r.abort_after_ms)));
-  }
+  if (!syn && in.peer == PeerBehaviour::unreachable && in.icmp_reverts_backoff && !ev.retransmissions.empty())
+    icmp_reverted_backoff(r, grid, ev);
   ev.steps.push_back(fmt::format("{}: {}", in.peer == PeerBehaviour::unreachable ? "EHOSTUNREACH" : "ETIMEDOUT",
                                  span_text(ev.outcome, slack_of(in.kernel))));
 }
@@ -974,103 +1072,111 @@ double retransmission_timeout_ms(int boundary, double rto_base_ms, double rto_ma
 
 // ---------------------------------------------------------------------------
 
-Prediction predict(const Input& in) {
-  validate(in);
-  Prediction p;
-  if (in.kernel.hz) p.hz_values = {*in.kernel.hz};
-  else p.hz_values.assign(std::begin(kCommonHz), std::end(kCommonHz));
+namespace {
 
-  enum class Path { keepalive_dead, keepalive_healthy, retransmission, nothing };
+// Which of the kernel's timers decides the outcome; `decided` when no timer is
+// involved and the prediction is already complete.
+enum class Path { keepalive_dead, keepalive_healthy, retransmission, nothing, decided };
+
+// An idle connection: only keepalive can notice the peer, and how depends on what the
+// peer does with a probe.
+Path idle_connection_path(const Input& in, Prediction& p) {
   Path path = Path::nothing;
-  switch (in.traffic) {
-    case Traffic::idle:
-      if (!in.keepalive.enabled) {
-        p.outcome = Outcome::alive;
-        p.steps.push_back("SO_KEEPALIVE is off: nothing probes an idle connection, so a dead peer is never detected");
-        break;
-      }
-      switch (in.peer) {
-        case PeerBehaviour::unreachable:
-          p.steps.push_back(
-              "each probe is answered with ICMP host unreachable, but a probe's sequence number is snd_una - 1, "
-              "outside [snd_una, snd_nxt]: the kernel drops the error as out of window (OutOfWindowIcmps), "
-              "stores no soft error, and keepalive runs as if nothing came back");
-          [[fallthrough]];
-        case PeerBehaviour::silent:
-          p.outcome = Outcome::timeout;
-          p.errno_name = "ETIMEDOUT";
-          p.rst_sent = true;
-          p.nominal_ms = nominal_keepalive_abort_ms(in.keepalive);
-          path = Path::keepalive_dead;
-          break;
-        case PeerBehaviour::rebooted:
-          p.outcome = Outcome::reset;
-          p.errno_name = "ECONNRESET";
-          p.nominal_ms = 1000.0 * in.keepalive.idle_s;
-          path = Path::keepalive_dead;
-          break;
-        case PeerBehaviour::answers:
-          p.outcome = Outcome::alive;
-          path = Path::keepalive_healthy;
-          break;
-      }
+  if (!in.keepalive.enabled) {
+    p.outcome = Outcome::alive;
+    p.steps.push_back("SO_KEEPALIVE is off: nothing probes an idle connection, so a dead peer is never detected");
+    return path;
+  }
+  switch (in.peer) {
+    case PeerBehaviour::unreachable:
+      p.steps.push_back(
+          "each probe is answered with ICMP host unreachable, but a probe's sequence number is snd_una - 1, "
+          "outside [snd_una, snd_nxt]: the kernel drops the error as out of window (OutOfWindowIcmps), "
+          "stores no soft error, and keepalive runs as if nothing came back");
+      [[fallthrough]];
+    case PeerBehaviour::silent:
+      p.outcome = Outcome::timeout;
+      p.errno_name = "ETIMEDOUT";
+      p.rst_sent = true;
+      p.nominal_ms = nominal_keepalive_abort_ms(in.keepalive);
+      path = Path::keepalive_dead;
       break;
-    case Traffic::data_in_flight:
-    case Traffic::connecting:
-      switch (in.peer) {
-        case PeerBehaviour::unreachable:
-          if (in.traffic == Traffic::connecting)
-            throw std::invalid_argument(
-                "connect() to an unreachable peer fails at the first ICMP error (EHOSTUNREACH, no timer): not modelled");
-          p.steps.push_back(
-              "the data is answered with ICMP host unreachable: its sequence number is in window, so the kernel keeps "
-              "EHOSTUNREACH as the socket's soft error and reports it, instead of ETIMEDOUT, when it gives up");
-          p.outcome = Outcome::timeout;
-          p.errno_name = "EHOSTUNREACH";
-          p.nominal_ms = nominal_retransmission_abort_ms(in);
-          path = Path::retransmission;
-          break;
-        case PeerBehaviour::silent:
-          p.outcome = Outcome::timeout;
-          p.errno_name = "ETIMEDOUT";
-          p.nominal_ms = nominal_retransmission_abort_ms(in);
-          path = Path::retransmission;
-          break;
-        case PeerBehaviour::rebooted: {
-          // The peer's kernel has no socket for this segment and answers it with an RST
-          // at once: the data (or the SYN) itself draws it, no timer is involved.
-          const double sent = in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms;
-          p.outcome = Outcome::reset;
-          p.errno_name = in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET";
-          p.nominal_ms = sent + in.kernel.rtt_ms;
-          p.window = Window{sent - std::max(0.0, in.kernel.receive_delay_ms), sent + in.kernel.rtt_ms + slack_of(in.kernel)};
-          p.steps.push_back(fmt::format(
-              "the peer lost the connection: it answers the {} sent at {} with an RST, {} one round trip later",
-              in.traffic == Traffic::connecting ? "SYN" : "data", ms_text(sent),
-              in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET"));
-          return p;
-        }
-        case PeerBehaviour::answers:
-          p.outcome = Outcome::alive;
-          p.steps.push_back(in.traffic == Traffic::connecting
-                                ? "the peer answers the SYN: the connection is established"
-                                : "the peer acknowledges the data: nothing times out");
-          break;
-      }
+    case PeerBehaviour::rebooted:
+      p.outcome = Outcome::reset;
+      p.errno_name = "ECONNRESET";
+      p.nominal_ms = 1000.0 * in.keepalive.idle_s;
+      path = Path::keepalive_dead;
+      break;
+    case PeerBehaviour::answers:
+      p.outcome = Outcome::alive;
+      path = Path::keepalive_healthy;
       break;
   }
+  return path;
+}
 
-  if (p.outcome == Outcome::alive && path != Path::keepalive_healthy) {
-    p.nominal_ms = in.horizon_ms;
-    p.window = Window{in.horizon_ms, kInf};
-    return p;
+// Data in flight or a SYN: the retransmission timer owns the connection, unless the
+// peer answers the segment itself (an RST at once, or an ACK).
+Path sending_connection_path(const Input& in, Prediction& p) {
+  Path path = Path::nothing;
+  switch (in.peer) {
+    case PeerBehaviour::unreachable:
+      if (in.traffic == Traffic::connecting)
+        throw std::invalid_argument(
+            "connect() to an unreachable peer fails at the first ICMP error (EHOSTUNREACH, no timer): not modelled");
+      p.steps.push_back(
+          "the data is answered with ICMP host unreachable: its sequence number is in window, so the kernel keeps "
+          "EHOSTUNREACH as the socket's soft error and reports it, instead of ETIMEDOUT, when it gives up");
+      p.outcome = Outcome::timeout;
+      p.errno_name = "EHOSTUNREACH";
+      p.nominal_ms = nominal_retransmission_abort_ms(in);
+      path = Path::retransmission;
+      break;
+    case PeerBehaviour::silent:
+      p.outcome = Outcome::timeout;
+      p.errno_name = "ETIMEDOUT";
+      p.nominal_ms = nominal_retransmission_abort_ms(in);
+      path = Path::retransmission;
+      break;
+    case PeerBehaviour::rebooted: {
+      // The peer's kernel has no socket for this segment and answers it with an RST
+      // at once: the data (or the SYN) itself draws it, no timer is involved.
+      const double sent = in.traffic == Traffic::connecting ? 0.0 : in.data_sent_at_ms;
+      p.outcome = Outcome::reset;
+      p.errno_name = in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET";
+      p.nominal_ms = sent + in.kernel.rtt_ms;
+      p.window = Window{sent - std::max(0.0, in.kernel.receive_delay_ms), sent + in.kernel.rtt_ms + slack_of(in.kernel)};
+      p.steps.push_back(fmt::format(
+          "the peer lost the connection: it answers the {} sent at {} with an RST, {} one round trip later",
+          in.traffic == Traffic::connecting ? "SYN" : "data", ms_text(sent),
+          in.traffic == Traffic::connecting ? "ECONNREFUSED" : "ECONNRESET"));
+      return Path::decided;
+    }
+    case PeerBehaviour::answers:
+      p.outcome = Outcome::alive;
+      p.steps.push_back(in.traffic == Traffic::connecting
+                            ? "the peer answers the SYN: the connection is established"
+                            : "the peer acknowledges the data: nothing times out");
+      break;
   }
+  return path;
+}
 
-  const double slack = slack_of(in.kernel);
-  if (p.hz_values.size() > 1) {
-    p.steps.push_back("HZ unknown: the windows are the union of those for HZ 100, 250, 300 and 1000");
-    if (in.kernel.calibration) p.steps.push_back("a jiffies calibration needs a known HZ: ignored");
-  }
+// The calibration changes which alignments are replayed, so the steps say what it was.
+std::string calibration_text(const JiffyCalibration& c) {
+  return c.jiffies_modulus == 0
+             ? fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
+                           c.jiffies_at_origin, c.origin_phase, c.phase_uncertainty)
+             : fmt::format("tick phase calibrated: t_r falls at {:.2f} of a tick (± {:.2f}), in a "
+                           "jiffy known modulo {} ({} mod {}): coarser buckets replayed for each "
+                           "value left",
+                           c.origin_phase, c.phase_uncertainty, c.jiffies_modulus,
+                           c.jiffies_at_origin % c.jiffies_modulus, c.jiffies_modulus);
+}
+
+// Each possible HZ is its own jiffy grid with its own wheel levels: replayed apart,
+// and their steps kept in order.
+std::vector<Events> replay_each_hz(const Input& in, Path path, Prediction& p) {
   std::vector<Events> per_hz;
   for (const int hz : p.hz_values) {
     const Grid grid(hz);
@@ -1078,25 +1184,20 @@ Prediction predict(const Input& in) {
     if (path == Path::keepalive_dead) keepalive_dead_peer(in, grid, ev);
     else if (path == Path::keepalive_healthy) keepalive_healthy_peer(in, grid, ev);
     else retransmission_chain(in, grid, ev);
-    if (calibrated_for(in.kernel, hz))
-      ev.steps.insert(ev.steps.begin() + 1,
-                      in.kernel.calibration->jiffies_modulus == 0
-                          ? fmt::format("jiffies calibrated: t_r falls in jiffy {} at {:.2f} of a tick (± {:.2f})",
-                                        in.kernel.calibration->jiffies_at_origin,
-                                        in.kernel.calibration->origin_phase,
-                                        in.kernel.calibration->phase_uncertainty)
-                          : fmt::format("tick phase calibrated: t_r falls at {:.2f} of a tick (± {:.2f}), in a "
-                                        "jiffy known modulo {} ({} mod {}): coarser buckets replayed for each "
-                                        "value left",
-                                        in.kernel.calibration->origin_phase,
-                                        in.kernel.calibration->phase_uncertainty,
-                                        in.kernel.calibration->jiffies_modulus,
-                                        in.kernel.calibration->jiffies_at_origin %
-                                            in.kernel.calibration->jiffies_modulus,
-                                        in.kernel.calibration->jiffies_modulus));
+    if (calibrated_for(in.kernel, hz)) ev.steps.insert(ev.steps.begin() + 1, calibration_text(*in.kernel.calibration));
     for (auto& line : ev.steps) p.steps.push_back(std::move(line));
     per_hz.push_back(std::move(ev));
   }
+  return per_hz;
+}
+
+// The events of every HZ as one: with HZ unknown any of them may be the kernel's.
+struct MergedEvents {
+  std::vector<Span> probes, retransmissions;
+  std::vector<bool> probe_certain, retransmission_certain;
+  Span outcome, loss_probe;
+};
+MergedEvents merge_over_hz(const std::vector<Events>& per_hz) {
   // Union over HZ: an event is certain only if every HZ has it, certainly.
   auto merge = [&](auto spans, auto flags, std::vector<Span>& out, std::vector<bool>& certain) {
     std::size_t n = 0;
@@ -1109,16 +1210,21 @@ Prediction predict(const Input& in) {
         certain[k] = certain[k] && k < (ev.*flags).size() && (ev.*flags)[k];
       }
   };
-  std::vector<Span> probes, retransmissions;
-  std::vector<bool> probe_certain, retransmission_certain;
-  merge(&Events::probes, &Events::probe_certain, probes, probe_certain);
-  merge(&Events::retransmissions, &Events::retransmission_certain, retransmissions, retransmission_certain);
-  Span outcome, loss_probe;
+  MergedEvents m;
+  merge(&Events::probes, &Events::probe_certain, m.probes, m.probe_certain);
+  merge(&Events::retransmissions, &Events::retransmission_certain, m.retransmissions, m.retransmission_certain);
   for (const auto& ev : per_hz) {
-    outcome.add(ev.outcome);
-    loss_probe.add(ev.loss_probe);
+    m.outcome.add(ev.outcome);
+    m.loss_probe.add(ev.loss_probe);
   }
+  return m;
+}
 
+// Windows with the wake-up slack, next to the textbook instants (no jiffies, no
+// lateness) they are compared with: the probes.
+void add_probe_windows(const Input& in, Path path, const MergedEvents& m, double slack, Prediction& p) {
+  const auto& probes = m.probes;
+  const auto& probe_certain = m.probe_certain;
   for (std::size_t k = 0; k < probes.size(); ++k) {
     ProbeWindow w;
     w.index = static_cast<int>(k);
@@ -1131,6 +1237,13 @@ Prediction predict(const Input& in) {
     w.certain = probe_certain[k];
     p.probes.push_back(w);
   }
+}
+
+// The same for the retransmissions and the tail-loss probe.
+void add_retransmission_windows(const Input& in, const MergedEvents& m, double slack, Prediction& p) {
+  const auto& retransmissions = m.retransmissions;
+  const auto& retransmission_certain = m.retransmission_certain;
+  const auto& loss_probe = m.loss_probe;
   for (std::size_t k = 0; k < retransmissions.size(); ++k) {
     ProbeWindow w;
     w.index = static_cast<int>(k);
@@ -1161,9 +1274,10 @@ Prediction predict(const Input& in) {
       t += rto;
     }
   }
+}
 
-  if (path == Path::keepalive_healthy)
-    p.steps.push_back("the connection stays open: a peer whose kernel answers is never declared dead by keepalive");
+// The outcome's window: a reset also waits the round trip of the probe it answers.
+void set_outcome_window(const Input& in, const Span& outcome, double slack, Prediction& p) {
   switch (p.outcome) {
     case Outcome::timeout:
       p.window = with_slack(outcome, slack);
@@ -1177,6 +1291,37 @@ Prediction predict(const Input& in) {
       p.window = Window{in.horizon_ms, kInf};
       break;
   }
+}
+
+}  // namespace
+
+Prediction predict(const Input& in) {
+  validate(in);
+  Prediction p;
+  if (in.kernel.hz) p.hz_values = {*in.kernel.hz};
+  else p.hz_values.assign(std::begin(kCommonHz), std::end(kCommonHz));
+
+  const Path path = in.traffic == Traffic::idle ? idle_connection_path(in, p) : sending_connection_path(in, p);
+  if (path == Path::decided) return p;
+  if (p.outcome == Outcome::alive && path != Path::keepalive_healthy) {
+    p.nominal_ms = in.horizon_ms;
+    p.window = Window{in.horizon_ms, kInf};
+    return p;
+  }
+
+  const double slack = slack_of(in.kernel);
+  if (p.hz_values.size() > 1) {
+    p.steps.push_back("HZ unknown: the windows are the union of those for HZ 100, 250, 300 and 1000");
+    if (in.kernel.calibration) p.steps.push_back("a jiffies calibration needs a known HZ: ignored");
+  }
+  const std::vector<Events> per_hz = replay_each_hz(in, path, p);
+  const MergedEvents merged = merge_over_hz(per_hz);
+  add_probe_windows(in, path, merged, slack, p);
+  add_retransmission_windows(in, merged, slack, p);
+
+  if (path == Path::keepalive_healthy)
+    p.steps.push_back("the connection stays open: a peer whose kernel answers is never declared dead by keepalive");
+  set_outcome_window(in, merged.outcome, slack, p);
   return p;
 }
 
