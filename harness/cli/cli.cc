@@ -258,9 +258,8 @@ std::vector<kah::Case> load_cases(const RunArgs& args, bool& bad) {
 }
 
 // What the model says of each case, before anything is built: nullopt (the errors
-// printed) when a case is refused or the cases together need more file
-// descriptors than the process can have.
-std::optional<std::vector<kah::CaseForecast>> check_cases(const std::vector<kah::Case>& cases, const RunArgs& args,
+// printed) when a case is refused.
+std::optional<std::vector<kah::CaseForecast>> check_cases(const std::vector<kah::Case>& cases,
                                                           const kah::LoadLimits& limits) {
   bool bad = false;
   std::vector<kah::CaseForecast> forecasts;
@@ -273,10 +272,6 @@ std::optional<std::vector<kah::CaseForecast>> check_cases(const std::vector<kah:
     }
   }
   if (bad) return std::nullopt;
-  if (const auto problem = kah::run_fd_problem(forecasts, args.jobs, limits.fd_limit); !problem.empty()) {
-    fmt::print(stderr, "kaharness: {}\n", problem);
-    return std::nullopt;
-  }
   return forecasts;
 }
 
@@ -313,10 +308,10 @@ bool write_outputs(const kah::RunResult& run, const RunArgs& args) {
   return written;
 }
 
-kah::RunOptions run_options(const RunArgs& args, const kah::model::Kernel& kernel, kah::Backend backend) {
+kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Kernel& kernel, kah::Backend backend) {
   kah::RunOptions options;
   options.backend = kah::to_string(backend);
-  options.jobs = args.jobs;
+  options.jobs = jobs;
   options.kernel = kernel;
   options.keep = args.keep;
   options.calibrate = !args.no_calibration;
@@ -346,8 +341,14 @@ int run_command(const RunArgs& args, bool verbose) {
   }
   std::string hz_source;
   const kah::LoadLimits limits{kernel_for(args.hz, hz_source), args.max_duration_s, kah::fd_hard_limit()};
-  auto forecasts = check_cases(cases, args, limits);
+  auto forecasts = check_cases(cases, limits);
   if (!forecasts) return kExitBadInput;
+  // Without --jobs, as many cases at once as the file descriptors allow.
+  const int jobs = args.jobs > 0 ? args.jobs : kah::jobs_for_fd_limit(*forecasts, limits.fd_limit);
+  if (const auto problem = kah::run_fd_problem(*forecasts, jobs, limits.fd_limit); !problem.empty()) {
+    fmt::print(stderr, "kaharness: {}\n", problem);
+    return kExitBadInput;
+  }
   if (args.dry_run) {
     // The backend a run would take here, found without entering it.
     const auto choice = kah::choose_backend(kah::backend_from_string(args.backend));
@@ -357,11 +358,12 @@ int run_command(const RunArgs& args, bool verbose) {
   const auto backend = enter_backend(args.backend, "cases");
   if (!backend) return kExitEnvironment;
 
-  auto options = run_options(args, limits.kernel, *backend);
+  auto options = run_options(args, jobs, limits.kernel, *backend);
   LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
   options.listener = &live;
-  fmt::print("running {} case{} ({} at a time), backend {}, HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
-             args.jobs > 0 ? std::to_string(args.jobs) : "all", options.backend,
+  fmt::print("running {} case{} ({} at a time{}), backend {}, HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
+             jobs > 0 ? std::to_string(jobs) : "all",
+             args.jobs == 0 && jobs > 0 ? ": what the file-descriptor limit allows" : "", options.backend,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
 
@@ -534,7 +536,7 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
   cmd->add_flag("--no-capture", run.no_capture,
                     "do not capture packets: ends are timed by the event loop's wake-up, probes are not checked");
   cmd->add_flag("--pcap-all", run.pcap_all, "with --pcap: write every connection's packets, not only failures");
-  cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all; they mostly wait on timers)")
+  cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all that fit the file-descriptor limit; they mostly wait on timers)")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");
   cmd->add_option("--shard", run.shard, "run the K-th of N equal shares of the cases, e.g. 1/4")->type_name("K/N");

@@ -188,17 +188,41 @@ CaseForecast check_case(const Case& c, const LoadLimits& limits) {
   return f;
 }
 
-std::string run_fd_problem(const std::vector<CaseForecast>& cases, int jobs, long fd_limit) {
-  if (fd_limit <= 0 || cases.empty()) return "";
+namespace {
+
+// The cases' descriptor needs, hungriest first: the worst that can run together.
+std::vector<long> fds_hungriest_first(const std::vector<CaseForecast>& cases) {
   std::vector<long> fds;
   for (const auto& c : cases) fds.push_back(c.fds);
-  std::sort(fds.begin(), fds.end(), std::greater<>());  // the worst cases that can run together
+  std::sort(fds.begin(), fds.end(), std::greater<>());
+  return fds;
+}
+
+// How many of the hungriest cases fit `fd_limit` together.
+std::size_t cases_that_fit(const std::vector<long>& hungriest_first, long fd_limit) {
+  std::size_t fits = 0;
+  for (long sum = kBaseFds; fits < hungriest_first.size() && sum + hungriest_first[fits] <= fd_limit; ++fits)
+    sum += hungriest_first[fits];
+  return fits;
+}
+
+}  // namespace
+
+int jobs_for_fd_limit(const std::vector<CaseForecast>& cases, long fd_limit) {
+  if (fd_limit <= 0 || cases.empty()) return 0;
+  const auto fds = fds_hungriest_first(cases);
+  const std::size_t fits = cases_that_fit(fds, fd_limit);
+  return fits >= fds.size() ? 0 : static_cast<int>(std::max<std::size_t>(fits, 1));
+}
+
+std::string run_fd_problem(const std::vector<CaseForecast>& cases, int jobs, long fd_limit) {
+  if (fd_limit <= 0 || cases.empty()) return "";
+  const auto fds = fds_hungriest_first(cases);
   const std::size_t together = jobs > 0 ? std::min(fds.size(), static_cast<std::size_t>(jobs)) : fds.size();
   long need = kBaseFds;
   for (std::size_t i = 0; i < together; ++i) need += fds[i];
   if (need <= fd_limit) return "";
-  std::size_t fits = 0;
-  for (long sum = kBaseFds; fits < fds.size() && sum + fds[fits] <= fd_limit; ++fits) sum += fds[fits];
+  const std::size_t fits = cases_that_fit(fds, fd_limit);
   return fmt::format("the {} cases that run at once need {} file descriptors but RLIMIT_NOFILE can only be raised to "
                      "{} here: run at most {} at once (--jobs {}), or raise the hard limit (ulimit -Hn)",
                      together, need, fd_limit, std::max<std::size_t>(fits, 1), std::max<std::size_t>(fits, 1));

@@ -59,6 +59,10 @@ long fd_hard_limit();
 // file descriptors too. Returns what is wrong ("" if nothing), with the --jobs that fits.
 std::string run_fd_problem(const std::vector<CaseForecast>& cases, int jobs, long fd_limit);
 
+// --jobs when not given: 0 (all at once) when every case fits the file descriptors
+// together, else how many of the hungriest fit (at least 1).
+int jobs_for_fd_limit(const std::vector<CaseForecast>& cases, long fd_limit);
+
 // `run --dry-run`: per case the backend, the predicted duration and each
 // connection's windows.
 std::string describe_forecast(const Case& c, const CaseForecast& f);

@@ -194,4 +194,9 @@ TEST_CASE("cases that run at once must fit the file descriptors together; --jobs
   CHECK(has(problem, "--jobs 2"));
   CHECK(run_fd_problem(cases, 2, 20000) == "");
   CHECK(run_fd_problem(cases, 0, 1048576) == "");
+  // Without --jobs the run takes what fits: 2 at once here, all when the limit allows.
+  CHECK(jobs_for_fd_limit(cases, 20000) == 2);
+  CHECK(run_fd_problem(cases, jobs_for_fd_limit(cases, 20000), 20000) == "");
+  CHECK(jobs_for_fd_limit(cases, 1048576) == 0);
+  CHECK(jobs_for_fd_limit(cases, 100) == 1);  // even one does not fit: check_case refuses it
 }
