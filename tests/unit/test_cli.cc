@@ -2,6 +2,8 @@
 // needs privileges: every call is refused before a namespace would be built.
 #include <catch2/catch.hpp>
 
+#include "cli_call.h"
+
 #include <string>
 #include <vector>
 
@@ -9,12 +11,7 @@
 
 namespace {
 
-int cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "kaharness");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return kah::cli_main(static_cast<int>(argv.size()), argv.data());
-}
+using kah::test::cli;
 
 const std::string kCases = std::string(KAH_SOURCE_DIR) + "/cases";
 

@@ -2,6 +2,8 @@
 // and what `run --dry-run` prints. No privileges: nothing is built.
 #include <catch2/catch.hpp>
 
+#include "cli_call.h"
+
 #include <string>
 #include <vector>
 
@@ -23,12 +25,7 @@ LoadLimits limits() {
   return l;
 }
 
-int cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "kaharness");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return kah::cli_main(static_cast<int>(argv.size()), argv.data());
-}
+using kah::test::cli;
 
 const std::string kCases = std::string(KAH_SOURCE_DIR) + "/cases";
 

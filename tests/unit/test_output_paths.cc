@@ -2,6 +2,8 @@
 // exit code's precedence when a case failed and an output could not be written.
 #include <catch2/catch.hpp>
 
+#include "cli_call.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -19,12 +21,7 @@ namespace {
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-int cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "kaharness");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return kah::cli_main(static_cast<int>(argv.size()), argv.data());
-}
+using kah::test::cli;
 
 // A fresh folder under the temporary directory, removed at the end of the test.
 struct TempDir {

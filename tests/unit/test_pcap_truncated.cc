@@ -2,6 +2,8 @@
 // frames are analysed and the cut is reported, instead of refusing the file.
 #include <catch2/catch.hpp>
 
+#include "cli_call.h"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,12 +22,7 @@ namespace {
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-int cli(std::vector<std::string> args) {
-  args.insert(args.begin(), "kaharness");
-  std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
-  return kah::cli_main(static_cast<int>(argv.size()), argv.data());
-}
+using kah::test::cli;
 
 }  // namespace
 
