@@ -1,4 +1,5 @@
 #include "harness/clock/canary.h"
+#include "harness/clock/clock.h"
 
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
@@ -36,24 +37,6 @@ namespace {
 
 constexpr int kConnections = 12;
 constexpr std::int64_t kConnectSpacingNs = 37'000'000;  // spreads them over wheel buckets
-
-std::int64_t now_ns(clockid_t clock) {
-  timespec ts{};
-  clock_gettime(clock, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-// CLOCK_REALTIME - CLOCK_MONOTONIC, from the tightest of a few bracketed readings.
-std::int64_t realtime_offset_ns() {
-  std::int64_t best_span = std::numeric_limits<std::int64_t>::max(), offset = 0;
-  for (int i = 0; i < 16; ++i) {
-    const std::int64_t before = now_ns(CLOCK_MONOTONIC);
-    const std::int64_t real = now_ns(CLOCK_REALTIME);
-    const std::int64_t after = now_ns(CLOCK_MONOTONIC);
-    if (after - before < best_span) best_span = after - before, offset = real - (before + (after - before) / 2);
-  }
-  return offset;
-}
 
 void set_int(int fd, int level, int option, int value, const char* what) {
   if (setsockopt(fd, level, option, &value, sizeof value) != 0) throw_errno(what);
@@ -150,9 +133,9 @@ JiffiesStamp address_stamp(const netns::Namespace& ns) {
   std::memcpy(add.data() + kNlHeader + align4(sizeof a), &local, sizeof local);
   std::memcpy(add.data() + kNlHeader + align4(sizeof a) + kRtaHeader, &address, sizeof address);
   JiffiesStamp stamp;
-  stamp.from_ns = now_ns(CLOCK_MONOTONIC);
+  stamp.from_ns = monotonic_ns();
   netlink_exchange(nl.get(), add.data(), h.nlmsg_len, [](const nlmsghdr&, const char*, std::size_t) {});
-  stamp.to_ns = now_ns(CLOCK_MONOTONIC);
+  stamp.to_ns = monotonic_ns();
 
   std::array<char, 64> dump{};
   ifaddrmsg all{};
@@ -312,11 +295,11 @@ void collect_firings(const Canary& canary, int hz, int long_idle_s, std::map<std
                      CanaryResult& out) {
   const std::uint64_t tick_ns = (1000000000ULL + static_cast<std::uint64_t>(hz) / 2) / static_cast<std::uint64_t>(hz);
   // Until the long timers have fired (their idle plus a whole bucket of lateness).
-  const std::int64_t start = now_ns(CLOCK_MONOTONIC);
+  const std::int64_t start = monotonic_ns();
   const std::int64_t until =
       start + static_cast<std::int64_t>(long_idle_s) * 1000000000 + 64 * static_cast<std::int64_t>(tick_ns) + 100'000'000;
-  const std::int64_t offset = realtime_offset_ns();
-  for (std::int64_t now = start; now < until; now = now_ns(CLOCK_MONOTONIC)) {
+  const std::int64_t offset = ClockOffset::measure().realtime_minus_monotonic_ns;
+  for (std::int64_t now = start; now < until; now = monotonic_ns()) {
     pollfd p{canary.tap.get(), POLLIN, 0};
     const int wait_ms = static_cast<int>(std::min<std::int64_t>((until - now) / 1000000 + 1, 200));
     if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) throw_errno("poll canary tap");

@@ -1,4 +1,5 @@
 #include "harness/clock/jiffies.h"
+#include "harness/clock/clock.h"
 
 #include <fcntl.h>
 #include <sys/utsname.h>
@@ -29,11 +30,6 @@ constexpr std::int64_t kMaxStalledJiffies = 5;
 // A fit needs at least this many readings that agree without any lateness.
 constexpr std::int64_t kMinConsistentReadings = 8;
 
-std::int64_t monotonic_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // TICK_NSEC: (NSEC_PER_SEC + HZ/2) / HZ.
 std::int64_t tick_nsec(int hz) { return (std::int64_t{1000000000} + hz / 2) / hz; }
@@ -75,7 +71,7 @@ std::optional<std::string> read_proc(const char* path) {
 
 std::optional<JiffySample> read_one_sample() {
   const auto text = read_proc(kTimerList);
-  const std::int64_t after = monotonic_now_ns();
+  const std::int64_t after = monotonic_ns();
   if (!text) return std::nullopt;
   auto sample = parse_timer_list(*text);
   if (!sample) return std::nullopt;
@@ -87,9 +83,9 @@ void sleep_until_ns(std::int64_t target) {
   // Sleep most of the way, spin the last stretch: wake-up latency is larger than
   // the precision wanted.
   constexpr std::int64_t kSpinNs = 300000;
-  const std::int64_t now = monotonic_now_ns();
+  const std::int64_t now = monotonic_ns();
   if (target - now > kSpinNs) std::this_thread::sleep_for(std::chrono::nanoseconds(target - now - kSpinNs));
-  while (monotonic_now_ns() < target) {
+  while (monotonic_ns() < target) {
   }
 }
 
@@ -205,7 +201,7 @@ std::optional<JiffySample> parse_timer_list(std::string_view text) {
 
 std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds spacing) {
   std::vector<JiffySample> samples;
-  std::mt19937_64 random(static_cast<std::uint64_t>(monotonic_now_ns()));
+  std::mt19937_64 random(static_cast<std::uint64_t>(monotonic_ns()));
   std::uniform_int_distribution<std::int64_t> gap(0, 2 * spacing.count());
   for (int i = 0; i < count; ++i) {
     const auto sample = read_one_sample();
@@ -422,7 +418,7 @@ std::optional<JiffyClock> JiffyClock::measure(int hz) {
   constexpr int kFine = 40;
   for (int i = 0; i < kFine; ++i) {
     const std::int64_t offset = -reach + 2 * reach * i / (kFine - 1);
-    const std::int64_t soon = monotonic_now_ns() + 500000;
+    const std::int64_t soon = monotonic_ns() + 500000;
     std::int64_t target = coarse->boundary_ns() + floor_div(soon - coarse->boundary_ns(), tick) * tick + offset;
     while (target < soon) target += tick;
     sleep_until_ns(target);
