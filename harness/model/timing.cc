@@ -119,33 +119,60 @@ std::vector<PhasedOffset> jiffy_of_instant(double t_lo, double t_hi, const Grid&
   return pieces;
 }
 
-// The same for an instant the harness measured (`t_ms`), which the kernel may have
-// acted on receive_delay_ms earlier or later.
-std::vector<PhasedOffset> jiffy_of_measured(double t_ms, const Kernel& k, const Grid& grid, Phase p) {
-  return jiffy_of_instant(t_ms - k.receive_delay_ms, t_ms + k.receive_delay_ms, grid, p);
+double lag_of(const Kernel& k) { return std::max(0.0, k.jiffies_lag_ms); }
+
+// The jiffy the kernel armed the keepalive timer in: somewhere in the connect() call
+// that established the connection when the run bracketed it (Input::armed_from_ms),
+// else up to receive_delay_ms either side of armed_at_ms; jiffies read then may lag
+// its tick by up to jiffies_lag_ms.
+std::vector<PhasedOffset> jiffy_of_arming(const Input& in, const Grid& grid, Phase p) {
+  const auto& k = in.kernel;
+  if (in.armed_from_ms) return jiffy_of_instant(*in.armed_from_ms - lag_of(k), in.armed_at_ms, grid, p);
+  return jiffy_of_instant(in.armed_at_ms - k.receive_delay_ms - lag_of(k), in.armed_at_ms + k.receive_delay_ms, grid, p);
 }
 
 bool calibrated_for(const Kernel& k, int hz) { return k.calibration && k.hz && *k.hz == hz; }
 
+// How the kernel's jiffies read for an instant t_r may differ from t_r's own jiffy: the
+// kernel read it up to `late_ms` after t_r, and jiffies may then still lag its tick by
+// up to `lag_ms`. Both 0: t_r is only the origin of the times, not a kernel stamp.
+struct Reading {
+  double late_ms = 0;
+  double lag_ms = 0;
+};
+
 // Visits every alignment of t_r the model must consider: those the calibration allows,
 // else one per residue of the jiffy modulo `period` (the coarsest granularity in the
-// chain: the replay only depends on the jiffy modulo it), at any phase. `late_ms`: how
-// much later than the measured t_r the kernel may have counted from.
+// chain: the replay only depends on the jiffy modulo it), at any phase.
+//
+// Calibrated, t_r's own phase in jiffy J = jiffies_at_origin is p in [op - u, op + u],
+// and the kernel counted from jiffy J + s, s = floor(p + x) for some x in [-lag, late]
+// (in ticks). Each s is one alignment {J + s, p - s}: the phase stays t_r's real place
+// seen from the jiffy the kernel counted from, so it may leave [0, 1) (t_r then sits in
+// a neighbouring jiffy) and every instant placed with it stays exact.
 template <class Visit>
-void for_each_origin(const Kernel& k, int hz, Jiffies period, double late_ms, Visit&& visit) {
+void for_each_origin(const Kernel& k, int hz, Jiffies period, Reading reading, Visit&& visit) {
   if (calibrated_for(k, hz)) {
     const auto& c = *k.calibration;
     const double u = std::max(0.0, c.phase_uncertainty);
-    const double lo = c.origin_phase - u;
-    const double hi = c.origin_phase + u + std::max(0.0, late_ms) * hz / 1000.0;
+    const double p_lo = c.origin_phase - u;
+    const double p_hi = c.origin_phase + u;
+    const double late = std::max(0.0, reading.late_ms) * hz / 1000.0;
+    const double lag = std::max(0.0, reading.lag_ms) * hz / 1000.0;
     // Jiffies known only modulo m: the replay depends on jiffies modulo `period`, so every
     // value with the known residue modulo m is replayed (period and m are powers of 8).
     const Jiffies m = c.jiffies_modulus;
     const Jiffies copies = m == 0 || m >= period ? 1 : (period % m == 0 ? period / m : period);
     const Jiffies stride = copies == 1 ? 0 : period / copies;
-    for (auto step = static_cast<Offset>(std::floor(lo)); step <= static_cast<Offset>(std::floor(hi)); ++step) {
-      const Phase p{std::max(0.0, lo - static_cast<double>(step)), std::min(1.0, hi - static_cast<double>(step))};
-      if (p.lo > p.hi) continue;
+    const auto first = static_cast<Offset>(std::floor(p_lo - lag));
+    const auto last = static_cast<Offset>(std::floor(p_hi + late));
+    for (Offset step = first; step <= last; ++step) {
+      const auto s = static_cast<double>(step);
+      // p + x lands in [s, s + 1) for some x in [-lag, late]
+      const double lo = std::max(p_lo, s - late);
+      const double hi = std::min(p_hi, s + 1 + lag);
+      if (lo > hi) continue;
+      const Phase p{lo - s, hi - s};
       const auto jr = static_cast<Jiffies>(static_cast<Offset>(c.jiffies_at_origin) + step);
       for (Jiffies copy = 0; copy < copies; ++copy) visit(Alignment{jr + copy * stride, p});
     }
@@ -155,10 +182,10 @@ void for_each_origin(const Kernel& k, int hz, Jiffies period, double late_ms, Vi
 }
 
 // The same for the keepalive timer, whose clock starts when the kernel stamped
-// rcv_tstamp: a little after the measured t_r.
+// rcv_tstamp: a little after the measured t_r, with jiffies as it read then.
 template <class Visit>
 void for_each_alignment(const Kernel& k, int hz, Jiffies period, Visit&& visit) {
-  for_each_origin(k, hz, period, k.receive_delay_ms, std::forward<Visit>(visit));
+  for_each_origin(k, hz, period, Reading{k.receive_delay_ms, lag_of(k)}, std::forward<Visit>(visit));
 }
 
 std::string ms_text(double ms) {
@@ -272,7 +299,7 @@ FirstProbes first_firings_after_idle(const Input& in, const Grid& grid, const Ke
   const Jiffies period = std::max(t.idle_granularity, t.interval_granularity);
   FirstProbes rep;
   for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
-    for (const auto& armed : jiffy_of_measured(in.armed_at_ms, in.kernel, grid, a.phase)) {
+    for (const auto& armed : jiffy_of_arming(in, grid, a.phase)) {
       const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
       if (!p0) {
         rep.cycling = true;
@@ -469,7 +496,7 @@ void keepalive_healthy_peer(const Input& in, const Grid& grid, Events& ev) {
   bool cycling = false;
   Phase cycling_phase{kInf, -kInf};
   for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
-    for (const auto& armed : jiffy_of_measured(in.armed_at_ms, in.kernel, grid, a.phase)) {
+    for (const auto& armed : jiffy_of_arming(in, grid, a.phase)) {
       const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
       if (!p0) {
         cycling = true;
@@ -823,8 +850,9 @@ RtoEvents replay_every_send(const Input& in, const RtoRules& r, double start_ms,
   if (calibrated_for(in.kernel, grid.hz)) {
     // Only the send matters here, and the calibration places the clock readings on the
     // jiffy grid directly: t_r is just the origin of the times, not a kernel stamp.
-    for_each_origin(in.kernel, grid.hz, period, 0.0, [&](const Alignment& a) {
-      for (const auto& sent : jiffy_of_instant(start_ms, sent_by_ms, grid, a.phase)) {
+    for_each_origin(in.kernel, grid.hz, period, Reading{}, [&](const Alignment& a) {
+      // The jiffy the kernel read while sending: jiffies may lag its tick.
+      for (const auto& sent : jiffy_of_instant(start_ms - lag_of(in.kernel), sent_by_ms, grid, a.phase)) {
         const auto sent_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + sent.offset);
         RtoHull hull;
         hull.add(replay_rto(sent_jiffy, r, syn_stamp_place(sent.offset, sent.phase), grid));
@@ -837,7 +865,7 @@ RtoEvents replay_every_send(const Input& in, const RtoRules& r, double start_ms,
     RtoHull hull;
     const StampPlace anywhere{0, 1};
     for (Jiffies res = 0; res < period; ++res) hull.add(replay_rto(kJiffyOrigin + res, r, anywhere, grid));
-    for (const auto& sent : jiffy_of_instant(start_ms, sent_by_ms, grid, Phase{}))
+    for (const auto& sent : jiffy_of_instant(start_ms - lag_of(in.kernel), sent_by_ms, grid, Phase{}))
       events.add(hull, sent.offset, sent.offset, sent.phase, grid);
   }
   return events;

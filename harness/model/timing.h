@@ -27,8 +27,9 @@
 // jiffies is advanced by the tick of the CPU that keeps time; when the other CPU's tick
 // runs first it sees the old jiffies and its timers wait a tick. With busy CPUs that was
 // up to 40 % of the canary's firings (harness/clock_canary.h). The tick that advances
-// jiffies can itself be late (0.81 ms seen under load): a timer armed in that gap counts
-// from the previous jiffy, which receive_delay_ms covers.)
+// jiffies can itself be late (1.15 ms seen with both cores overloaded): whatever reads
+// jiffies in that gap counts from the previous jiffy, which Kernel::jiffies_lag_ms
+// covers.)
 #pragma once
 
 #include <cstdint>
@@ -157,6 +158,13 @@ struct Kernel {
   // with a calibration (seen here under load: 0.6 ms, one jiffy later than the
   // timestamp said).
   double receive_delay_ms = 1;
+  // jiffies is advanced by the tick interrupt of the CPU that keeps time, at or after
+  // each tick's boundary: when that tick runs late, code reading jiffies just after a
+  // boundary still sees the previous jiffy (rcv_tstamp, a timer's arming, a SYN's
+  // stamp) and counts from a tick earlier than the instant says. Measured by
+  // scripts/bench-jiffies-lag.sh (/proc/timer_list readings against the fitted tick
+  // grid); see the README for the figures this default comes from.
+  double jiffies_lag_ms = 1.2;
   double rtt_ms = 1;              // round trip to the peer (reset arrives one RTT after the probe)
   std::optional<JiffyCalibration> calibration;
 };
@@ -176,6 +184,11 @@ struct Input {
   // the timer has been cycling with the traffic and only its bound is known.
   // For Traffic::connecting there is no t_r: times count from the first SYN (connect()).
   double armed_at_ms = 0;
+  // The earliest instant that arming can have happened, relative to t_r: the connect()
+  // call whose return armed_at_ms is (the client's timer is armed in tcp_finish_connect()
+  // while connect() waits). Set, the arming lies in [armed_from_ms, armed_at_ms]; unset,
+  // within Kernel::receive_delay_ms of armed_at_ms.
+  std::optional<double> armed_from_ms;
   // For Traffic::data_in_flight: when the first unacknowledged segment was sent, relative to t_r
   // (the clock read just before the write()).
   double data_sent_at_ms = 0;

@@ -55,6 +55,8 @@ nlohmann::json model_json(const model::Input& in, const model::Prediction& p) {
                       {"steps", p.steps}};
   if (in.traffic == model::Traffic::data_in_flight) j["data_sent_at_ms"] = in.data_sent_at_ms;
   if (in.sent_by_ms) j["sent_by_ms"] = *in.sent_by_ms;
+  if (in.armed_from_ms) j["armed_from_ms"] = *in.armed_from_ms;
+  j["jiffies_lag_ms"] = in.kernel.jiffies_lag_ms;
   if (const auto& c = in.kernel.calibration)
     j["calibration"] = {{"jiffies_at_origin", c->jiffies_at_origin},
                         {"origin_phase", c->origin_phase},
