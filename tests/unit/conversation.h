@@ -97,6 +97,13 @@ inline Conversation opened() {
   return c;
 }
 
+// Two conversations in one capture, in the order given.
+inline std::vector<Packet> together(const Conversation& one, const Conversation& two) {
+  std::vector<Packet> all = one.packets();
+  all.insert(all.end(), two.packets().begin(), two.packets().end());
+  return all;
+}
+
 inline void write_pcap(const std::vector<Packet>& packets, LinkType link, const std::filesystem::path& file) {
   PcapWriter writer(file, link);
   for (const auto& p : packets) writer.write(p.t_ms, encode_frame(p, link));

@@ -232,9 +232,7 @@ TEST_CASE("the flow to write: the only one, a number, or two endpoints in either
   Conversation two(Family::ipv6, "fd6b:6168:7265::3", "fd6b:6168:7265::2");
   one.handshake(0);
   two.handshake(0.05);
-  std::vector<Packet> all = one.packets();
-  all.insert(all.end(), two.packets().begin(), two.packets().end());
-  Analysis analysis = analyze(all);
+  Analysis analysis = analyze(kah::test::together(one, two));
   analysis.source = "two.pcap";
   REQUIRE(analysis.flows.size() == 2);
 
@@ -277,10 +275,8 @@ TEST_CASE("analyze --to-case: several flows need --flow (exit 2), the chosen one
   std::filesystem::create_directories(dir);
   Conversation one = blackhole(Family::ipv4, "198.18.0.1", "198.18.0.2");
   Conversation two = blackhole(Family::ipv4, "198.18.0.3", "198.18.0.2");
-  std::vector<Packet> all = one.packets();
-  all.insert(all.end(), two.packets().begin(), two.packets().end());
   const auto pcap = dir / "two-flows.pcap";
-  kah::test::write_pcap(all, LinkType::ethernet, pcap);
+  kah::test::write_pcap(kah::test::together(one, two), LinkType::ethernet, pcap);
   const auto out = dir / "Field Capture.toml";
 
   CHECK(kah::test::cli({"analyze", pcap.string(), "--to-case", out.string()}) == 2);
