@@ -42,6 +42,7 @@
 #include "harness/run/load_checks.h"
 #include "harness/cli/output_paths.h"
 #include "harness/cli/margins_cmd.h"
+#include "harness/cli/to_case_cmd.h"
 #include "harness/report/margins.h"
 #include "netns/namespace.h"
 
@@ -140,6 +141,8 @@ struct SweepArgs {
 struct AnalyzeArgs {
   std::string file;
   bool json = false;
+  std::string to_case;  // --to-case FILE: write a case instead of the analysis
+  std::string flow;     // --flow SPEC: which flow of the capture
 };
 
 // Writes a whole output file; an unwritable path is the user's input, so it throws
@@ -446,6 +449,7 @@ int sweep_command(const SweepArgs& args) {
 }
 
 int analyze_command(const AnalyzeArgs& args) {
+  if (!args.to_case.empty()) return kah::to_case_command(args.file, args.to_case, args.flow);
   try {
     const auto capture = kah::evidence::read_pcap(args.file);
     const auto analysis = kah::evidence::analyze(capture);
@@ -610,7 +614,28 @@ CLI::App* add_analyze(CLI::App& app, AnalyzeArgs& analyze) {
   cmd->add_option("file", analyze.file, "a pcap file (Ethernet, Linux cooked or raw IP)")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_flag("--json", analyze.json, "print JSON");
+  auto* json = cmd->add_flag("--json", analyze.json, "print JSON");
+  auto* to_case = cmd->add_option("--to-case", analyze.to_case,
+                                  "write a runnable case that reproduces one flow of the capture to FILE (below)")
+                      ->type_name("FILE")
+                      ->excludes(json);
+  cmd->add_option("--flow", analyze.flow,
+                  "with --to-case: the flow, as its number in the analysis (1, 2, ...) or its endpoints, e.g. "
+                  "198.18.0.1:40112-198.18.0.2:7000 or [fd6b:6168:7265::1]:40112-[fd6b:6168:7265::2]:7000; "
+                  "needed when the capture holds several")
+      ->type_name("SPEC")
+      ->needs(to_case);
+  cmd->footer(
+      "--to-case: the side that sent keepalive probes becomes the case's client, with the idle (its last received\n"
+      "segment to its first probe), interval (probe spacing) and count (probes before its RST) it showed, in whole\n"
+      "seconds, and the flow's family. How the flow ended gives the outcome and the fault:\n"
+      "  probes unanswered, then the prober's RST   timeout, fault blackhole\n"
+      "  the peer's RST answering a probe           reset, fault peer-reboot\n"
+      "  the peer's FIN, probes answered            eof, no fault, the server closes after the idle seen\n"
+      "  a probe answered, then the capture ends    alive, no fault, watched as long as the capture\n"
+      "Comments in the case say what each value was inferred from (frame numbers, times). Refused, exit 2: no\n"
+      "probes, the capture ends while probes go unanswered, an RST or FIN keepalive does not explain, several\n"
+      "flows and no --flow (they are listed).");
   return cmd;
 }
 

@@ -11,84 +11,15 @@
 #include "harness/evidence/classify.h"
 #include "harness/evidence/pcap_file.h"
 #include "harness/evidence/probe_check.h"
+#include "conversation.h"
 
 using namespace kah;
 using namespace kah::evidence;
+using kah::test::Conversation;
+using kah::test::kT0;
+using kah::test::through_pcap;
 
 namespace {
-
-constexpr double kT0 = 1714000000000.0;  // capture clock: ms since the epoch
-
-// A TCP conversation written segment by segment, each side keeping its own sequence
-// numbers as a stack would. Times are ms from kT0.
-class Conversation {
- public:
-  Conversation(Family family, std::string client, std::string server) {
-    client_.family = server_.family = family;
-    client_.src = server_.dst = std::move(client);
-    client_.dst = server_.src = std::move(server);
-    client_.sport = server_.dport = 40001;
-    client_.dport = server_.sport = 8080;
-    client_.window = 502;
-    server_.window = 509;
-  }
-
-  void handshake(double t) {
-    emit(client_, t, tcp_flag::syn, 0, 0);
-    emit(server_, t + 0.1, tcp_flag::syn | tcp_flag::ack, 0, client_next_);
-    emit(client_, t + 0.2, tcp_flag::ack, 0, server_next_);
-  }
-  void client_data(double t, std::uint32_t len) { emit(client_, t, tcp_flag::psh | tcp_flag::ack, len, server_next_); }
-  void server_data(double t, std::uint32_t len) { emit(server_, t, tcp_flag::psh | tcp_flag::ack, len, client_next_); }
-  void client_ack(double t) { emit(client_, t, tcp_flag::ack, 0, server_next_); }
-  void server_ack(double t) { emit(server_, t, tcp_flag::ack, 0, client_next_); }
-  // A keepalive probe at SND.NXT - 1: Linux sends 0 bytes, Windows one byte.
-  void client_probe(double t, std::uint32_t len) { probe(client_, client_next_, server_next_, t, len); }
-  void server_probe(double t, std::uint32_t len) { probe(server_, server_next_, client_next_, t, len); }
-  // A byte sent again although the peer has not acknowledged it.
-  void client_retransmit_last(double t) { probe(client_, client_next_, server_next_, t, 1); }
-  void client_rst(double t) { emit(client_, t, tcp_flag::rst | tcp_flag::ack, 0, server_next_); }
-  void server_rst(double t, std::uint32_t seq) { at(server_, t, seq, tcp_flag::rst, 0, 0); }
-  void server_window(std::uint16_t w) { server_.window = w; }
-
-  const std::vector<Packet>& packets() const { return packets_; }
-
- private:
-  void emit(Packet& side, double t, std::uint8_t flags, std::uint32_t len, std::uint32_t ack) {
-    std::uint32_t& next = &side == &client_ ? client_next_ : server_next_;
-    at(side, t, next, flags, len, ack);
-    next += len + ((flags & tcp_flag::syn) != 0 ? 1u : 0u) + ((flags & tcp_flag::fin) != 0 ? 1u : 0u);
-  }
-  void probe(Packet& side, std::uint32_t next, std::uint32_t ack, double t, std::uint32_t len) {
-    at(side, t, next - 1, tcp_flag::ack, len, ack);
-  }
-  void at(Packet side, double t, std::uint32_t seq, std::uint8_t flags, std::uint32_t len, std::uint32_t ack) {
-    side.t_ms = kT0 + t;
-    side.seq = seq;
-    side.ack = ack;
-    side.flags = flags;
-    side.payload_len = len;
-    packets_.push_back(side);
-  }
-
-  Packet client_;
-  Packet server_;
-  std::uint32_t client_next_ = 0xffffffc0u;  // wraps with the first data: sequence arithmetic must be modular
-  std::uint32_t server_next_ = 777000;
-  std::vector<Packet> packets_;
-};
-
-// Writes the conversation as a pcap and reads it back: the path `kaharness analyze` takes.
-Capture through_pcap(const Conversation& c, LinkType link, const std::string& name) {
-  const auto file = std::filesystem::temp_directory_path() / fmt::format("kah-{}-{}.pcap", ::getpid(), name);
-  {
-    PcapWriter writer(file, link);
-    for (const auto& p : c.packets()) writer.write(p.t_ms, encode_frame(p, link));
-  }
-  Capture capture = read_pcap(file);
-  std::filesystem::remove(file);
-  return capture;
-}
 
 std::vector<SegmentKind> kinds(const FlowAnalysis& f) {
   std::vector<SegmentKind> out;
