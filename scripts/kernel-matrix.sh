@@ -36,6 +36,8 @@ Options:
   --sweep N         also run `kaharness sweep -n N` in each guest and natively
                     (measures the windows against that kernel: misses and widths)
   --no-run          do not run the case library (with --sweep: only the sweep)
+  --pcap-all        keep every connection's packets (default: failed ones only),
+                    in DIR/<kernel>/pcap/
   --no-native       skip the running kernel
   --timeout S       seconds a guest may run before its QEMU is killed (default 1500)
   --memory MB       guest memory (default 1024)
@@ -49,7 +51,7 @@ Needs root (namespaces for the native run, apt-get for the tools and kernels).
 EOF
 }
 
-out=build/matrix filter="" windows=calibrated clock=icount shift=1 sweep="" do_run=1 native=1 timeout=1500 memory=1024
+out=build/matrix filter="" windows=calibrated clock=icount shift=1 pcap_all="" sweep="" do_run=1 native=1 timeout=1500 memory=1024
 packages=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
     --icount-shift) shift=$2; shift 2 ;;
     --sweep) sweep=$2; shift 2 ;;
     --no-run) do_run=""; shift ;;
+    --pcap-all) pcap_all=1; shift ;;
     --no-native) native=""; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     --memory) memory=$2; shift 2 ;;
@@ -213,8 +216,9 @@ boot_guest() {
   return $rc
 }
 
-run_args="" sweep_args=""
-[ -z "$filter" ] || run_args="--filter $filter"
+# The guest writes into /tmp/out, which comes back as DIR/<kernel>/.
+run_args="--pcap /tmp/out/pcap${pcap_all:+ --pcap-all}" sweep_args=""
+[ -z "$filter" ] || run_args="$run_args --filter $filter"
 if [ "$windows" = phase-blind ]; then
   run_args="$run_args --no-calibration" sweep_args="--no-calibration"
 fi
@@ -254,6 +258,7 @@ if [ -n "$native" ]; then
     rc=0
     # shellcheck disable=SC2086  # $filter is one word or none
     "$bin" run cases/ --json "$dir/run.json" --junit "$dir/junit.xml" ${filter:+--filter "$filter"} \
+      --pcap "$dir/pcap" ${pcap_all:+--pcap-all} \
       > "$dir/run.log" 2>&1 || rc=$?
     echo $rc > "$dir/run.exit"
     echo "  run: exit $rc; $(tail -n 1 "$dir/run.log")"
