@@ -36,6 +36,8 @@ Options:
   --sweep N         also run `kaharness sweep -n N` in each guest and natively
                     (measures the windows against that kernel: misses and widths)
   --no-run          do not run the case library (with --sweep: only the sweep)
+  --validate FILE   also run `kaharness validate FILE` on each kernel (repeatable;
+                    needs a kaharness that has `validate`, issue 12 item 1)
   --pcap-all        keep every connection's packets (default: failed ones only),
                     in DIR/<kernel>/pcap/
   --no-native       skip the running kernel
@@ -52,7 +54,7 @@ EOF
 }
 
 out=build/matrix filter="" windows=calibrated clock=icount shift=1 pcap_all="" sweep="" do_run=1 native=1 timeout=1500 memory=1024
-packages=()
+packages=() validate=()
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -63,6 +65,8 @@ while [ $# -gt 0 ]; do
     --sweep) sweep=$2; shift 2 ;;
     --no-run) do_run=""; shift ;;
     --pcap-all) pcap_all=1; shift ;;
+    --validate) [ -f "$2" ] || { echo "kernel-matrix.sh: --validate $2: no such file" >&2; exit 2; }
+                validate+=("$2"); shift 2 ;;
     --no-native) native=""; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     --memory) memory=$2; shift 2 ;;
@@ -80,8 +84,9 @@ case $clock in
   icount|real) ;;
   *) echo "kernel-matrix.sh: --clock must be icount or real, not '$clock'" >&2; exit 2 ;;
 esac
-[[ $shift =~ ^[0-9]+$ ]] && [ "$shift" -le 10 ] ||
-  { echo "kernel-matrix.sh: --icount-shift must be 0..10, not '$shift'" >&2; exit 2; }
+if ! [[ $shift =~ ^[0-9]+$ ]] || [ "$shift" -gt 10 ]; then
+  echo "kernel-matrix.sh: --icount-shift must be 0..10, not '$shift'" >&2; exit 2
+fi
 
 # The guest tools are not in scripts/install-deps.sh: the test suite and CI's test
 # job never boot a guest, and QEMU is some 300 MB. The matrix installs them itself.
@@ -101,12 +106,15 @@ fi
 
 bin=${KAHARNESS:-build/harness/kaharness}
 [ -x "$bin" ] || scripts/build.sh
+if [ ${#validate[@]} -gt 0 ] && ! "$bin" validate --help >/dev/null 2>&1; then
+  echo "kernel-matrix.sh: --validate: $bin has no 'validate' command yet" >&2; exit 2
+fi
 accel=tcg
 [ -w /dev/kvm ] && accel=kvm
 qemu_clock=""
 if [ $accel = kvm ]; then
   clock=real
-elif [ $clock = icount ]; then
+elif [ "$clock" = icount ]; then
   qemu_clock="-icount shift=$shift,sleep=off"
 else
   echo "warning: --clock real under TCG: the guest's timers fire late when the host is busy;" \
@@ -160,6 +168,10 @@ build_initramfs() {
     cp -L "$lib" "$root$lib"
   done
   cp cases/*.toml "$root/cases/"
+  if [ ${#validate[@]} -gt 0 ]; then
+    mkdir -p "$root/validate"
+    cp "${validate[@]}" "$root/validate/"
+  fi
   cp /etc/protocols /etc/services "$root/etc/" 2>/dev/null || true
   echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
   echo 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >> "$root/etc/passwd"
@@ -178,6 +190,7 @@ build_initramfs() {
     echo "KAH_RUN_ARGS='$run_args'"
     echo "KAH_SWEEP=$sweep"
     echo "KAH_SWEEP_ARGS='$sweep_args'"
+    [ ${#validate[@]} -eq 0 ] || echo "KAH_VALIDATE='$(cd "$root" && echo validate/*)'"
   } > "$root/matrix.env"
   ( cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 ) > "$dir/initrd.gz"
 }
@@ -236,7 +249,7 @@ for pkg in "${packages[@]}"; do
   boot_guest "$kdir" "$version" "$dir" || status=1
   printf '{"kernel": "%s", "package": "%s", "where": "qemu-%s", "clock": "%s", "windows": "%s", "boot_s": %s, "wall_s": %s}\n' \
     "$version" "$pkg" "$accel" "$clock${qemu_clock:+ shift=$shift}" "$windows" "$(cat "$dir/boot_s")" "$(cat "$dir/wall_s")" > "$dir/meta.json"
-  for step in check-env sweep run; do
+  for step in check-env sweep run validate; do
     [ -f "$dir/$step.exit" ] || continue
     echo "  $step: exit $(cat "$dir/$step.exit"); $(tail -n 1 "$dir/$step.log")"
     [ "$step" = check-env ] || [ "$(cat "$dir/$step.exit")" = 0 ] || status=1
@@ -262,6 +275,13 @@ if [ -n "$native" ]; then
       > "$dir/run.log" 2>&1 || rc=$?
     echo $rc > "$dir/run.exit"
     echo "  run: exit $rc; $(tail -n 1 "$dir/run.log")"
+    [ $rc = 0 ] || status=1
+  fi
+  if [ ${#validate[@]} -gt 0 ]; then
+    rc=0
+    "$bin" validate "${validate[@]}" > "$dir/validate.log" 2>&1 || rc=$?
+    echo $rc > "$dir/validate.exit"
+    echo "  validate: exit $rc"
     [ $rc = 0 ] || status=1
   fi
   printf '{"kernel": "%s", "package": "running", "where": "native", "clock": "real", "windows": "calibrated", "boot_s": 0, "wall_s": %s}\n' \

@@ -21,7 +21,8 @@ summary() {  # kernel folder
   [ -f "$run" ] || run=/dev/null
   [ -f "$sweep" ] || sweep=/dev/null
   jq -n --slurpfile meta "$k/meta.json" --slurpfile run "$run" --slurpfile sweep "$sweep" \
-     --arg exit "$(cat "$k/run.exit" 2>/dev/null || echo -)" '
+     --arg exit "$(cat "$k/run.exit" 2>/dev/null || echo -)" \
+     --arg validate "$(cat "$k/validate.exit" 2>/dev/null || echo -)" '
     def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
     def r1: if . == null then null else (. * 10 | round) / 10 end;
     ($run[0] // {}) as $r
@@ -29,6 +30,7 @@ summary() {  # kernel folder
        | .latest_ms - .earliest_ms] as $widths
     | $meta[0] + {
         run_exit: $exit,
+        validate_exit: $validate,
         calibration: ($r.calibration // "-"),
         calibration_note: ($r.calibration_note // ""),
         hz: ($r.hz // null),
@@ -71,9 +73,9 @@ rows=$(jq -r '
     "\(.sweep.misses) of \(.sweep.connections); \(.sweep.median_width_ms | r1) / \(.sweep.max_width_ms | r1)" end;
   def win: if .calibration == "none" then "phase-blind" elif .calibration == "-" then "-"
            else "calibrated (\(.calibration))" end;
-  "| kernel | where | clock | windows | cases passed / skipped / failed / errors | connections | window width median / max (ms) | sweep: misses; width median / max (ms) | boot (s) | run (s, guest clock) | wall (s) |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-  (.[] | "| \(.kernel) | \(.where) | \(.clock) | \(win) | \(.passed) / \(.skipped) / \(.failed) / \(.errors) | \(.connections) | \(.median_width_ms | f) / \(.max_width_ms | f) | \(sw) | \(.boot_s) | \(.run_s | f) | \(.wall_s) |")
+  "| kernel | where | clock | windows | cases passed / skipped / failed / errors | connections | window width median / max (ms) | sweep: misses; width median / max (ms) | validate (exit) | boot (s) | run (s, guest clock) | wall (s) |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  (.[] | "| \(.kernel) | \(.where) | \(.clock) | \(win) | \(.passed) / \(.skipped) / \(.failed) / \(.errors) | \(.connections) | \(.median_width_ms | f) / \(.max_width_ms | f) | \(sw) | \(.validate_exit) | \(.boot_s) | \(.run_s | f) | \(.wall_s) |")
 ' <<<"$all")
 cases=$(jq -r '
   (map(.kernel)) as $ks
