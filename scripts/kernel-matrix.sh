@@ -193,6 +193,7 @@ build_initramfs() {
     [ ${#validate[@]} -eq 0 ] || echo "KAH_VALIDATE='$(cd "$root" && echo validate/*)'"
   } > "$root/matrix.env"
   ( cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 ) > "$dir/initrd.gz"
+  rm -rf "$root"
 }
 
 # Boots one guest; its console goes to DIR/console.log. Writes DIR/boot_s (host
