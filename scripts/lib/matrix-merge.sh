@@ -52,7 +52,8 @@ all=$(for k in "${kernels[@]}"; do summary "$k"; done | jq -s 'sort_by(.where !=
 # so that one CI view holds them all; the totals are the sums.
 {
   totals=$(for k in "${kernels[@]}"; do
-    [ -f "$k/junit.xml" ] && sed -n 's/^<testsuites [^>]*tests="\([0-9]*\)" failures="\([0-9]*\)" errors="\([0-9]*\)".*/\1 \2 \3/p' "$k/junit.xml"
+    [ -f "$k/junit.xml" ] || continue
+    sed -n 's/^<testsuites [^>]*tests="\([0-9]*\)" failures="\([0-9]*\)" errors="\([0-9]*\)".*/\1 \2 \3/p' "$k/junit.xml"
   done | awk '{ t += $1; f += $2; e += $3 } END { printf "tests=\"%d\" failures=\"%d\" errors=\"%d\"", t, f, e }')
   echo '<?xml version="1.0" encoding="UTF-8"?>'
   echo "<testsuites name=\"kaharness kernel matrix\" $totals>"
