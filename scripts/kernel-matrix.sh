@@ -89,12 +89,13 @@ if ! [[ $shift =~ ^[0-9]+$ ]] || [ "$shift" -gt 10 ]; then
 fi
 
 # The guest tools are not in scripts/install-deps.sh: the test suite and CI's test
-# job never boot a guest, and QEMU is some 300 MB. The matrix installs them itself.
+# job never boot a guest, and QEMU is about 70 MB more. The matrix installs them itself.
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 [ -x /bin/busybox ] && /bin/busybox --list | grep -qx insmod || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v depmod >/dev/null || need+=(kmod)
+command -v jq >/dev/null || need+=(jq)   # scripts/lib/matrix-merge.sh
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing what the guests need: ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
