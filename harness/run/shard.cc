@@ -10,9 +10,23 @@
 
 namespace kah {
 
+namespace {
+
+// When the case stops watching a connection: at the latest edge of its window when
+// the model says it ends, at the horizon when it stays open (or may: random loss).
+double predicted_end_ms(const NominalConnection& n) {
+  const auto& p = n.forecast.prediction;
+  if (p.outcome == model::Outcome::alive || n.forecast.survival || !p.window.bounded()) return n.forecast.horizon_ms;
+  return std::min(p.window.latest_ms, n.forecast.horizon_ms);
+}
+
+}  // namespace
+
 long shard_weight_ms(const Case& c) {
   const model::Kernel any_hz;  // HZ unknown: the same weight on every node
-  return std::lround(nominal_forecast(c, any_hz).duration_ms);
+  double end_ms = 0;
+  for (const auto& n : nominal_forecast(c, any_hz).connections) end_ms = std::max(end_ms, predicted_end_ms(n));
+  return std::lround(end_ms);
 }
 
 ShardPlan plan_shards(const std::vector<long>& weights_ms, const std::vector<std::string>& names, int count) {

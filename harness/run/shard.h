@@ -1,8 +1,8 @@
 // --shard K/N: the K-th of N parts of a case list, split so the parts take about as
 // long to run. Every CI node computes the split on its own (GitLab `parallel`, a
 // GitHub Actions matrix, a Kubernetes Indexed Job), so it depends only on the case
-// files: each case weighs its predicted duration after the fault from the timing
-// model with HZ unknown (the same on every kernel, whatever HZ this node has), in
+// files: each case weighs how long the timing model predicts it watches after the
+// fault, with HZ unknown (the same on every kernel, whatever HZ this node has), in
 // whole milliseconds; the heaviest case goes first into the lightest shard
 // (longest-processing-time first), ties broken by file name, then by the lower
 // shard number. Every node must load the same files with the same --filter.
@@ -21,9 +21,11 @@ struct ShardSpec {
   int count = 1;
 };
 
-// What a case weighs when cases are shared out: its predicted duration after the
-// fault, in whole milliseconds, with HZ unknown. Throws CaseError when the model
-// cannot judge the case (as the load checks do).
+// What a case weighs when cases are shared out, in whole milliseconds after the
+// fault, with HZ unknown: when its last connection is predicted to end (the latest
+// edge of its window), or the horizon for one that stays open (or may: random
+// loss). The run stops watching a case then. Throws CaseError when the model cannot
+// judge the case (as the load checks do).
 long shard_weight_ms(const Case& c);
 
 struct ShardPlan {
