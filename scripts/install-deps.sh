@@ -7,6 +7,7 @@ packages=(
   libnl-3-dev libnl-route-3-dev libnl-nf-3-dev libnl-idiag-3-dev
   libnftables-dev libpcap-dev zlib1g-dev
   libfmt-dev libspdlog-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev catch2
+  python3-yaml   # tests: scripts/check-ci.py reads the CI examples in ci/
 )
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

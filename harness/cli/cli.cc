@@ -37,6 +37,7 @@
 #include "harness/report/report.h"
 #include "harness/report/progress.h"
 #include "harness/run/runner.h"
+#include "harness/run/shard.h"
 #include "harness/clock/clock.h"
 #include "harness/cli/sweep.h"
 #include "harness/run/load_checks.h"
@@ -196,12 +197,13 @@ std::optional<kah::Backend> enter_backend(const std::string& requested, const ch
   return choice.backend;
 }
 
-// "K/N" -> (K, N) with 1 <= K <= N.
-std::pair<int, int> parse_shard(const std::string& text) {
+// "K/N" with 1 <= K <= N.
+kah::ShardSpec parse_shard(const std::string& text) {
   int k = 0, n = 0;
   char slash = 0;
   if (std::sscanf(text.c_str(), "%d%c%d", &k, &slash, &n) != 3 || slash != '/' || n < 1 || k < 1 || k > n)
-    throw CLI::ValidationError("--shard", "expected K/N with 1 <= K <= N, e.g. 2/4, found '" + text + "'");
+    throw CLI::ValidationError("--shard", "expected K/N with 1 <= K <= N (K counts from 1), e.g. 2/4, found '" +
+                                              text + "'");
   return {k, n};
 }
 
@@ -225,8 +227,8 @@ bool none_printed(const Problems& problems) {
   return problems.empty();
 }
 
-// The cases PATHs name, filtered and sharded; every bad file is reported (not only
-// the first). Empty and `bad` set when any is bad.
+// The cases PATHs name, filtered; every bad file is reported (not only the first).
+// Empty and `bad` set when any is bad.
 std::vector<kah::Case> load_cases(const RunArgs& args, bool& bad) {
   std::vector<kah::Case> cases;
   std::vector<std::filesystem::path> paths(args.paths.begin(), args.paths.end());
@@ -250,13 +252,6 @@ std::vector<kah::Case> load_cases(const RunArgs& args, bool& bad) {
   if (bad) return {};
   if (!args.filter.empty())
     std::erase_if(cases, [&](const kah::Case& c) { return fnmatch(args.filter.c_str(), c.name.c_str(), 0) != 0; });
-  if (!args.shard.empty()) {
-    const auto [k, n] = parse_shard(args.shard);
-    std::vector<kah::Case> mine;
-    for (std::size_t i = 0; i < cases.size(); ++i)
-      if (static_cast<int>(i % static_cast<std::size_t>(n)) == k - 1) mine.push_back(std::move(cases[i]));
-    cases = std::move(mine);
-  }
   return cases;
 }
 
@@ -278,11 +273,26 @@ std::optional<std::vector<kah::CaseForecast>> check_cases(const std::vector<kah:
   return forecasts;
 }
 
+// --shard K/N: keeps this node's share of `cases` and returns the line that says
+// which share and what the shares weigh ("" without --shard); nullopt, the error
+// printed, when the model cannot weigh a case.
+std::optional<std::string> keep_my_shard(std::vector<kah::Case>& cases, const std::optional<kah::ShardSpec>& shard) {
+  if (!shard) return "";
+  try {
+    const auto plan = kah::plan_shards(cases, shard->count);
+    kah::keep_shard(cases, plan, shard->index);
+    return kah::describe_shard(plan, *shard);
+  } catch (const kah::CaseError& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return std::nullopt;
+  }
+}
+
 int dry_run(const std::vector<kah::Case>& cases, const std::vector<kah::CaseForecast>& forecasts, const RunArgs& args,
-            const kah::LoadLimits& limits, const std::string& hz_source) {
-  fmt::print("dry run: {} case{} checked, nothing built (HZ {} ({}), --max-duration {:g} s, file descriptors up to "
+            const kah::LoadLimits& limits, const std::string& hz_source, const std::string& shard_line) {
+  fmt::print("{}dry run: {} case{} checked, nothing built (HZ {} ({}), --max-duration {:g} s, file descriptors up to "
              "{})\n",
-             cases.size(), cases.size() == 1 ? "" : "s", limits.kernel.hz ? std::to_string(*limits.kernel.hz) : "unknown",
+             shard_line, cases.size(), cases.size() == 1 ? "" : "s", limits.kernel.hz ? std::to_string(*limits.kernel.hz) : "unknown",
              hz_source, args.max_duration_s, limits.fd_limit > 0 ? std::to_string(limits.fd_limit) : "unlimited");
   for (std::size_t i = 0; i < cases.size(); ++i) fmt::print("{}", kah::describe_forecast(cases[i], forecasts[i]));
   return kExitPass;
@@ -311,6 +321,16 @@ bool write_outputs(const kah::RunResult& run, const RunArgs& args) {
   return written;
 }
 
+// A shard with no case (more shards than cases): nothing to run, which passes; the
+// outputs asked for are written empty, so CI finds the files it collects.
+int run_empty_shard(const RunArgs& args, const std::string& shard_line) {
+  fmt::print("{}nothing to run in this shard\n", shard_line);
+  if (args.dry_run) return kExitPass;
+  kah::RunResult nothing;
+  nothing.backend = "none";  // none was entered
+  return kah::final_exit_code(0, kExitPass, write_outputs(nothing, args));
+}
+
 kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Kernel& kernel, kah::Backend backend) {
   kah::RunOptions options;
   options.backend = kah::to_string(backend);
@@ -335,6 +355,8 @@ int run_command(const RunArgs& args, bool verbose) {
     output_problems.push_back(p.str());
   if (!none_printed(output_problems)) return kExitBadInput;
 
+  const auto shard = args.shard.empty() ? std::nullopt : std::optional(parse_shard(args.shard));
+
   bool bad = false;
   auto cases = load_cases(args, bad);
   if (bad) return kExitBadInput;
@@ -342,6 +364,9 @@ int run_command(const RunArgs& args, bool verbose) {
     fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
     return kExitBadInput;
   }
+  const auto shard_line = keep_my_shard(cases, shard);
+  if (!shard_line) return kExitBadInput;
+  if (cases.empty()) return run_empty_shard(args, *shard_line);
   std::string hz_source;
   const kah::LoadLimits limits{kernel_for(args.hz, hz_source), args.max_duration_s, kah::fd_hard_limit()};
   auto forecasts = check_cases(cases, limits);
@@ -356,7 +381,7 @@ int run_command(const RunArgs& args, bool verbose) {
     // The backend a run would take here, found without entering it.
     const auto choice = kah::choose_backend(kah::backend_from_string(args.backend));
     for (auto& f : *forecasts) f.backend = choice.backend ? kah::to_string(*choice.backend) : "none here";
-    return dry_run(cases, *forecasts, args, limits, hz_source);
+    return dry_run(cases, *forecasts, args, limits, hz_source, *shard_line);
   }
   const auto backend = enter_backend(args.backend, "cases");
   if (!backend) return kExitEnvironment;
@@ -364,7 +389,7 @@ int run_command(const RunArgs& args, bool verbose) {
   auto options = run_options(args, jobs, limits.kernel, *backend);
   LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
   options.listener = &live;
-  fmt::print("running {} case{} ({} at a time{}), backend {}, HZ {} ({})\n", cases.size(), cases.size() == 1 ? "" : "s",
+  fmt::print("{}running {} case{} ({} at a time{}), backend {}, HZ {} ({})\n", *shard_line, cases.size(), cases.size() == 1 ? "" : "s",
              jobs > 0 ? std::to_string(jobs) : "all",
              args.jobs == 0 && jobs > 0 ? ": what the file-descriptor limit allows" : "", options.backend,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
@@ -543,7 +568,12 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
   cmd->add_option("--jobs,-j", run.jobs, "cases run at once (default: all that fit the file-descriptor limit; they mostly wait on timers)")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--filter", run.filter, "run only cases whose name matches GLOB, e.g. 'peer-*'")->type_name("GLOB");
-  cmd->add_option("--shard", run.shard, "run the K-th of N equal shares of the cases, e.g. 1/4")->type_name("K/N");
+  cmd->add_option("--shard", run.shard,
+                  "run the K-th of N shares of the cases (after --filter), split by the model's predicted durations so "
+                  "the shares finish together; every CI node computes the same split. K counts from 1, as GitLab's "
+                  "CI_NODE_INDEX; Kubernetes' JOB_COMPLETION_INDEX counts from 0: pass $((JOB_COMPLETION_INDEX + 1)). "
+                  "A share with no case passes. With --dry-run: the share's cases and predicted total")
+      ->type_name("K/N");
   cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--no-calibration", run.no_calibration,
                     "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");

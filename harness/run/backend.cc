@@ -65,6 +65,20 @@ void write_proc(const std::string& path, const std::string& text) {
     throw std::system_error(error, std::generic_category(), fmt::format("cannot write '{}' to {}", text, path));
 }
 
+// Enters a new user namespace mapped to the caller's uid and gid: the process then
+// holds every capability over the namespaces it creates. Throws std::system_error.
+void enter_user_namespace() {
+  const uid_t uid = ::getuid();
+  const gid_t gid = ::getgid();
+  if (::unshare(CLONE_NEWUSER) != 0)
+    throw std::system_error(errno, std::generic_category(), "cannot enter a new user namespace");
+  // An unprivileged process may map only its own ids, and gid_map only once
+  // setgroups is denied.
+  write_proc("/proc/self/setgroups", "deny");
+  write_proc("/proc/self/uid_map", fmt::format("0 {} 1", uid));
+  write_proc("/proc/self/gid_map", fmt::format("0 {} 1", gid));
+}
+
 }  // namespace
 
 std::string to_string(Backend b) {
@@ -98,7 +112,21 @@ std::optional<std::string> netns_refusal() {
 std::optional<std::string> userns_refusal() {
   if (const int e = in_child([] { return unshare_errno(CLONE_NEWUSER | CLONE_NEWNET); }); e != 0)
     return fmt::format("unshare(CLONE_NEWUSER) fails: {}; refused by {}", std::strerror(e), userns_hints());
-  return std::nullopt;
+  // Creating one is not all: root must also be allowed to map uid 0 into it.
+  const int map_error = in_child([] {
+    try {
+      enter_user_namespace();
+    } catch (const std::system_error& e) {
+      return e.code().value();
+    }
+    return 0;
+  });
+  if (map_error == 0) return std::nullopt;
+  if (::getuid() == 0)
+    return fmt::format("a new user namespace cannot map uid 0: {}; since Linux 5.12 that needs CAP_SETFCAP, which "
+                       "this process lacks (a container's root with its capabilities dropped)",
+                       std::strerror(map_error));
+  return fmt::format("a new user namespace cannot map uid {}: {}", ::getuid(), std::strerror(map_error));
 }
 
 std::optional<std::string> local_refusal() {
@@ -120,16 +148,7 @@ BackendChoice choose_backend(std::optional<Backend> requested) {
 }
 
 void use_backend(Backend backend) {
-  if (backend != Backend::userns) return;
-  const uid_t uid = ::getuid();
-  const gid_t gid = ::getgid();
-  if (::unshare(CLONE_NEWUSER) != 0)
-    throw std::system_error(errno, std::generic_category(), "cannot enter a new user namespace");
-  // An unprivileged process may map only its own ids, and gid_map only once
-  // setgroups is denied.
-  write_proc("/proc/self/setgroups", "deny");
-  write_proc("/proc/self/uid_map", fmt::format("0 {} 1", uid));
-  write_proc("/proc/self/gid_map", fmt::format("0 {} 1", gid));
+  if (backend == Backend::userns) enter_user_namespace();
 }
 
 }  // namespace kah

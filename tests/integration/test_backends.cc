@@ -8,6 +8,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -55,8 +57,9 @@ struct Outcome {
   std::string out, err;
 };
 
-// `binary ARGS` as user nobody, in `dir`, with no supplementary groups.
-Outcome run_as_nobody(const fs::path& binary, const std::vector<std::string>& args, const fs::path& dir) {
+// `binary ARGS` in `dir`, in a child that first calls `become` (false: exit 126).
+template <typename Become>
+Outcome run_child(const fs::path& binary, const std::vector<std::string>& args, const fs::path& dir, Become become) {
   const fs::path out = dir / "stdout", err = dir / "stderr";
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -64,9 +67,7 @@ Outcome run_as_nobody(const fs::path& binary, const std::vector<std::string>& ar
     const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
     ::dup2(o, 1);
     ::dup2(e, 2);
-    if (::chdir(dir.c_str()) != 0 || ::setgroups(0, nullptr) != 0 || ::setresgid(kNogroup, kNogroup, kNogroup) != 0 ||
-        ::setresuid(kNobody, kNobody, kNobody) != 0)
-      ::_exit(126);
+    if (::chdir(dir.c_str()) != 0 || !become()) ::_exit(126);
     std::vector<std::string> all{binary.string()};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -78,6 +79,26 @@ Outcome run_as_nobody(const fs::path& binary, const std::vector<std::string>& ar
   int status = 0;
   ::waitpid(pid, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 256 + WTERMSIG(status), read_text(out), read_text(err)};
+}
+
+// `binary ARGS` as user nobody, in `dir`, with no supplementary groups.
+Outcome run_as_nobody(const fs::path& binary, const std::vector<std::string>& args, const fs::path& dir) {
+  return run_child(binary, args, dir, [] {
+    return ::setgroups(0, nullptr) == 0 && ::setresgid(kNogroup, kNogroup, kNogroup) == 0 &&
+           ::setresuid(kNobody, kNobody, kNobody) == 0;
+  });
+}
+
+// `binary ARGS` as root with only CAP_NET_ADMIN and CAP_NET_RAW, as a container's
+// root gets them with `--cap-drop all --cap-add NET_ADMIN --cap-add NET_RAW`: every
+// other capability leaves the bounding set, so the exec'd root cannot have it.
+Outcome run_as_root_with_net_caps_only(const fs::path& binary, const std::vector<std::string>& args,
+                                       const fs::path& dir) {
+  return run_child(binary, args, dir, [] {
+    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap)
+      if (cap != CAP_NET_ADMIN && cap != CAP_NET_RAW && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) return false;
+    return true;
+  });
 }
 
 // The binary and a few cases, where nobody can run them.
@@ -128,4 +149,16 @@ TEST_CASE("as user nobody, --backend netns is refused with exit 3 and the reason
   CHECK(env.exit_code == 0);
   CHECK(env.out.find("ok    backend userns") != std::string::npos);
   CHECK(env.out.find("no    backend netns") != std::string::npos);
+}
+
+TEST_CASE("as root without CAP_SETFCAP (a container's root), userns is refused: uid 0 cannot be mapped",
+          "[backend]") {
+  SharedDir dir;
+  const auto binary = stage(dir, {"peer-reboot.toml"});
+  const auto env = run_as_root_with_net_caps_only(binary, {"check-env"}, dir.path);
+  INFO(env.out << env.err);
+  CHECK(env.out.find("no    backend userns") != std::string::npos);
+  CHECK(env.out.find("cannot map uid 0") != std::string::npos);
+  CHECK(env.out.find("CAP_SETFCAP") != std::string::npos);
+  CHECK(env.err.find("uid_map") == std::string::npos);  // refused while choosing, not half-way in
 }
