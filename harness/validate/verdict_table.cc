@@ -58,6 +58,8 @@ std::string verdict_table(const Battery& battery, const RunResult& run) {
       out += fmt::format("{:<16} {:<5} {:<44} {:<60} {}\n", s.id, to_string(r.family), predicted_words(s),
                          measured_words(r, !s.scaling.empty()), to_string(r.verdict));
   }
+  out += "predicted: the file's values with nominal inputs (the first RTO at tcp_rto_min, any timer phase); measured: "
+         "judged against the window for what the run measured (the RTO from TCP_INFO, the jiffies calibration)\n";
   for (const auto& s : battery.scenarios)
     if (!s.scaling.empty()) out += fmt::format("scaled {}: {}\n", s.id, s.scaling);
   for (const auto& w : battery.warnings) out += fmt::format("warning: {}\n", w);

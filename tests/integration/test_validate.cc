@@ -81,9 +81,12 @@ TEST_CASE("validate: the fast-failover file, measured inside its windows on both
         const double at = r["observed"]["at_ms"];
         CHECK(at >= r["expected"]["earliest_ms"].get<double>());
         if (!r["expected"]["latest_ms"].is_null()) CHECK(at <= r["expected"]["latest_ms"].get<double>() + 10);
-        if (s["scaling"].is_null() && !s["predicted"]["latest_ms"].is_null()) {
+        // Only ends the capture timed (an RST): a wake-up-timed end (connect(), data in
+        // flight) is late by scheduling, which the judge allows for and the nominal
+        // prediction does not, and data in flight also depends on the path's RTO.
+        if (s["scaling"].is_null() && !s["predicted"]["latest_ms"].is_null() && r["observed"]["timed_by"] == "capture") {
           CHECK(at >= s["predicted"]["earliest_ms"].get<double>());
-          CHECK(at <= s["predicted"]["latest_ms"].get<double>() + 10);  // + the judge's wake-up allowance
+          CHECK(at <= s["predicted"]["latest_ms"].get<double>());
         }
       }
     }
