@@ -947,6 +947,11 @@ std::vector<std::filesystem::path> find_case_files(const std::vector<std::filesy
     fs::recursive_directory_iterator it(path, ec);
     for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       std::error_code type_ec;  // a dangling symlink is skipped, not a reason to stop the walk
+      // A subfolder named `long` (cases/long/: the real defaults, hours each) runs only when named.
+      if (it->path().filename() == kLongCasesFolder && it->is_directory(type_ec)) {
+        it.disable_recursion_pending();
+        continue;
+      }
       if (it->path().extension() == ".toml" && it->is_regular_file(type_ec)) found.push_back(it->path());
     }
     if (ec) throw CaseError(SourcePos{path.string()}, fmt::format("cannot list: {}", ec.message()));

@@ -132,8 +132,10 @@ Case load_case(const std::filesystem::path& file);
 Case parse_case(const std::string& text, const std::filesystem::path& file);
 
 // Expands PATHs into case files: a file is taken as given (whatever its extension),
-// a folder is searched recursively for *.toml, sorted. Throws CaseError for a path
-// that does not exist.
+// a folder is searched recursively for *.toml, sorted, except subfolders named
+// kLongCasesFolder, which run only when named themselves (`run cases/long`). Throws
+// CaseError for a path that does not exist.
+inline constexpr const char* kLongCasesFolder = "long";
 std::vector<std::filesystem::path> find_case_files(const std::vector<std::filesystem::path>& paths);
 
 // The spellings used in case files ("drop-to-client", "ipv6", ...).

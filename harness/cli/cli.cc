@@ -2,6 +2,7 @@
 // before anything is built, checks privileges, runs, reports, and maps the result
 // to the contract's exit codes: 0 all passed, 1 a case failed, 2 bad input,
 // 3 the environment cannot run it.
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <fnmatch.h>
@@ -14,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <sstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -45,6 +48,10 @@
 #include "harness/cli/margins_cmd.h"
 #include "harness/cli/to_case_cmd.h"
 #include "harness/report/margins.h"
+#include "harness/sysctl/known_keys.h"
+#include "harness/sysctl/tuning.h"
+#include "harness/validate/battery.h"
+#include "harness/validate/verdict_table.h"
 #include "netns/namespace.h"
 
 namespace {
@@ -174,12 +181,30 @@ std::string predictable_faults_help() {
   return text;
 }
 
+// Options left out fall back to the sysctls (--sysctl, --sysctl-file), then to the
+// kernel defaults.
 struct PredictArgs {
-  int idle = 7200, interval = 75, count = 9, user_timeout_ms = 0, hz = 0;
-  int retries2 = 15, syn_retries = 6;
+  std::optional<int> idle, interval, count, retries2, syn_retries;
+  int user_timeout_ms = 0, hz = 0;
+  std::vector<std::string> sysctls;       // KEY=VALUE, in order
+  std::vector<std::string> sysctl_files;  // sysctl.d files, in order (before --sysctl)
+  std::string kernel;                     // X.Y; "" = the running kernel
   std::string fault = "blackhole";
   std::string traffic = "idle";
   bool json = false;
+};
+
+struct ValidateArgs {
+  std::string backend = "auto";
+  std::vector<std::string> files;
+  std::vector<std::string> nat_timeouts;
+  int user_timeout_ms = 0;
+  double max_wait_s = 60;
+  int hz = 0;
+  bool no_calibration = false;
+  bool dry_run = false;
+  bool force = false;
+  std::string json, junit, report;
 };
 
 // The backend `requested` ("auto": the first that works here), made ready before
@@ -207,8 +232,17 @@ kah::ShardSpec parse_shard(const std::string& text) {
   return {k, n};
 }
 
+// The running kernel's version (uname -r), which the model's version-dependent
+// behaviours follow (harness/model/kernel_version.h).
+std::optional<kah::model::KernelVersion> running_kernel_version() {
+  struct utsname u {};
+  if (uname(&u) != 0) return std::nullopt;
+  return kah::model::parse_kernel_version(u.release);
+}
+
 kah::model::Kernel kernel_for(int hz_override, std::string& source) {
   kah::model::Kernel k;
+  k.version = running_kernel_version();
   if (hz_override > 0) {
     k.hz = hz_override;
     source = "--hz";
@@ -412,15 +446,56 @@ int run_command(const RunArgs& args, bool verbose) {
   return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0, kah::exit_code(run), written);
 }
 
+// The tuning `predict` reads: --sysctl-file FILEs in order, then the --sysctl
+// KEY=VALUE pairs (a later one wins), checked for `kernel`. Refusals print with
+// file:line ("--sysctl:N" for the Nth pair) and throw (exit 2).
+kah::sysctl::Tuning predict_tuning(const PredictArgs& args, const std::optional<kah::model::KernelVersion>& kernel) {
+  std::vector<std::pair<std::string, std::string>> texts;
+  for (const auto& file : args.sysctl_files) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) throw CLI::ValidationError("--sysctl-file", fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+    texts.emplace_back(file, text.str());
+  }
+  std::string pairs;
+  for (const auto& pair : args.sysctls) pairs += pair + "\n";
+  if (!pairs.empty()) texts.emplace_back("--sysctl", pairs);
+  auto tuning = kah::sysctl::read_tuning(texts, kernel);
+  for (const auto& p : tuning.problems) fmt::print(stderr, "{}\n", p.str());
+  if (!tuning.ok()) throw CLI::ValidationError("--sysctl", "refused: see the lines above");
+  return tuning;
+}
+
+std::optional<kah::model::KernelVersion> predict_kernel(const PredictArgs& args) {
+  if (args.kernel.empty()) return running_kernel_version();
+  const auto v = kah::model::parse_kernel_version(args.kernel);
+  if (!v) throw CLI::ValidationError("--kernel", fmt::format("expected X.Y (e.g. 6.1), found '{}'", args.kernel));
+  return v;
+}
+
+std::string tuning_words(const kah::sysctl::Tuning& t) {
+  std::string out;
+  for (const auto& [key, setting] : t.settings)
+    out += fmt::format("  {} = {} ({})\n", key, setting.value, setting.where.str());
+  return out.empty() ? out : "Sysctls:\n" + out;
+}
+
 int predict_command(const PredictArgs& args) {
   kah::model::Input in;
-  in.keepalive = {true, args.idle, args.interval, args.count, args.user_timeout_ms};
   std::string hz_source;
   in.kernel = kernel_for(args.hz, hz_source);
+  in.kernel.version = predict_kernel(args);
+  const auto tuning = predict_tuning(args, in.kernel.version);
+  kah::sysctl::apply_to(tuning, in);
+  // Options given on the command line win over the sysctls.
+  auto& k = in.keepalive;
+  k = {true, args.idle.value_or(k.idle_s), args.interval.value_or(k.interval_s), args.count.value_or(k.count),
+       args.user_timeout_ms};
+  in.retransmission.retries2 = args.retries2.value_or(in.retransmission.retries2);
+  in.retransmission.syn_retries = args.syn_retries.value_or(in.retransmission.syn_retries);
   const auto& fault = kah::fault_info(*kah::fault_kind_from_string(args.fault));
   in.peer = fault.peer;
-  in.retransmission.retries2 = args.retries2;
-  in.retransmission.syn_retries = args.syn_retries;
   if (args.traffic == "sending") in.traffic = kah::model::Traffic::data_in_flight;
   if (args.traffic == "connect") {
     if (fault.peer != kah::model::PeerBehaviour::silent)
@@ -429,17 +504,122 @@ int predict_command(const PredictArgs& args) {
                                                                   fault.name));
     in.traffic = kah::model::Traffic::connecting;
   }
-  in.horizon_ms = 1000.0 * (3 * args.idle + args.count * args.interval);
-  const auto prediction = kah::model::predict(in);
+  in.horizon_ms = 1000.0 * (3 * k.idle_s + k.count * k.interval_s);
+  kah::model::Prediction prediction;
+  try {
+    prediction = kah::model::predict(in);
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError("predict", e.what());
+  }
+  const std::string kernel_text = in.kernel.version ? in.kernel.version->str() : "unknown";
+  const char* kernel_source = args.kernel.empty() ? "running" : "--kernel";
   if (args.json) {
     auto j = kah::prediction_json(in, prediction);
     j["hz_source"] = hz_source;
+    j["kernel"] = in.kernel.version ? nlohmann::json(kernel_text) : nlohmann::json(nullptr);
+    j["kernel_source"] = kernel_source;
+    j["sysctls"] = kah::sysctl::namespace_sysctls(tuning);
     fmt::print("{}\n", j.dump(2));
   } else {
-    fmt::print("HZ {} ({})\n{}", in.kernel.hz ? std::to_string(*in.kernel.hz) : "unknown", hz_source,
-               kah::describe_prediction(in, prediction));
+    fmt::print("HZ {} ({}), kernel {} ({})\n{}{}", in.kernel.hz ? std::to_string(*in.kernel.hz) : "unknown", hz_source,
+               kernel_text, kernel_source, tuning_words(tuning), kah::describe_prediction(in, prediction));
   }
   return kExitPass;
+}
+
+// "350s", "350", "4min", "1h" -> seconds; nullopt for anything else.
+std::optional<double> parse_seconds(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || !(v > 0)) return std::nullopt;
+  const std::string unit(end);
+  if (unit.empty() || unit == "s") return v;
+  if (unit == "min" || unit == "m") return 60 * v;
+  if (unit == "h") return 3600 * v;
+  return std::nullopt;
+}
+
+kah::validate::BatteryOptions battery_options(const ValidateArgs& args, const kah::model::Kernel& kernel) {
+  kah::validate::BatteryOptions o;
+  for (const auto& text : args.nat_timeouts) {
+    const auto s = parse_seconds(text);
+    if (!s) throw CLI::ValidationError("--nat-timeout", fmt::format("expected a duration such as 350s, 4min, found '{}'", text));
+    o.nat_timeouts_s.push_back(*s);
+  }
+  o.user_timeout_ms = args.user_timeout_ms;
+  o.max_wait_s = args.max_wait_s;
+  o.kernel = kernel;
+  return o;
+}
+
+// Without a run: each scenario's prediction at the file's values and how it would run.
+std::string describe_battery(const kah::validate::Battery& battery) {
+  std::string out;
+  for (const auto& s : battery.scenarios) {
+    const auto& p = s.predicted.connections.front().forecast.prediction;
+    out += fmt::format("{:<16} {}: predicted {} .. {}{}\n", s.id, s.title, kah::human_duration(p.window.earliest_ms),
+                       kah::human_duration(p.window.latest_ms),
+                       s.scaling.empty() ? std::string(", runs at these values") : "; runs scaled: " + s.scaling);
+  }
+  for (const auto& w : battery.warnings) out += fmt::format("warning: {}\n", w);
+  for (const auto& r : battery.refused) out += fmt::format("not run: {}\n", r);
+  return out;
+}
+
+int validate_command(const ValidateArgs& args, bool verbose) {
+  std::vector<std::string> output_problems;
+  for (const auto& p : kah::check_output_paths({args.json, args.junit, args.report, "", args.force}))
+    output_problems.push_back(p.str());
+  if (!none_printed(output_problems)) return kExitBadInput;
+  std::string hz_source;
+  const auto kernel = kernel_for(args.hz, hz_source);
+  const std::vector<std::filesystem::path> files(args.files.begin(), args.files.end());
+  const auto tuning = kah::sysctl::load_tuning(files, kernel.version);
+  for (const auto& p : tuning.problems) fmt::print(stderr, "{}\n", p.str());
+  if (!tuning.ok()) return kExitBadInput;
+  const auto battery = kah::validate::make_battery(tuning, battery_options(args, kernel));
+  if (args.dry_run || battery.scenarios.empty()) {
+    fmt::print("{}", describe_battery(battery));
+    return battery.scenarios.empty() ? kExitBadInput : kExitPass;
+  }
+  const auto backend = enter_backend(args.backend, "the battery");
+  if (!backend) return kExitEnvironment;
+
+  RunArgs run_args;
+  run_args.no_calibration = args.no_calibration;
+  auto options = run_options(run_args, 0, kernel, *backend);
+  std::vector<kah::Case> cases;
+  for (const auto& s : battery.scenarios) cases.push_back(s.run);
+  LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
+  options.listener = &live;
+  fmt::print("validating {}: {} scenarios on IPv4 and IPv6, backend {}, HZ {} ({}), kernel {}\n",
+             fmt::join(args.files, " "), cases.size(), options.backend,
+             kernel.hz ? std::to_string(*kernel.hz) : "unknown", hz_source,
+             kernel.version ? kernel.version->str() : "unknown");
+  std::fflush(stdout);
+  kah::InterruptGuard interrupt;
+  options.stop = interrupt.token();
+  auto run = kah::run_cases(cases, options);
+  live.stop();
+  run.hz_source = hz_source;
+  const int signal = interrupt.signal();
+  if (signal != 0) run.interrupted_by = kah::signal_name(signal);
+  fmt::print("{}", kah::validate::verdict_table(battery, run));
+  RunArgs outputs;
+  outputs.junit = args.junit;
+  outputs.report = args.report;
+  bool written = write_outputs(run, outputs);
+  if (!args.json.empty()) {
+    try {
+      write_file(args.json, kah::validate::validate_json(tuning, battery, run).dump(2) + "\n");
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "kaharness: {}\n", e.what());
+      written = false;
+    }
+  }
+  fmt::print("{}", kah::console_summary(run));
+  std::fflush(stdout);
+  return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0, kah::exit_code(run), written);
 }
 
 int sweep_command(const SweepArgs& args) {
@@ -600,6 +780,8 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
 
 CLI::App* add_predict(CLI::App& app, PredictArgs& predict) {
   auto* cmd = app.add_subcommand("predict", "explain when the kernel declares a silent peer dead");
+  cmd->footer("Settings left out come from --sysctl / --sysctl-file, else the kernel defaults (7200/75/9, retries2 15,\n"
+              "syn_retries 6). The explanation says which behaviour comes from which kernel version.");
   cmd->add_option("--idle", predict.idle, "TCP_KEEPIDLE, seconds (default 7200)")->check(CLI::Range(1, 32767));
   cmd->add_option("--interval", predict.interval, "TCP_KEEPINTVL, seconds (default 75)")->check(CLI::Range(1, 32767));
   cmd->add_option("--count", predict.count, "TCP_KEEPCNT (default 9)")->check(CLI::Range(1, 127));
@@ -616,8 +798,64 @@ CLI::App* add_predict(CLI::App& app, PredictArgs& predict) {
   cmd->add_option("--syn-retries", predict.syn_retries,
                           "net.ipv4.tcp_syn_retries, for --traffic connect (default 6)")
       ->check(CLI::Range(1, 127));
+  cmd->add_option("--sysctl", predict.sysctls,
+                  "KEY=VALUE, repeatable: a namespace sysctl the model reads (tcp_keepalive_time/intvl/probes, "
+                  "tcp_retries2, tcp_syn_retries, tcp_syn_linear_timeouts, tcp_rto_min_us, tcp_rto_max_ms, "
+                  "tcp_early_retrans, tcp_sack); wins over --sysctl-file, loses to --idle etc.")
+      ->type_name("KEY=VALUE");
+  cmd->add_option("--sysctl-file", predict.sysctl_files, "a sysctl.d file (repeatable; a later one wins)")
+      ->type_name("FILE");
+  cmd->add_option("--kernel", predict.kernel,
+                  "predict for kernel X.Y instead of the running one: linear SYN timeouts from 6.5, tcp_rto_min_us "
+                  "from 6.11, tcp_rto_max_ms from 6.15, the TCP_USER_TIMEOUT fixes of 4.19 and 5.4")
+      ->type_name("X.Y");
   cmd->add_option("--hz", predict.hz, "kernel HZ (default: detected)")->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--json", predict.json, "print JSON");
+  return cmd;
+}
+
+std::string known_keys_help() {
+  std::string text = "The keys kaharness knows (others are refused; 'machine' keys are refused too: they would change "
+                     "the whole machine):";
+  for (const auto& key : kah::sysctl::known_keys())
+    text += fmt::format("\n  {:<52} {:<8} {}", key.name,
+                        key.scope == kah::sysctl::Scope::machine ? "machine" : "netns", key.what);
+  text += "\nCloud NAT idle timeouts worth a --nat-timeout:";
+  for (const auto& nat : kah::validate::cloud_nat_defaults())
+    text += fmt::format("\n  {:<36} {:>5} s  {}", nat.name, nat.timeout_s, nat.note);
+  return text;
+}
+
+CLI::App* add_validate(CLI::App& app, ValidateArgs& v) {
+  auto* cmd = app.add_subcommand(
+      "validate", "prove what sysctl.d files give: a dead peer's detection time on IPv4 and IPv6, measured");
+  cmd->add_option("files", v.files, "sysctl.d files (comments, '-' prefixes, globs; a later file wins)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--nat-timeout", v.nat_timeouts,
+                  "an idle flow through a strict NAT with this idle timeout, e.g. 350s, 4min (repeatable)")
+      ->type_name("DURATION");
+  cmd->add_option("--user-timeout", v.user_timeout_ms,
+                  "TCP_USER_TIMEOUT (ms) the applications set: adds data in flight with it")
+      ->check(CLI::Range(1, 2147483647));
+  cmd->add_option("--max-wait", v.max_wait_s,
+                  "seconds a scenario may run (default 60); longer ones are predicted at the file's values and run "
+                  "scaled, the scaling stated")
+      ->check(CLI::Range(5.0, 86400.0));
+  cmd->add_option("--json", v.json, "write the table, warnings and the run's result JSON to FILE")->type_name("FILE");
+  cmd->add_option("--junit", v.junit, "write JUnit XML to FILE")->type_name("FILE");
+  cmd->add_option("--report", v.report, "write the HTML report (timelines of every scenario) to DIR/index.html")
+      ->type_name("DIR");
+  cmd->add_flag("--force", v.force, "let --report write into a folder that already holds files");
+  cmd->add_option("--hz", v.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
+  cmd->add_flag("--no-calibration", v.no_calibration, "phase-blind windows (no jiffies calibration)");
+  cmd->add_flag("--dry-run", v.dry_run, "check the files and print each scenario's prediction and scaling; run nothing");
+  cmd->footer(
+      "Refused with exit 2 and file:line: unknown keys (with 'did you mean'), values out of range, keys this kernel\n"
+      "does not have, keys that are not per network namespace. The rest is written only inside the test namespaces.\n"
+      "Scenarios: silent peer, rebooted peer, data in flight, connect() to a dead host, one per --nat-timeout, and\n"
+      "TCP_USER_TIMEOUT with --user-timeout. Exit codes as `run`.\n" +
+      known_keys_help());
   return cmd;
 }
 
@@ -690,6 +928,9 @@ int kah::cli_main(int argc, const char* const* argv) {
   add_backend_option(run_cmd, run.backend);
   PredictArgs predict;
   auto* predict_cmd = add_predict(app, predict);
+  ValidateArgs validate;
+  auto* validate_cmd = add_validate(app, validate);
+  add_backend_option(validate_cmd, validate.backend);
   SweepArgs sweep;
   auto* sweep_cmd = add_sweep(app, sweep);
   add_backend_option(sweep_cmd, sweep.backend);
@@ -721,6 +962,7 @@ int kah::cli_main(int argc, const char* const* argv) {
   try {
     if (*run_cmd) return run_command(run, verbose);
     if (*predict_cmd) return predict_command(predict);
+    if (*validate_cmd) return validate_command(validate, verbose);
     if (*analyze_cmd) return analyze_command(analyze);
     if (*sweep_cmd) return sweep_command(sweep);
     if (*margins_cmd) return kah::margins_command(margins_files, margins_html);

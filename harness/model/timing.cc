@@ -593,6 +593,7 @@ struct RtoRules {
   double abort_after_ms = 0;        // tcp_model_timeout() or TCP_USER_TIMEOUT, from retrans_stamp
                                     // (the SYN itself when connecting, else the first retransmission)
   double user_timeout_ms = 0;       // clamps each RTO to what is left of it
+  bool clamp_to_user_timeout = true;  // tcp_clamp_rto_to_user_timeout() (4.19, b701a99e431d)
 };
 
 // One way the chain can go, in jiffies after the data (or SYN) went out.
@@ -668,7 +669,7 @@ AbortTest abort_test(const RtoState& s, std::pair<std::int64_t, std::int64_t> el
 std::vector<Jiffies> next_retransmission_delays(const RtoState& s, std::pair<std::int64_t, std::int64_t> elapsed,
                                                 const RtoRules& r, const Grid& grid) {
   std::vector<Jiffies> delays{s.rto};
-  if (r.user_timeout_ms > 0) {  // tcp_clamp_rto_to_user_timeout()
+  if (r.user_timeout_ms > 0 && r.clamp_to_user_timeout) {  // tcp_clamp_rto_to_user_timeout()
     delays.clear();
     for (auto e = elapsed.first; e <= elapsed.second; ++e) {
       const double remaining = r.user_timeout_ms - static_cast<double>(e);
@@ -824,6 +825,7 @@ RtoRules rto_rules(const Input& in, const Grid& grid) {
   r.syn_linear_timeouts = syn ? rt.syn_linear_timeouts : 0;
   r.syn_retransmissions_max = rt.syn_retries + r.syn_linear_timeouts;
   r.user_timeout_ms = in.keepalive.user_timeout_ms;
+  r.clamp_to_user_timeout = has(in.kernel.version, Behaviour::user_timeout_clamps_rto);
   r.abort_after_ms = r.user_timeout_ms > 0 ? r.user_timeout_ms
                                            : retransmission_timeout_ms(syn ? rt.syn_retries : rt.retries2,
                                                                        syn ? rt.initial_rto_ms : rt.rto_min_ms, rt.rto_max_ms);
@@ -999,6 +1001,50 @@ void validate(const Input& in) {
     throw std::invalid_argument("sent_by_ms cannot be before the send began");
   if (in.traffic == Traffic::data_in_flight && in.retransmission.packets_out < 1)
     throw std::invalid_argument(fmt::format("data in flight needs packets_out >= 1 (got {})", in.retransmission.packets_out));
+}
+
+// The behaviours of the kernel version the input names (kernel_version.h) that decide
+// this traffic: what the version lacks is taken out of the input (so every step below
+// reads one consistent set of settings), what it cannot do is refused, and each is
+// said in the explanation.
+Input with_kernel_behaviours(const Input& given, std::vector<std::string>& steps) {
+  Input in = for_kernel(given);
+  if (!in.kernel.version) return in;
+  const KernelVersion v = *in.kernel.version;
+  auto say = [&](Behaviour b) { steps.push_back(behaviour_line(v, behaviour_row(b))); };
+  const auto& rt = in.retransmission;
+  if (!has(v, Behaviour::rto_min_us_sysctl) && rt.rto_min_ms != Retransmission{}.rto_min_ms)
+    throw std::invalid_argument(fmt::format("kernel {} has no net.ipv4.tcp_rto_min_us (from 6.11): the RTO minimum "
+                                            "is 200 ms there, not {}",
+                                            v.str(), ms_text(rt.rto_min_ms)));
+  if (!has(v, Behaviour::rto_max_ms_sysctl) && rt.rto_max_ms != Retransmission{}.rto_max_ms)
+    throw std::invalid_argument(fmt::format("kernel {} has no net.ipv4.tcp_rto_max_ms (from 6.15): the RTO cap is "
+                                            "120 s there, not {}",
+                                            v.str(), ms_text(rt.rto_max_ms)));
+  switch (in.traffic) {
+    case Traffic::idle:
+      steps.push_back(fmt::format("kernel {}: the keepalive timer's decision (tcp_keepalive_timer) is the same on every "
+                                  "kernel since 4.x",
+                                  v.str()));
+      break;
+    case Traffic::connecting:
+      say(Behaviour::syn_linear_timeouts);
+      if (in.keepalive.user_timeout_ms > 0) {
+        if (!has(v, Behaviour::user_timeout_in_syn_sent))
+          throw std::invalid_argument(fmt::format(
+              "connect() with TCP_USER_TIMEOUT is not modelled on kernel {}: before 5.4 (a41e8a88b06e) SYN-SENT "
+              "ignored the user timeout and fired one-jiffy timers past it until the SYN count ran out",
+              v.str()));
+        say(Behaviour::user_timeout_in_syn_sent);
+      }
+      break;
+    case Traffic::data_in_flight:
+      say(Behaviour::rto_min_us_sysctl);
+      say(Behaviour::rto_max_ms_sysctl);
+      if (in.keepalive.user_timeout_ms > 0) say(Behaviour::user_timeout_clamps_rto);
+      break;
+  }
+  return in;
 }
 
 // The textbook figures: no lateness at all.
@@ -1323,9 +1369,16 @@ void set_outcome_window(const Input& in, const Span& outcome, double slack, Pred
 
 }  // namespace
 
-Prediction predict(const Input& in) {
-  validate(in);
+Input for_kernel(const Input& given) {
+  Input in = given;
+  if (!has(in.kernel.version, Behaviour::syn_linear_timeouts)) in.retransmission.syn_linear_timeouts = 0;
+  return in;
+}
+
+Prediction predict(const Input& given) {
+  validate(given);
   Prediction p;
+  const Input in = with_kernel_behaviours(given, p.steps);
   if (in.kernel.hz) p.hz_values = {*in.kernel.hz};
   else p.hz_values.assign(std::begin(kCommonHz), std::end(kCommonHz));
 

@@ -38,6 +38,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/model/kernel_version.h"
+
 namespace kah::model {
 
 // eof: the peer's application closed the connection (FIN). predict() never returns
@@ -167,6 +169,11 @@ struct Kernel {
   double jiffies_lag_ms = 1.2;
   double rtt_ms = 1;              // round trip to the peer (reset arrives one RTT after the probe)
   std::optional<JiffyCalibration> calibration;
+  // Which timer behaviours exist (kernel_version.h): unset = a current kernel, every
+  // behaviour the table knows. Before 6.5 Retransmission::syn_linear_timeouts is taken
+  // as 0 (the sysctl does not exist); tcp_rto_min_us / tcp_rto_max_ms other than the
+  // defaults are refused before 6.11 / 6.15.
+  std::optional<KernelVersion> version;
 };
 
 struct Input {
@@ -239,6 +246,11 @@ struct Prediction {
 };
 
 Prediction predict(const Input& input);
+
+// The input as the kernel of input.kernel.version sees it: what that version lacks is
+// taken out (no tcp_syn_linear_timeouts before 6.5). predict() works on this; callers
+// that describe the input (the textbook figure) use it too.
+Input for_kernel(const Input& input);
 
 // Helpers exposed for tests and `kaharness predict`.
 // The HZ values the model covers when the kernel's is unknown.

@@ -126,7 +126,7 @@ std::string textbook_words(const model::Input& in, const model::Prediction& p) {
                          human_duration(p.nominal_ms));
     case Traffic::connecting:
       return fmt::format("the SYN is retransmitted ({} linear then doubling RTOs); connect() gives up at {}.",
-                         in.retransmission.syn_linear_timeouts, human_duration(p.nominal_ms));
+                         model::for_kernel(in).retransmission.syn_linear_timeouts, human_duration(p.nominal_ms));
   }
   return "";
 }

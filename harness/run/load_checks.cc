@@ -70,6 +70,9 @@ model::Input nominal_input(const Case& c, const ConnectionSpec& spec, const mode
   in.retransmission.retries2 = client_sysctl(c, "net.ipv4.tcp_retries2", 15);
   in.retransmission.syn_retries = client_sysctl(c, "net.ipv4.tcp_syn_retries", 6);
   in.retransmission.sack = client_sysctl(c, "net.ipv4.tcp_sack", 1) != 0;
+  in.retransmission.syn_linear_timeouts = client_sysctl(c, "net.ipv4.tcp_syn_linear_timeouts", 4);
+  in.retransmission.rto_min_ms = client_sysctl(c, "net.ipv4.tcp_rto_min_us", 200000) / 1000.0;
+  in.retransmission.rto_max_ms = client_sysctl(c, "net.ipv4.tcp_rto_max_ms", 120000);
   in.traffic = nominal_traffic(spec.traffic);
   return in;
 }

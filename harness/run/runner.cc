@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -282,12 +284,24 @@ void send(std::vector<Tested>& tested, const Topology& topology, Scheduler& time
 
 // ---- forecast --------------------------------------------------------------------
 
+// A sysctl that came with a later kernel than some (tcp_syn_linear_timeouts: 6.5,
+// tcp_rto_min_us: 6.11, tcp_rto_max_ms: 6.15; harness/model/kernel_version.h): its
+// value, or nullopt where this kernel has no such key (which keys exist does not
+// depend on the namespace).
+std::optional<double> newer_sysctl(const netns::Namespace& ns, std::string_view key) {
+  if (!std::filesystem::exists(netns::sysctl_path(key))) return std::nullopt;
+  return std::stod(ns.read_sysctl(key));
+}
+
 // The namespace's retransmission settings, as the client's kernel will use them.
 model::Retransmission retransmission_settings(const netns::Namespace& client) {
   model::Retransmission r;
   r.retries2 = std::stoi(client.read_sysctl("net.ipv4.tcp_retries2"));
   r.syn_retries = std::stoi(client.read_sysctl("net.ipv4.tcp_syn_retries"));
   r.early_retrans = std::stoi(client.read_sysctl("net.ipv4.tcp_early_retrans"));
+  r.syn_linear_timeouts = static_cast<int>(newer_sysctl(client, "net.ipv4.tcp_syn_linear_timeouts").value_or(0));
+  r.rto_min_ms = newer_sysctl(client, "net.ipv4.tcp_rto_min_us").value_or(1000 * r.rto_min_ms) / 1000;
+  r.rto_max_ms = newer_sysctl(client, "net.ipv4.tcp_rto_max_ms").value_or(r.rto_max_ms);
   return r;
 }
 

@@ -465,6 +465,32 @@ TEST_CASE("find_case_files: folders recursively and sorted, files as given", "[c
   }
 }
 
+TEST_CASE("find_case_files: a folder named long runs only when named", "[case]") {
+  const TempDir dir;
+  dir.write("a.toml", kMinimal);
+  dir.write("long/hours.toml", kMinimal);
+  dir.write("sub/long/deep.toml", kMinimal);
+  const auto found = kah::find_case_files({dir.path});
+  REQUIRE(found.size() == 1);
+  CHECK(found[0] == dir.path / "a.toml");
+  const auto named = kah::find_case_files({dir.path / "long"});
+  REQUIRE(named.size() == 1);
+  CHECK(named[0] == dir.path / "long/hours.toml");
+}
+
+TEST_CASE("the library's long cases: not in `run cases/`, and they parse", "[case][library]") {
+  const auto library = kah::find_case_files({kSourceDir / "cases"});
+  for (const auto& file : library) CHECK(file.parent_path().filename() != "long");
+  const auto long_cases = kah::find_case_files({kSourceDir / "cases" / "long"});
+  REQUIRE_FALSE(long_cases.empty());
+  for (const auto& file : long_cases) {
+    INFO(file);
+    kah::Case c;
+    REQUIRE_NOTHROW(c = kah::load_case(file));
+    CHECK(c.name == file.stem().string());
+  }
+}
+
 TEST_CASE("every case in the library parses", "[case][library]") {
   const auto files = kah::find_case_files({kSourceDir / "cases"});
   REQUIRE(files.size() >= 12);
