@@ -124,6 +124,21 @@ Recorded decode_recorded() {
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// A client socket of the recorded run (pid 634, server port 7000), connect() taking 0.2 ms.
+evidence::TracedSocketKey client_key(Family family, std::string client, std::string server, std::uint16_t port,
+                                     double connect_from_ms) {
+  evidence::TracedSocketKey k;
+  k.family = family;
+  k.client_address = std::move(client);
+  k.server_address = std::move(server);
+  k.client_port = port;
+  k.server_port = 7000;
+  k.pid = 634;
+  k.connect_from_ms = connect_from_ms;
+  k.connect_to_ms = connect_from_ms + 0.2;
+  return k;
+}
+
 }  // namespace
 
 TEST_CASE("a tracepoint's format file gives each field's offset and size", "[kernel-trace]") {
@@ -186,15 +201,8 @@ TEST_CASE("kallsyms gives a function's address, not a hidden or similar one", "[
 
 TEST_CASE("the client socket is matched by process, connect() bracket, addresses and ports", "[kernel-trace]") {
   const auto recorded = decode_recorded();
-  evidence::TracedSocketKey v4;
-  v4.family = Family::ipv4;
-  v4.client_address = "198.18.0.1";
-  v4.server_address = "198.18.0.2";
-  v4.client_port = 50058;
-  v4.server_port = 7000;
-  v4.pid = 634;
-  v4.connect_from_ms = 9606304.70;
-  v4.connect_to_ms = 9606304.90;
+  // The recorded run's client sockets, as the runner would describe them.
+  const auto v4 = client_key(Family::ipv4, "198.18.0.1", "198.18.0.2", 50058, 9606304.70);
   auto m = evidence::match_socket(recorded.states, v4);
   REQUIRE(m.socket);
   CHECK(m.socket->skaddr == 0xffff8882576c0940ULL);
@@ -202,13 +210,7 @@ TEST_CASE("the client socket is matched by process, connect() bracket, addresses
   CHECK(*m.socket->end_ms == Approx(9611392.416784));
   CHECK(m.socket->end_state == evidence::kTcpClose);
 
-  auto v6 = v4;
-  v6.family = Family::ipv6;
-  v6.client_address = "fd6b:6168:7265::1";
-  v6.server_address = "fd6b:6168:7265::2";
-  v6.client_port = 60780;
-  v6.connect_from_ms = 9606305.2;
-  v6.connect_to_ms = 9606305.4;
+  const auto v6 = client_key(Family::ipv6, "fd6b:6168:7265::1", "fd6b:6168:7265::2", 60780, 9606305.2);
   m = evidence::match_socket(recorded.states, v6);
   REQUIRE(m.socket);
   CHECK(m.socket->skaddr == 0xffff88819696eb40ULL);
