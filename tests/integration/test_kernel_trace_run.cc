@@ -44,17 +44,28 @@ kind = "blackhole"
 outcome = "timeout"
 )";
 
+// perf_event_open on tracepoints and /proc/timer_list need root.
+bool root_or_warn() {
+  if (geteuid() == 0) return true;
+  WARN("needs root (perf_event_open on tracepoints, /proc/timer_list): skipped");
+  return false;
+}
+
+// The blackhole case, with the trace on or off.
+RunResult run_blackhole(bool kernel_trace, const char* also = nullptr) {
+  RunOptions options;
+  options.kernel.hz = detect_hz().hz;
+  options.kernel_trace = kernel_trace;
+  std::vector<Case> cases{parse_case(kBlackhole, "kernel-trace-blackhole.toml")};
+  if (also != nullptr) cases.push_back(parse_case(also, "kernel-trace-sending.toml"));
+  return run_cases(cases, options);
+}
+
 }  // namespace
 
 TEST_CASE("with the kernel trace, probes and ends are timed by their timers' buckets", "[kernel-trace]") {
-  if (geteuid() != 0) {
-    WARN("needs root (perf_event_open on tracepoints, /proc/timer_list): skipped");
-    return;
-  }
-  RunOptions options;
-  options.kernel.hz = detect_hz().hz;
-  const auto run = run_cases({parse_case(kBlackhole, "kernel-trace-blackhole.toml"),
-                              parse_case(kSending, "kernel-trace-sending.toml")}, options);
+  if (!root_or_warn()) return;
+  const auto run = run_blackhole(true, kSending);
   INFO("kernel trace: " << run.kernel_trace.note);
   REQUIRE(run.kernel_trace.on);
   if (run.calibration != "timer_list") {
@@ -101,14 +112,8 @@ TEST_CASE("with the kernel trace, probes and ends are timed by their timers' buc
 }
 
 TEST_CASE("--no-kernel-trace leaves the trace off and says so", "[kernel-trace]") {
-  if (geteuid() != 0) {
-    WARN("needs root: skipped");
-    return;
-  }
-  RunOptions options;
-  options.kernel.hz = detect_hz().hz;
-  options.kernel_trace = false;
-  const auto run = run_cases({parse_case(kBlackhole, "kernel-trace-blackhole.toml")}, options);
+  if (!root_or_warn()) return;
+  const auto run = run_blackhole(false);
   CHECK_FALSE(run.kernel_trace.on);
   CHECK(run.kernel_trace.note == "--no-kernel-trace");
   for (const auto& r : run.cases.at(0).connections) {

@@ -281,13 +281,13 @@ evidence::KernelFiring firing_at(std::uint64_t baseclk, double late_ms) {
 }  // namespace
 
 TEST_CASE("a probe the softirq ran late is judged by its bucket, and the lateness reported", "[kernel-trace]") {
-  // Origin at 8000 ms: jiffy 1500 starts at 2000 ms from it.
+  // Origin at 8000 ms: jiffy 1000 starts at 2000 ms from it.
   evidence::ProbeCheck c;
   c.expected = model::Window{1996.0, 2009.0};  // the bucket may start by 2004.0 (5 ms wake-up slack)
   c.seen_ms = 2012.3;                          // the capture: late
   c.verdict = evidence::ProbeVerdict::late;
   std::vector<evidence::ProbeCheck> checks{c};
-  const std::vector<evidence::KernelFiring> firings{firing_at(1500, 12.2)};
+  const std::vector<evidence::KernelFiring> firings{firing_at(1000, 12.2)};
   CHECK(evidence::time_probes_by_kernel(checks, firings, 8000, grid, 5, 4) == 1);
   CHECK(checks[0].verdict == evidence::ProbeVerdict::ok);
   CHECK(checks[0].timed_by == "kernel-trace");
@@ -300,12 +300,12 @@ TEST_CASE("a probe in a wrong bucket fails whatever its softirq did", "[kernel-t
   c.expected = model::Window{1996.0, 2009.0};
   c.seen_ms = 2008.1;  // the capture alone would pass it
   std::vector<evidence::ProbeCheck> checks{c};
-  // Jiffy 1502 starts at 2008 ms: after 2009 - 5, so another bucket than the model's.
-  const std::vector<evidence::KernelFiring> firings{firing_at(1502, 0.05)};
+  // Jiffy 1002 starts at 2008 ms: after 2009 - 5, so another bucket than the model's.
+  const std::vector<evidence::KernelFiring> firings{firing_at(1002, 0.05)};
   evidence::time_probes_by_kernel(checks, firings, 8000, grid, 5, 4);
   CHECK(checks[0].verdict == evidence::ProbeVerdict::late);
   CHECK(has(checks[0].message, "probe 1 late: expected a bucket within [1996.0, 2004.0] ms"));
-  CHECK(has(checks[0].message, "jiffy 1502"));
+  CHECK(has(checks[0].message, "jiffy 1002"));
 
   // The judge fails the connection on it, though its end was in time.
   ConnectionResult r;
@@ -322,10 +322,10 @@ TEST_CASE("a probe in a wrong bucket fails whatever its softirq did", "[kernel-t
 
   SECTION("no firing before the stamp, or none within a tick of it: capture timing stays") {
     std::vector<evidence::ProbeCheck> again{c};
-    const std::vector<evidence::KernelFiring> later{firing_at(1503, 0)};
+    const std::vector<evidence::KernelFiring> later{firing_at(1003, 0)};
     CHECK(evidence::time_probes_by_kernel(again, later, 8000, grid, 5, 4) == 0);
     CHECK(again[0].timed_by == "capture");
-    const std::vector<evidence::KernelFiring> long_before{firing_at(1400, 0)};
+    const std::vector<evidence::KernelFiring> long_before{firing_at(900, 0)};
     CHECK(evidence::time_probes_by_kernel(again, long_before, 8000, grid, 5, 4) == 0);
     const evidence::JiffyBoundary unknown = [](std::uint64_t) { return std::optional<double>{}; };
     CHECK(evidence::time_probes_by_kernel(again, firings, 8000, unknown, 5, 4) == 0);
