@@ -111,7 +111,7 @@ TEST_CASE("with the kernel trace, probes and ends are timed by their timers' buc
   CHECK(sending.observed.at_ms <= *sending.observed.woke_at_ms);
 }
 
-TEST_CASE("--no-kernel-trace leaves the trace off and says so", "[kernel-trace]") {
+TEST_CASE("with the kernel trace turned off (--no-kernel-trace) the run says so", "[kernel-trace]") {
   if (!root_or_warn()) return;
   const auto run = run_blackhole(false);
   CHECK_FALSE(run.kernel_trace.on);
