@@ -69,6 +69,7 @@ struct RunArgs {
   int hz = 0;
   bool keep = false;
   bool no_calibration = false;
+  bool no_kernel_trace = false;
   bool pcap_all = false;
   bool no_capture = false;
   bool dry_run = false;
@@ -142,6 +143,7 @@ struct SweepArgs {
   std::uint64_t seed = 1;
   int hz = 0;
   bool no_calibration = false;
+  bool no_kernel_trace = false;
   std::string json;
   std::string report;
 };
@@ -372,6 +374,7 @@ kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Ker
   options.kernel = kernel;
   options.keep = args.keep;
   options.calibrate = !args.no_calibration;
+  options.kernel_trace = !args.no_kernel_trace;
   options.pcap_dir = args.pcap;
   options.pcap_all = args.pcap_all;
   options.capture = !args.no_capture;
@@ -630,6 +633,7 @@ int sweep_command(const SweepArgs& args) {
   std::string hz_source;
   options.kernel = kernel_for(args.hz, hz_source);
   options.calibrate = !args.no_calibration;
+  options.kernel_trace = !args.no_kernel_trace;
   const auto cases = kah::sweep_cases({args.connections, args.seed, args.per_case});
   fmt::print("sweep: {} connections in {} cases (seed {}), HZ {} ({})\n", args.connections, cases.size(), args.seed,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
@@ -757,6 +761,8 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
   cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--no-calibration", run.no_calibration,
                     "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");
+  cmd->add_flag("--no-kernel-trace", run.no_kernel_trace,
+                "time probes and ends by captures and wake-ups only, not by the kernel's tracepoints");
   cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
   cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
   cmd->add_flag("--dry-run", run.dry_run,
@@ -870,6 +876,7 @@ CLI::App* add_sweep(CLI::App& app, SweepArgs& sweep) {
   cmd->add_option("--hz", sweep.hz, "assume this CONFIG_HZ instead of detecting it")
       ->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
+  cmd->add_flag("--no-kernel-trace", sweep.no_kernel_trace, "no kernel tracepoints: capture and wake-up timing only");
   cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
   cmd->add_option("--report", sweep.report, "write the margins page (where each end fell in its window) to DIR/index.html")
       ->type_name("DIR");

@@ -105,6 +105,7 @@ std::string describe_sweep(const SweepSummary& s, const RunResult& run) {
       run.hz ? std::to_string(*run.hz) : "unknown", calibration_text(run),
       s.misses, s.errors, s.median_width_ms, s.median_width_pct, s.max_width_ms, s.max_width_pct,
       fmt::join(s.position_deciles, " "));
+  out += fmt::format("  {}\n", kernel_trace_text(run));
   for (const auto& m : s.miss_messages) out += fmt::format("  miss: {}\n", m);
   return out;
 }
@@ -117,7 +118,8 @@ nlohmann::json sweep_json(const SweepSummary& s, const RunResult& run) {
           {"position_deciles", s.position_deciles}, {"miss_messages", s.miss_messages},
           {"calibrated", run.calibrated},     {"hz", run.hz ? nlohmann::json(*run.hz) : nlohmann::json(nullptr)},
           {"calibration", run.calibration},   {"calibration_note", run.calibration_note},
-          {"kernel", run.kernel},             {"wall_ms", run.wall_ms}};
+          {"kernel", run.kernel},             {"wall_ms", run.wall_ms},
+          {"kernel_trace", kernel_trace_text(run)}};
 }
 
 }  // namespace kah

@@ -439,4 +439,10 @@ model::JiffyCalibration JiffyClock::at(double monotonic_ms) const {
   return c;
 }
 
+std::optional<double> JiffyClock::boundary_ms(std::uint64_t jiffy) const {
+  if (jiffies_modulus_ != 0) return std::nullopt;
+  const std::int64_t n = static_cast<std::int64_t>(jiffy) - jiffies_base_;
+  return static_cast<double>(boundary_ns_ + n * tick_ns_) / 1e6;
+}
+
 }  // namespace kah

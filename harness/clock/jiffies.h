@@ -118,6 +118,10 @@ class JiffyClock {
 
   // Where a CLOCK_MONOTONIC instant (ms) falls on the jiffy grid.
   model::JiffyCalibration at(double monotonic_ms) const;
+  // The CLOCK_MONOTONIC instant (ms) at which jiffies reaches `jiffy` (the start of its
+  // tick, the middle of what the readings allow): the inverse of at(). Only when
+  // jiffies itself is known (jiffies_modulus() == 0); nullopt otherwise.
+  std::optional<double> boundary_ms(std::uint64_t jiffy) const;
 
   int hz() const { return hz_; }
   std::int64_t tick_ns() const { return tick_ns_; }

@@ -36,6 +36,11 @@ struct ProbeCheck {
   // "probe 2 late: expected within [3004.0, 3260.0] ms, seen at 3402.5 ms" (probes
   // numbered from 1, as people count them).
   std::string message;
+  // Which clock judged it: "capture" (the probe's capture stamp) or "kernel-trace" (the
+  // tick boundary of the wheel bucket the keepalive timer ran for: kernel_timing.h).
+  std::string timed_by = "capture";
+  std::optional<double> bucket_ms;        // kernel-trace: that boundary, from the origin
+  std::optional<double> softirq_late_ms;  // kernel-trace: the callback's start minus the boundary
 };
 
 // Checks the probes `observed.prober` sent at or after origin_ms (a capture time)

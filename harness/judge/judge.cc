@@ -135,17 +135,34 @@ void judge_connection(ConnectionResult& r) {
     return fail(fmt::format("expected {} {}, observed {}", expected_outcome,
                             evidence::window_text(r.expected.window), describe_observed(r.observed)));
   // The window is when the kernel acts. An end timed by the event loop's wake-up
-  // (no RST in the capture to time it by) is seen later than that by scheduling.
-  const double late_allowance = r.observed.timed_by == "wakeup" ? kWakeupAllowanceMs : 0.0;
+  // (no RST in the capture, no kernel trace to time it by) is seen later than that by
+  // scheduling. An end the kernel trace timed by its timer's bucket is the bucket's
+  // boundary, before any softirq lateness: the window's wake-up slack is not its to use
+  // (harness/evidence/kernel_timing.h), and the lateness is reported beside it.
+  const auto& kernel = r.observed.kernel_end;
+  const bool by_bucket = r.observed.timed_by == "kernel-trace" && kernel && kernel->bucket();
+  const double late_allowance = r.observed.timed_by == "wakeup" ? kWakeupAllowanceMs
+                                : by_bucket                      ? -r.model_input.kernel.wakeup_slack_ms
+                                                                 : 0.0;
+  const double latest = r.expected.window.latest_ms + late_allowance;
   const bool early = r.observed.at_ms < r.expected.window.earliest_ms;
-  const bool late = r.observed.at_ms > r.expected.window.latest_ms + late_allowance;
+  const bool late = r.observed.at_ms > latest;
   if (r.observed.outcome != ObservedOutcome::alive && (early || late)) {
-    return fail(fmt::format("{} {:.1f} ms too {}: expected {}{}, observed {}", expected_outcome,
+    std::string allowance;
+    if (late && late_allowance > 0)
+      allowance = fmt::format(" (+{:.0f} ms for the event loop's wake-up)", late_allowance);
+    if (late && by_bucket)
+      allowance = fmt::format(" (its bucket by {:.1f} ms, less the {:.0f} ms wake-up slack)", latest,
+                              r.model_input.kernel.wakeup_slack_ms);
+    std::string how;
+    if (by_bucket)
+      how = fmt::format(" (the kernel trace: the {}'s bucket, jiffy {}, starts then; its callback ran {:.2f} ms later)",
+                        kernel->event, *kernel->baseclk, kernel->softirq_late_ms.value_or(0));
+    return fail(fmt::format("{} {:.1f} ms too {}: expected {}{}, observed {}{}", expected_outcome,
                             early ? r.expected.window.earliest_ms - r.observed.at_ms
-                                  : r.observed.at_ms - r.expected.window.latest_ms,
-                            early ? "early" : "late", evidence::window_text(r.expected.window),
-                            late ? fmt::format(" (+{:.0f} ms for the event loop's wake-up)", late_allowance) : "",
-                            describe_observed(r.observed)));
+                                  : r.observed.at_ms - (by_bucket ? latest : r.expected.window.latest_ms),
+                            early ? "early" : "late", evidence::window_text(r.expected.window), allowance,
+                            describe_observed(r.observed), how));
   }
   const std::string expected_errno = r.expected.errno_name.value_or(r.expected.model_errno);
   const bool ended_in_error = r.observed.outcome == ObservedOutcome::timeout || r.observed.outcome == ObservedOutcome::reset;

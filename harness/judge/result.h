@@ -11,6 +11,7 @@
 
 #include "harness/case/case.h"
 #include "harness/evidence/classify.h"
+#include "harness/evidence/kernel_timing.h"
 #include "harness/evidence/timer_sample.h"
 #include "harness/evidence/probe_check.h"
 #include "harness/model/timing.h"
@@ -42,10 +43,14 @@ struct Observed {
   std::string errno_name;   // "ETIMEDOUT", "ECONNRESET", ... ("" when alive or eof)
   double at_ms = 0;         // from the last segment received before the fault; horizon when alive
   int probes = 0;           // keepalive probes the client sent after the fault
-  // Where at_ms comes from: "capture" (the kernel's stamp of the RST that ended the
-  // connection) or "wakeup" (when the event loop saw the error: late by scheduling).
+  // Where at_ms comes from: "kernel-trace" (the kernel's tracepoints: the bucket of
+  // the timer in whose callback the socket closed, or the state change itself; see
+  // kernel_end), "capture" (the kernel's stamp of the RST that ended the connection)
+  // or "wakeup" (when the event loop saw the error: late by scheduling).
   std::string timed_by = "wakeup";
   std::optional<double> woke_at_ms;  // when the event loop saw the end, for comparison
+  std::optional<double> captured_at_ms;  // the RST's capture stamp, when kernel-trace timed it
+  std::optional<evidence::KernelEnd> kernel_end;  // set with timed_by "kernel-trace"
 };
 
 // An observation as tests and tools write one down.
@@ -122,6 +127,9 @@ struct RunResult {
   // (or why not: --no-calibration, HZ unknown, nothing to read it from).
   std::string calibration = "none";
   std::string calibration_note;
+  // Kernel tracepoints (timer_expire_entry, inet_sock_set_state): on or why not, and
+  // what they timed.
+  evidence::KernelTraceStatus kernel_trace;
   // The signal that stopped the run ("SIGINT", "SIGTERM"); "" when it ran to the end.
   std::string interrupted_by;
   double wall_ms = 0;

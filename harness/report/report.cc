@@ -70,6 +70,9 @@ nlohmann::json probe_checks_json(const CaptureFindings& ev) {
   for (const auto& c : ev.probe_checks) {
     nlohmann::json j = {{"index", c.index}, {"verdict", evidence::to_string(c.verdict)}};
     if (c.seen_ms) j["seen_ms"] = round1(*c.seen_ms);
+    j["timed_by"] = c.seen_ms ? nlohmann::json(c.timed_by) : nlohmann::json(nullptr);
+    if (c.bucket_ms) j["bucket_ms"] = std::round(*c.bucket_ms * 1000) / 1000;
+    if (c.softirq_late_ms) j["softirq_late_ms"] = std::round(*c.softirq_late_ms * 1000) / 1000;
     if (c.expected) {
       j["earliest_ms"] = round1(c.expected->earliest_ms);
       j["latest_ms"] = number_or_null(round1(c.expected->latest_ms));
@@ -113,6 +116,17 @@ std::string calibration_text(const RunResult& run) {
   return run.calibration_note.empty() ? "not calibrated" : fmt::format("not calibrated: {}", run.calibration_note);
 }
 
+std::string kernel_trace_text(const RunResult& run) {
+  const auto& k = run.kernel_trace;
+  if (!k.on) return fmt::format("kernel trace off: {}", k.note.empty() ? "not requested" : k.note);
+  std::string out = fmt::format("kernel trace: {} probes and {} ends timed by the kernel; {} connections matched, {} "
+                                "ambiguous, {} not found; {} samples lost",
+                                k.probes_timed, k.ends_timed, k.matched, k.ambiguous, k.unmatched, k.lost);
+  if (k.offset_mismatches > 0) out += fmt::format("; {} timer-offset mismatches", k.offset_mismatches);
+  if (!k.note.empty()) out += fmt::format(" ({})", k.note);
+  return out;
+}
+
 std::string console_summary(const RunResult& run) {
   int passed = 0, failed = 0, errors = 0, interrupted = 0, connections = 0;
   for (const auto& c : run.cases) {
@@ -128,6 +142,7 @@ std::string console_summary(const RunResult& run) {
       connections, run.wall_ms / 1000.0, run.kernel, run.hz ? std::to_string(*run.hz) : std::string("unknown"),
       run.backend,
       calibration_text(run));
+  if (run.kernel_trace.on || !run.kernel_trace.note.empty()) out += kernel_trace_text(run) + "\n";
   if (!run.interrupted_by.empty())
     out += fmt::format("interrupted by {}: connections still open were alive so far (verdict interrupted)\n",
                        run.interrupted_by);
@@ -171,6 +186,14 @@ nlohmann::json connection_json(const ConnectionResult& r) {
   if (r.expected.survival) j["expected"]["survival"] = *r.expected.survival;
   if (!r.message.empty()) j["message"] = r.message;
   if (r.observed.woke_at_ms) j["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
+  if (r.observed.captured_at_ms) j["observed"]["captured_at_ms"] = round1(*r.observed.captured_at_ms);
+  if (const auto& k = r.observed.kernel_end) {
+    auto& jk = j["observed"]["kernel_trace"] = {{"event", k->event}, {"at_ms", std::round(k->at_ms * 1000) / 1000},
+                                                {"state", k->state == evidence::kTcpCloseWait ? "CLOSE_WAIT" : "CLOSE"}};
+    if (k->baseclk) jk["baseclk"] = *k->baseclk;
+    if (k->callback_ms) jk["callback_ms"] = std::round(*k->callback_ms * 1000) / 1000;
+    if (k->softirq_late_ms) jk["softirq_late_ms"] = std::round(*k->softirq_late_ms * 1000) / 1000;
+  }
   if (!r.evidence.timer_samples.empty()) {
     auto& samples = j["observed"]["kernel_timer"] = nlohmann::json::array();
     for (const auto& t : r.evidence.timer_samples)
@@ -193,6 +216,21 @@ nlohmann::json survival_json(const SurvivalResult& s) {
   if (s.stated) js["stated"] = *s.stated;
   if (!s.message.empty()) js["message"] = s.message;
   return js;
+}
+
+nlohmann::json kernel_trace_json(const evidence::KernelTraceStatus& k) {
+  const auto optional = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  return {{"on", k.on},
+          {"note", k.note.empty() ? nlohmann::json(nullptr) : nlohmann::json(k.note)},
+          {"lost", k.lost},
+          {"matched", k.matched},
+          {"ambiguous", k.ambiguous},
+          {"unmatched", k.unmatched},
+          {"offset_mismatches", k.offset_mismatches},
+          {"keepalive_timer_offset", optional(k.keepalive_timer_offset)},
+          {"retransmit_timer_offset", optional(k.retransmit_timer_offset)},
+          {"probes_timed", k.probes_timed},
+          {"ends_timed", k.ends_timed}};
 }
 
 nlohmann::json case_json(const CaseResult& c) {
@@ -223,6 +261,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"calibrated", run.calibrated},
           {"calibration", run.calibration},
           {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},
+          {"kernel_trace", kernel_trace_json(run.kernel_trace)},
           {"interrupted", run.interrupted_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.interrupted_by)},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};

@@ -18,6 +18,9 @@ std::string console_summary(const RunResult& run);
 // (timer_list)", "calibrated from timer-firings (evidence: jiffies exact or modulo 64)",
 // "not calibrated: why".
 std::string calibration_text(const RunResult& run);
+// "kernel trace: 12 probes and 4 ends timed by the kernel, 0 ambiguous, 0 lost" or
+// "kernel trace off: <why>".
+std::string kernel_trace_text(const RunResult& run);
 
 nlohmann::json result_json(const RunResult& run);
 

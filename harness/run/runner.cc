@@ -9,6 +9,7 @@
 #include <optional>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,7 @@
 #include "harness/run/endpoints.h"
 #include "harness/run/fault_actions.h"
 #include "harness/run/fault_landing.h"
+#include "harness/run/kernel_trace_loop.h"
 #include "harness/run/nft_rules.h"
 #include "harness/run/scheduler.h"
 #include "harness/run/server_app.h"
@@ -525,6 +527,44 @@ std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::ve
   return results;
 }
 
+// The client socket of a connection, as the kernel's trace may show it: connect() ran
+// in this process between the two readings around it.
+std::optional<evidence::TracedSocketKey> traced_key(const Tested& t, const Topology& topology) {
+  evidence::TracedSocketKey k;
+  const Family f = t.spec->family;
+  k.family = f;
+  k.client_address = topology.address(Host::client, f);
+  k.server_address = topology.address(Host::server, f);
+  k.server_port = kServerPort;
+  k.pid = static_cast<std::uint32_t>(::getpid());
+  if (t.link.client_port != 0) {
+    k.client_port = t.link.client_port;
+    k.connect_from_ms = t.link.connect_started_ms;
+    k.connect_to_ms = t.link.established_ms;
+  } else if (t.sent.at_ms && t.sent.by_ms) {
+    k.connect_from_ms = *t.sent.at_ms;
+    k.connect_to_ms = *t.sent.by_ms;
+  } else {
+    return std::nullopt;
+  }
+  return k;
+}
+
+// Re-times probes and ends by the kernel's own events, where the trace runs.
+void attach_kernel_timing(std::vector<ConnectionResult>& results, const std::vector<Tested>& tested,
+                          const Topology& topology, KernelTraceLoop* trace, const JiffyClock* clock) {
+  if (trace == nullptr || !trace->on()) return;
+  std::vector<KernelTraceLoop::Connection> connections;
+  double from = std::numeric_limits<double>::infinity();
+  for (std::size_t i = 0; i < tested.size(); ++i) {
+    auto key = traced_key(tested[i], topology);
+    if (key) from = std::min(from, key->connect_from_ms);
+    connections.push_back({&results[i], std::move(key), tested[i].origin_ms});
+  }
+  if (from == std::numeric_limits<double>::infinity()) return;
+  trace->attach(connections, clock, from - 1);
+}
+
 // ---- judge -----------------------------------------------------------------------
 
 void judge(CaseResult& result, const Case& c, const Topology& topology, const std::vector<Tested>& tested,
@@ -567,7 +607,7 @@ void announce(const Case& c, const std::vector<Tested>& tested, RunListener* lis
 
 // Every phase of one case; throws when the case cannot run.
 void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::CaptureLoop& captures,
-                const RunOptions& options, const JiffyClock* clock) {
+                const RunOptions& options, const JiffyClock* clock, KernelTraceLoop* trace) {
   CaseWorld world;
   build(c, captures, options.capture, world);
   std::unique_lock setup(setup_gate());
@@ -634,6 +674,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
     t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts);
   }
   result.connections = collect(c, world, tested, *ends, std::move(waited), fault_at, seen);
+  attach_kernel_timing(result.connections, tested, *world.topology, trace, clock);
   result.counters = middlebox_counters(c, *world.topology);
   judge(result, c, *world.topology, tested, landing, seen, options);
   if (options.keep) world.topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
@@ -642,14 +683,14 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
 }  // namespace
 
 CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
-                    const JiffyClock* clock) {
+                    const JiffyClock* clock, KernelTraceLoop* trace) {
   CaseResult result;
   result.name = c.name;
   result.description = c.description.empty() ? c.name : c.description;
   result.file = c.file.string();
   const double started = monotonic_ms();
   try {
-    run_phases(c, result, watcher, captures, options, clock);
+    run_phases(c, result, watcher, captures, options, clock, trace);
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;
     result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());
@@ -679,6 +720,11 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   if (!clock && run.calibration_note.empty())
     run.calibration_note = why_not_calibrated(options.calibrate, options.kernel.hz, in_user_namespace());
 
+  // Before any case connects: the trace must see every socket's SYN_SENT.
+  std::optional<KernelTraceLoop> trace;
+  if (options.kernel_trace) trace.emplace();
+  else run.kernel_trace.note = "--no-kernel-trace";
+
   Watcher watcher;
   evidence::CaptureLoop captures;
   std::mutex report_mutex;
@@ -697,7 +743,8 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
           std::lock_guard lock(report_mutex);
           options.listener->case_started(cases[i]);
         }
-        run.cases[i] = run_case(cases[i], watcher, captures, options, clock ? &*clock : nullptr);
+        run.cases[i] = run_case(cases[i], watcher, captures, options, clock ? &*clock : nullptr,
+                                trace ? &*trace : nullptr);
         if (options.listener != nullptr) {
           std::lock_guard lock(report_mutex);
           options.listener->case_done(run.cases[i]);
@@ -706,6 +753,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
     });
   }
   for (auto& t : workers) t.join();
+  if (trace) run.kernel_trace = trace->status();
   run.wall_ms = monotonic_ms() - started;
   return run;
 }

@@ -41,6 +41,10 @@ struct RunOptions {
   // Relate jiffies to CLOCK_MONOTONIC (root reads /proc/timer_list) so each timer's
   // tick is known and windows shrink to about one tick. Needs a known HZ.
   bool calibrate = true;
+  // Time probes and ends by the kernel's tracepoints (timer_expire_entry: the wheel
+  // bucket a timer ran for; inet_sock_set_state: when a socket closed), where the
+  // machine allows perf_event_open; else, and with false, by captures and wake-ups.
+  bool kernel_trace = true;
   bool keep = false;            // pin the namespaces under keep_prefix for inspection
   // Where to write each connection's pcaps (both ends); empty: nowhere. Written for
   // every connection that did not pass, and for all with pcap_all.
@@ -57,12 +61,14 @@ struct RunOptions {
 };
 
 class JiffyClock;
+class KernelTraceLoop;
 namespace evidence {
 class CaptureLoop;
 }
-// `clock`: the jiffies calibration, when there is one.
+// `clock`: the jiffies calibration, when there is one; `trace`: the kernel's
+// tracepoints, when they run (kernel_trace_loop.h).
 CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& captures, const RunOptions& options,
-                    const JiffyClock* clock);
+                    const JiffyClock* clock, KernelTraceLoop* trace = nullptr);
 RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options);
 
 }  // namespace kah

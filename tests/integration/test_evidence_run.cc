@@ -37,6 +37,7 @@ TEST_CASE("captures of a real run are classified, written, and a shifted probe w
   options.kernel.hz = detect_hz().hz;
   options.pcap_dir = dir;
   options.pcap_all = true;
+  options.kernel_trace = false;  // the capture's own timing: test_kernel_trace_run.cc has the trace's
   const auto run = run_cases({parse_case(kBlackhole, "evidence-blackhole.toml")}, options);
   REQUIRE(run.cases.size() == 1);
   REQUIRE(run.cases[0].connections.size() == 2);
