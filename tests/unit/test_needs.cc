@@ -51,7 +51,7 @@ TEST_CASE("needs come from the topology, the sysctls, the fault's row and the fa
   CHECK(case_needs(v4only).empty());
 }
 
-TEST_CASE("netns and userns offer everything; local skips what needs namespaces, sysctls or a link", "[needs]") {
+TEST_CASE("netns and userns offer everything, local skips what needs namespaces, sysctls or a link", "[needs]") {
   for (const char* file : {"nat-idle-eviction.toml", "peer-unreachable.toml", "sysctl-only.toml", "peer-reboot.toml"}) {
     CHECK_FALSE(skip_reason(load(file), Backend::netns, offers_of(Backend::netns)));
     CHECK_FALSE(skip_reason(load(file), Backend::userns, offers_of(Backend::userns)));
