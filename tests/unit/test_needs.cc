@@ -70,7 +70,7 @@ TEST_CASE("netns and userns offer everything, local skips what needs namespaces,
   Offers no_v6 = local;
   no_v6.lacks[Need::ipv6] = "finds no ::1 on lo here";
   CHECK(skip_reason(load("peer-reboot.toml"), Backend::local, no_v6) ==
-        "needs IPv6 (IPv6 connection 'client'); backend local finds no ::1 on lo here");
+        "needs IPv6 (IPv6 connection 'client-v6'); backend local finds no ::1 on lo here");
 }
 
 TEST_CASE("the local topology's rules match the case's own ports in a table of its own", "[needs][local]") {
