@@ -160,11 +160,21 @@ unsigned long Namespace::inode() const {
   return st.st_ino;
 }
 
+bool Namespace::is_callers() const {
+  struct stat here {};
+  struct stat ours {};
+  return ::stat(kThreadNetns, &here) == 0 && ::fstat(fd_.get(), &ours) == 0 && here.st_ino == ours.st_ino &&
+         here.st_dev == ours.st_dev;
+}
+
 void Namespace::run_void(const std::function<void()>& body, std::exception_ptr& error) const {
   const int fd = fd_.get();
+  // setns() needs CAP_SYS_ADMIN even into the namespace the thread is already in (the
+  // local backend has only CAP_NET_ADMIN): a new thread is born there anyway.
+  const bool enter = !is_callers();
   std::thread([&] {
     try {
-      if (::setns(fd, CLONE_NEWNET) != 0) {
+      if (enter && ::setns(fd, CLONE_NEWNET) != 0) {
         const int err = errno;
         throw_errno(err, fmt::format("cannot enter network namespace {}", label_));
       }

@@ -47,7 +47,8 @@ class Namespace {
   unsigned long inode() const;
 
   // Runs f() on a thread inside this namespace and returns its result; an
-  // exception thrown by f is rethrown here.
+  // exception thrown by f is rethrown here. When the calling thread is already in
+  // it (Namespace::current(), the local backend) the thread does not enter it again.
   template <class F>
   auto run(F&& f) const -> std::invoke_result_t<F&> {
     using R = std::invoke_result_t<F&>;
@@ -83,6 +84,8 @@ class Namespace {
   Namespace(UniqueFd fd, std::string label) : fd_(std::move(fd)), label_(std::move(label)) {}
   // Runs body on a new thread that has setns()ed into this namespace; captures exceptions.
   void run_void(const std::function<void()>& body, std::exception_ptr& error) const;
+  // The calling thread is in this namespace.
+  bool is_callers() const;
   // Unmounts and unlinks the pin, if any; failures are reported on stderr, never thrown.
   void unpin() noexcept;
 

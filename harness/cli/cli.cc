@@ -7,6 +7,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
@@ -74,6 +75,8 @@ struct RunArgs {
   bool no_capture = false;
   bool dry_run = false;
   bool force = false;
+  bool in_place = false;
+  bool fail_on_skip = false;
   double max_duration_s = 600;
 };
 
@@ -138,6 +141,7 @@ class LiveLine : public kah::RunListener {
 
 struct SweepArgs {
   std::string backend = "auto";
+  bool in_place = false;
   int connections = 500;
   int per_case = 25;
   std::uint64_t seed = 1;
@@ -213,8 +217,8 @@ struct ValidateArgs {
 // anything is built (libnftables would exit() without CAP_NET_ADMIN) and before any
 // thread starts (entering a user namespace needs a single-threaded process). Says
 // why each backend cannot run when none can.
-std::optional<kah::Backend> enter_backend(const std::string& requested, const char* what) {
-  const auto choice = kah::choose_backend(kah::backend_from_string(requested));
+std::optional<kah::Backend> enter_backend(const std::string& requested, bool in_place, const char* what) {
+  const auto choice = kah::choose_backend(kah::backend_from_string(requested), in_place);
   if (!choice.backend) {
     fmt::print(stderr, "kaharness: this environment cannot run {} with backend {}:\n", what, requested);
     for (const auto& [backend, why] : choice.refused) fmt::print(stderr, "  {:<7} {}\n", kah::to_string(backend), why);
@@ -222,6 +226,25 @@ std::optional<kah::Backend> enter_backend(const std::string& requested, const ch
   }
   kah::use_backend(*choice.backend);
   return choice.backend;
+}
+
+// "backends here: netns 27/27, userns 27/27, local 12/27 (using netns)": how many of
+// `cases` each backend can run on this machine, before anything is built.
+std::string backends_here(const std::vector<kah::Case>& cases, const std::optional<kah::Backend>& chosen,
+                          bool in_place) {
+  std::string text;
+  for (kah::Backend b : {kah::Backend::netns, kah::Backend::userns, kah::Backend::local}) {
+    std::string figure = "cannot run here";
+    if (!kah::refusal(b, in_place)) {
+      const auto offers = kah::offers_of(b);
+      const auto runnable = std::count_if(cases.begin(), cases.end(),
+                                          [&](const kah::Case& c) { return !kah::skip_reason(c, b, offers); });
+      figure = fmt::format("{}/{}", runnable, cases.size());
+    }
+    text += fmt::format("{}{} {}", text.empty() ? "" : ", ", kah::to_string(b), figure);
+  }
+  return fmt::format("backends here: {} ({})\n", text,
+                     chosen ? "using " + kah::to_string(*chosen) : std::string("none can run them"));
 }
 
 // "K/N" with 1 <= K <= N.
@@ -369,7 +392,7 @@ int run_empty_shard(const RunArgs& args, const std::string& shard_line) {
 
 kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Kernel& kernel, kah::Backend backend) {
   kah::RunOptions options;
-  options.backend = kah::to_string(backend);
+  options.backend = backend;
   options.jobs = jobs;
   options.kernel = kernel;
   options.keep = args.keep;
@@ -416,19 +439,25 @@ int run_command(const RunArgs& args, bool verbose) {
   }
   if (args.dry_run) {
     // The backend a run would take here, found without entering it.
-    const auto choice = kah::choose_backend(kah::backend_from_string(args.backend));
-    for (auto& f : *forecasts) f.backend = choice.backend ? kah::to_string(*choice.backend) : "none here";
+    const auto choice = kah::choose_backend(kah::backend_from_string(args.backend), args.in_place);
+    fmt::print("{}", backends_here(cases, choice.backend, args.in_place));
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      auto& f = (*forecasts)[i];
+      f.backend = choice.backend ? kah::to_string(*choice.backend) : "none here";
+      if (choice.backend) f.skip = kah::skip_reason(cases[i], *choice.backend, kah::offers_of(*choice.backend)).value_or("");
+    }
     return dry_run(cases, *forecasts, args, limits, hz_source, *shard_line);
   }
-  const auto backend = enter_backend(args.backend, "cases");
+  const auto backend = enter_backend(args.backend, args.in_place, "cases");
   if (!backend) return kExitEnvironment;
+  fmt::print("{}", backends_here(cases, backend, args.in_place));
 
   auto options = run_options(args, jobs, limits.kernel, *backend);
   LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
   options.listener = &live;
   fmt::print("{}running {} case{} ({} at a time{}), backend {}, HZ {} ({})\n", *shard_line, cases.size(), cases.size() == 1 ? "" : "s",
              jobs > 0 ? std::to_string(jobs) : "all",
-             args.jobs == 0 && jobs > 0 ? ": what the file-descriptor limit allows" : "", options.backend,
+             args.jobs == 0 && jobs > 0 ? ": what the file-descriptor limit allows" : "", kah::to_string(options.backend),
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
   std::fflush(stdout);
 
@@ -446,7 +475,8 @@ int run_command(const RunArgs& args, bool verbose) {
     fmt::print("namespaces kept under /run/netns/{}*; inspect with `ip netns exec NAME ...`, remove with `kaharness gc`\n",
                options.keep_prefix);
   std::fflush(stdout);
-  return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0, kah::exit_code(run), written);
+  return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0,
+                              kah::exit_code(run, args.fail_on_skip), written);
 }
 
 // The tuning `predict` reads: --sysctl-file FILEs in order, then the --sysctl
@@ -626,10 +656,10 @@ int validate_command(const ValidateArgs& args, bool verbose) {
 }
 
 int sweep_command(const SweepArgs& args) {
-  const auto backend = enter_backend(args.backend, "the sweep");
+  const auto backend = enter_backend(args.backend, args.in_place, "the sweep");
   if (!backend) return kExitEnvironment;
   kah::RunOptions options;
-  options.backend = kah::to_string(*backend);
+  options.backend = *backend;
   std::string hz_source;
   options.kernel = kernel_for(args.hz, hz_source);
   options.calibrate = !args.no_calibration;
@@ -685,9 +715,9 @@ int analyze_command(const AnalyzeArgs& args) {
   }
 }
 
-int check_env_command(const std::string& requested) {
+int check_env_command(const std::string& requested, bool in_place) {
   // Which backend a run would use, and why the others cannot run here.
-  const auto choice = kah::choose_backend(kah::backend_from_string(requested));
+  const auto choice = kah::choose_backend(kah::backend_from_string(requested), in_place);
   for (const auto& [backend, why] : choice.refused) fmt::print("no    backend {:<26} {}\n", kah::to_string(backend), why);
   if (!choice.backend) {
     fmt::print("\nkaharness cannot run cases here with backend {}: see the lines above.\n", requested);
@@ -696,7 +726,7 @@ int check_env_command(const std::string& requested) {
   fmt::print("ok    backend {:<26} {}\n", kah::to_string(*choice.backend),
              requested == "auto" ? "the first that works here (auto)" : "as asked");
   kah::use_backend(*choice.backend);
-  const auto checks = kah::check_environment();
+  const auto checks = kah::check_environment(*choice.backend);
   fmt::print("{}", kah::describe(checks));
   if (!kah::all_required_ok(checks)) {
     fmt::print("\nkaharness cannot run cases here: see the lines marked MISS.\n");
@@ -718,12 +748,17 @@ int gc_command() {
 
 namespace {
 
-// --backend for the subcommands that build namespaces.
-void add_backend_option(CLI::App* cmd, std::string& backend) {
+// --backend and --in-place for the subcommands that build namespaces.
+void add_backend_option(CLI::App* cmd, std::string& backend, bool& in_place) {
   cmd->add_option("--backend", backend,
                   "how to get network namespaces: auto (default: the first that works here), netns (root, or "
-                  "CAP_SYS_ADMIN + CAP_NET_ADMIN), userns (no privileges: a user namespace first), local (not yet)")
+                  "CAP_SYS_ADMIN + CAP_NET_ADMIN), userns (no privileges: a user namespace first), local (only "
+                  "CAP_NET_ADMIN + CAP_NET_RAW, as in a CI container: both ends on this namespace's lo, faults in nft "
+                  "tables of its own; cases that need namespaces, sysctls or a link are skipped, saying why)")
       ->check(CLI::IsMember({"auto", "netns", "userns", "local"}));
+  cmd->add_flag("--in-place", in_place,
+                "let the local backend run in the host's initial network namespace (it refuses it otherwise: it "
+                "changes nothing there but its own nft tables, yet shares lo with every program of the host)");
 }
 
 CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
@@ -735,7 +770,10 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
       "descriptors than RLIMIT_NOFILE allows, longer than --max-duration: exit 2, file:line:col: error: ...).\n"
       "SIGINT/SIGTERM stop the run within a second: open connections get verdict 'interrupted', outputs and the\n"
       "summary are written with what was observed, exit 130/143. If an output cannot be written at the end, a\n"
-      "failed case still exits 1 (the write error is printed); with every case passed it exits 2.");
+      "failed case still exits 1 (the write error is printed); with every case passed it exits 2.\n"
+      "A case the backend cannot run (backend local: routed topologies, [sysctl.*], link-down; IPv6 without ::1\n"
+      "on lo) is skipped, saying what it needs and what the backend lacks; skips are no failure (exit 0 when all\n"
+      "that ran passed) unless --fail-on-skip. The line 'backends here' says how many cases each backend can run.");
   cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
   cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
       ->type_name("FILE");
@@ -765,6 +803,8 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
                 "time probes and ends by captures and wake-ups only, not by the kernel's tracepoints");
   cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
   cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
+  cmd->add_flag("--fail-on-skip", run.fail_on_skip,
+                "exit 1 when a case was skipped (the backend lacks what it needs); by default skips are not failures");
   cmd->add_flag("--dry-run", run.dry_run,
                     "load and check every case (model, file descriptors, --max-duration), print each case's "
                     "backend, predicted duration and windows, build nothing (exit 0 or 2)");
@@ -932,7 +972,7 @@ int kah::cli_main(int argc, const char* const* argv) {
 
   RunArgs run;
   auto* run_cmd = add_run(app, run, verbose);
-  add_backend_option(run_cmd, run.backend);
+  add_backend_option(run_cmd, run.backend, run.in_place);
   PredictArgs predict;
   auto* predict_cmd = add_predict(app, predict);
   ValidateArgs validate;
@@ -940,7 +980,7 @@ int kah::cli_main(int argc, const char* const* argv) {
   add_backend_option(validate_cmd, validate.backend);
   SweepArgs sweep;
   auto* sweep_cmd = add_sweep(app, sweep);
-  add_backend_option(sweep_cmd, sweep.backend);
+  add_backend_option(sweep_cmd, sweep.backend, sweep.in_place);
 
   std::vector<std::string> margins_files;
   std::string margins_html;
@@ -955,7 +995,8 @@ int kah::cli_main(int argc, const char* const* argv) {
   auto* gc_cmd = app.add_subcommand("gc", "remove namespaces kept by `run --keep` (namespace bind mounts named kaharness-*, nothing else)");
 
   std::string env_backend = "auto";
-  add_backend_option(env_cmd, env_backend);
+  bool env_in_place = false;
+  add_backend_option(env_cmd, env_backend, env_in_place);
 
   try {
     app.parse(argc, argv);
@@ -973,7 +1014,7 @@ int kah::cli_main(int argc, const char* const* argv) {
     if (*analyze_cmd) return analyze_command(analyze);
     if (*sweep_cmd) return sweep_command(sweep);
     if (*margins_cmd) return kah::margins_command(margins_files, margins_html);
-    if (*env_cmd) return check_env_command(env_backend);
+    if (*env_cmd) return check_env_command(env_backend, env_in_place);
     if (*gc_cmd) return gc_command();
   } catch (const CLI::ValidationError& e) {
     fmt::print(stderr, "kaharness: {}\n", e.what());

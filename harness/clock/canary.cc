@@ -309,7 +309,7 @@ void collect_firings(const Canary& canary, int hz, int long_idle_s, std::map<std
 
 }  // namespace
 
-CanaryResult watch_keepalive_firings(int hz) {
+CanaryResult watch_keepalive_firings(int hz, CanaryPlace place) {
   CanaryResult out;
   if (hz <= 0) {
     out.error = "HZ unknown";
@@ -320,13 +320,19 @@ CanaryResult watch_keepalive_firings(int hz) {
     // for jiffies modulo 64; half the connections use 1 s, for more (finer) firings.
     const int long_idle_s = (504 + hz - 1) / hz;
 
-    const auto ns = netns::Namespace::create("clock-canary");
+    const auto ns = place == CanaryPlace::here ? netns::Namespace::current("clock-canary on this namespace's lo")
+                                               : netns::Namespace::create("clock-canary");
     const Canary canary = open_canary(ns);
     std::map<std::uint16_t, Watched> watched;
     std::vector<UniqueFd> sockets;
     connect_watched(ns, canary, hz, long_idle_s, watched, sockets);
     collect_firings(canary, hz, long_idle_s, watched, out);
     if (out.firings.empty()) out.error = "no keepalive probe was seen leaving the canary";
+    if (place == CanaryPlace::here) {
+      if (!out.firings.empty())
+        out.error = "no jiffies stamp: the canary shares this namespace's lo and adds no address to it";
+      return out;
+    }
     try {
       out.stamp = address_stamp(ns);
     } catch (const std::exception& e) {
@@ -339,7 +345,7 @@ CanaryResult watch_keepalive_firings(int hz) {
   return out;
 }
 
-CalibrationChoice calibrate_jiffies(int hz) {
+CalibrationChoice calibrate_jiffies(int hz, CanaryPlace place) {
   CalibrationChoice choice;
   const bool readable = !read_jiffy_samples(1, std::chrono::microseconds(0)).empty();
   if (readable) {
@@ -354,7 +360,7 @@ CalibrationChoice calibrate_jiffies(int hz) {
   }
   const std::string why = readable ? "/proc/timer_list readings did not fit one clock"
                                    : "/proc/timer_list cannot be read (not root, or masked)";
-  const auto canary = watch_keepalive_firings(hz);
+  const auto canary = watch_keepalive_firings(hz, place);
   choice.clock = JiffyClock::from_timer_firings(hz, canary.firings);
   if (choice.clock) {
     if (canary.stamp)

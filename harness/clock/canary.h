@@ -39,8 +39,13 @@ struct CanaryResult {
   std::string error;  // why there are none, for people
 };
 
+// Where the canary's connections live: a namespace of its own (where it may add the
+// address whose stamp gives jiffies), or the process's own namespace (the local
+// backend: loopback, nothing added, so jiffies are known modulo 64 only).
+enum class CanaryPlace { own_namespace, here };
+
 // Opens the canary, waits for its timers to fire, returns the firings seen.
-CanaryResult watch_keepalive_firings(int hz);
+CanaryResult watch_keepalive_firings(int hz, CanaryPlace place = CanaryPlace::own_namespace);
 
 // The run's jiffies calibration: /proc/timer_list when it can be read and fits (about
 // 0.3 s), else the canary's timer firings (a few seconds), else none. `note` says why
@@ -49,6 +54,6 @@ struct CalibrationChoice {
   std::optional<JiffyClock> clock;
   std::string note;
 };
-CalibrationChoice calibrate_jiffies(int hz);
+CalibrationChoice calibrate_jiffies(int hz, CanaryPlace place = CanaryPlace::own_namespace);
 
 }  // namespace kah

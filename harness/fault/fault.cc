@@ -13,41 +13,48 @@ using model::PeerBehaviour;
 
 // ---- Rule text ---------------------------------------------------------------
 
+// A match expression followed by a space, or "" for none.
+std::string with_space(const std::string& match) { return match.empty() ? match : match + " "; }
+
 constexpr const char* kNeighbourDiscovery =
     "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
 
-std::string drop_chain(const char* chain, const char* hook) {
+// `match`: what the chain drops ("" everything); neighbour discovery always passes.
+std::string drop_chain(const char* chain, const char* hook, const std::string& match) {
   return fmt::format(
       "  chain {0} {{\n"
       "    type filter hook {1} priority filter; policy accept;\n"
       "    {2}\n"
-      "    counter name \"dropped_{0}\" drop\n"
+      "    {3}counter name \"dropped_{0}\" drop\n"
       "  }}\n",
-      chain, hook, kNeighbourDiscovery);
+      chain, hook, kNeighbourDiscovery, with_space(match));
 }
 
 // A firewall at the server that drops what comes in, goes out, or both. Neighbour
 // discovery stays allowed so IPv6 behaves like IPv4 (ARP is not in the inet family):
 // the peer is gone at the IP layer, the link itself stays up.
-std::string server_drops(bool drop_input, bool drop_output) {
-  std::string text = fmt::format("table {} {{\n", kFaultTable);
-  if (drop_input) text += "  counter dropped_input { }\n" + drop_chain("input", "input");
-  if (drop_output) text += "  counter dropped_output { }\n" + drop_chain("output", "output");
+// On a shared namespace (scope.to_server / from_server) the input chain drops only the
+// case's segments towards its server, the output chain only its server's replies: a
+// dead server drops what arrives on input, after the capture on loopback saw it leave.
+std::string server_drops(const RuleScope& scope, bool drop_input, bool drop_output) {
+  std::string text = table_header(scope.table, scope.owned);
+  if (drop_input) text += "  counter dropped_input { }\n" + drop_chain("input", "input", scope.to_server);
+  if (drop_output) text += "  counter dropped_output { }\n" + drop_chain("output", "output", scope.from_server);
   return text + "}\n";
 }
 
 // One rule on the router's forward hook, ahead of the router's own firewall (so it
 // decides first), counting what it hits in "hit".
-std::string router_rule(const std::string& rule) {
+std::string router_rule(const RuleScope& scope, const std::string& rule) {
   return fmt::format(
-      "table {} {{\n"
+      "{}"
       "  counter hit {{ }}\n"
       "  chain forward {{\n"
       "    type filter hook forward priority filter - 10; policy accept;\n"
       "    {}\n"
       "  }}\n"
       "}}\n",
-      kFaultTable, rule);
+      table_header(scope.table, scope.owned), rule);
 }
 
 // ---- How kinds are applied ---------------------------------------------------------
@@ -63,46 +70,46 @@ constexpr std::size_t kKinds = static_cast<std::size_t>(FaultKind::peer_firewall
 // clang-format off
 constexpr std::array<FaultKindInfo, kKinds> kTable{{
   {FaultKind::none, "none", "", "nothing happens: a healthy peer",
-   Host::server, false, false, false, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
    nullptr, nothing},
   {FaultKind::blackhole, "blackhole", "", "the server's firewall drops everything, both ways",
-   Host::server, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
-   [](const Fault&, std::string_view) { return server_drops(true, true); }, server_rules},
+   Host::server, false, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
+   [](const Fault&, const RuleScope& s) { return server_drops(s, true, true); }, server_rules},
   {FaultKind::drop_to_client, "drop-to-client", "", "the server's replies (the probes' ACKs) are lost",
-   Host::server, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
-   [](const Fault&, std::string_view) { return server_drops(false, true); }, server_rules},
+   Host::server, false, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
+   [](const Fault&, const RuleScope& s) { return server_drops(s, false, true); }, server_rules},
   {FaultKind::drop_to_server, "drop-to-server", "", "the client's segments (the probes) are lost",
-   Host::server, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
-   [](const Fault&, std::string_view) { return server_drops(true, false); }, server_rules},
+   Host::server, false, false, false, false, false, false, true, PeerBehaviour::silent, PathModel::fixed, "",
+   [](const Fault&, const RuleScope& s) { return server_drops(s, true, false); }, server_rules},
   {FaultKind::link_down, "link-down", "", "the server's end of the link is unplugged",
-   Host::server, false, false, false, false, true, true, PeerBehaviour::silent, PathModel::fixed, "",
+   Host::server, false, false, false, true, false, true, true, PeerBehaviour::silent, PathModel::fixed, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.set_link_up(Host::server, false); }},
   {FaultKind::peer_reboot, "peer-reboot", "reboot", "the server loses every connection silently (a reboot)",
-   Host::server, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed, "",
+   Host::server, false, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.close_server_sockets_silently(); }},
   {FaultKind::peer_freeze, "peer-freeze", "", "the server's application hangs (SIGSTOP); its kernel still answers",
-   Host::server, false, false, true, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
+   Host::server, false, false, true, false, false, false, false, PeerBehaviour::answers, PathModel::fixed, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.freeze_peer_process(); }},
   {FaultKind::conntrack_expire, "conntrack-expire", "", "the router forgets the flow now (a NAT or firewall)",
-   Host::router, true, true, false, false, false, true, PeerBehaviour::silent, PathModel::flow_forgotten, "",
+   Host::router, true, true, false, false, false, false, true, PeerBehaviour::silent, PathModel::flow_forgotten, "",
    nullptr, [](const Fault&, const std::string&, FaultActions& a) { a.forget_flows_on_router(); }},
   {FaultKind::conntrack_timeout, "conntrack-timeout", "", "the router's own established timeout may forget the flow",
-   Host::router, true, true, false, false, false, false, PeerBehaviour::answers, PathModel::flow_times_out, "",
+   Host::router, true, true, false, false, false, false, false, PeerBehaviour::answers, PathModel::flow_times_out, "",
    nullptr, nothing},
   {FaultKind::reject_rst, "reject-rst", "", "the router answers the client's segments with a TCP reset",
-   Host::router, true, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed,
+   Host::router, true, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed,
    "reject-rst: the router answers the client's next segment with a TCP reset carrying its rcv_nxt",
-   [](const Fault&, std::string_view client_if) {
-     return router_rule(fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with tcp reset", client_if));
+   [](const Fault&, const RuleScope& s) {
+     return router_rule(s, fmt::format("iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with tcp reset", s.router_client_if));
    },
    router_rules},
   {FaultKind::reject_icmp, "reject-icmp", "", "the router answers the client's segments with ICMP host unreachable",
-   Host::router, true, false, false, false, false, true, PeerBehaviour::unreachable, PathModel::icmp_errors,
+   Host::router, true, false, false, false, false, false, true, PeerBehaviour::unreachable, PathModel::icmp_errors,
    "reject-icmp: the router answers each of the client's segments with ICMP host unreachable",
    // icmpx: ICMP host-unreachable for IPv4, ICMPv6 address-unreachable for IPv6.
-   [](const Fault&, std::string_view client_if) {
-     return router_rule(fmt::format(
-         "iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable", client_if));
+   [](const Fault&, const RuleScope& s) {
+     return router_rule(s, fmt::format(
+         "iifname \"{}\" meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable", s.router_client_if));
    },
    [](const Fault&, const std::string& rules, FaultActions& a) {
      // Every rejected segment gets its ICMP error: with the kernel's default rate
@@ -113,27 +120,27 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
      a.nft(Host::router, rules);
    }},
   {FaultKind::loss, "loss", "", "the router drops packets at random, both ways (`probability`)",
-   Host::router, true, false, false, true, false, true, PeerBehaviour::silent, PathModel::random_loss, "",
+   Host::router, true, false, false, false, true, false, true, PeerBehaviour::silent, PathModel::random_loss, "",
    // Each packet on its own draw: a probe round trip then survives with (1 - p)^2.
-   [](const Fault& f, std::string_view) {
-     return router_rule(fmt::format("meta l4proto tcp numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
+   [](const Fault& f, const RuleScope& s) {
+     return router_rule(s, fmt::format("meta l4proto tcp numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
                                     loss_threshold(f.probability.value_or(0))));
    },
    router_rules},
   {FaultKind::peer_firewall_rst, "peer-firewall-rst", "", "the server's own firewall answers the client's segments with a TCP reset",
-   Host::server, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed,
+   Host::server, false, false, false, false, false, false, true, PeerBehaviour::rebooted, PathModel::fixed,
    "peer-firewall-rst: the server's firewall answers the client's next segment with a TCP reset built from it, "
    "which carries the client's rcv_nxt",
-   [](const Fault&, std::string_view) {
+   [](const Fault&, const RuleScope& s) {
      return fmt::format(
-         "table {} {{\n"
+         "{}"
          "  counter hit {{ }}\n"
          "  chain input {{\n"
          "    type filter hook input priority filter; policy accept;\n"
-         "    meta l4proto tcp counter name \"hit\" reject with tcp reset\n"
+         "    {}meta l4proto tcp counter name \"hit\" reject with tcp reset\n"
          "  }}\n"
          "}}\n",
-         kFaultTable);
+         table_header(s.table, s.owned), with_space(s.to_server));
    },
    server_rules},
 }};
@@ -174,13 +181,31 @@ std::optional<FaultKind> fault_kind_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-std::string fault_rules(const Fault& fault, std::string_view router_client_if) {
+std::string table_header(const std::string& family_and_table, bool owned) {
+  return fmt::format("table {} {{\n{}", family_and_table, owned ? "  flags owner;\n" : "");
+}
+
+RuleScope own_namespace_scope(std::string_view router_client_if) {
+  RuleScope scope;
+  scope.router_client_if = std::string(router_client_if);
+  return scope;
+}
+
+std::string fault_rules(const Fault& fault, const RuleScope& scope) {
   const auto& row = fault_info(fault.kind);
-  return row.rules == nullptr ? std::string() : row.rules(fault, router_client_if);
+  return row.rules == nullptr ? std::string() : row.rules(fault, scope);
+}
+
+std::string fault_rules(const Fault& fault, std::string_view router_client_if) {
+  return fault_rules(fault, own_namespace_scope(router_client_if));
+}
+
+void apply_fault(const Fault& fault, const RuleScope& scope, FaultActions& actions) {
+  fault_info(fault.kind).apply(fault, fault_rules(fault, scope), actions);
 }
 
 void apply_fault(const Fault& fault, std::string_view router_client_if, FaultActions& actions) {
-  fault_info(fault.kind).apply(fault, fault_rules(fault, router_client_if), actions);
+  apply_fault(fault, own_namespace_scope(router_client_if), actions);
 }
 
 std::uint32_t loss_threshold(double probability) {

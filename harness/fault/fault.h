@@ -70,6 +70,28 @@ class FaultActions {
   virtual void forget_flows_on_router() = 0;         // delete the flows' conntrack entries
 };
 
+// The nftables table (family and name) that holds a fault's rules, in the namespace
+// of the host it acts on.
+inline constexpr const char* kFaultTable = "inet kaharness_fault";
+
+// Where a fault's rules go and what they match. In namespaces of the case's own
+// (backends netns, userns) everything there is the case's: the table is kFaultTable
+// and the rules match all traffic. In a namespace shared with other cases and other
+// programs (backend local) the table is the case's own and the rules match only the
+// case's segments, by its server ports.
+struct RuleScope {
+  std::string table = kFaultTable;
+  std::string router_client_if;  // the router's interface towards the client
+  std::string to_server;    // an nft match for the case's segments towards its server; "": all
+  std::string from_server;  // ... and for its server's; "": all
+  // The table is made with `flags owner` (the kernel deletes it with the socket that
+  // made it); every declaration of it must say so, or the kernel refuses the change.
+  bool owned = false;
+};
+
+// "table inet NAME {\n", with "  flags owner;\n" when `owned`.
+std::string table_header(const std::string& family_and_table, bool owned);
+
 struct FaultKindInfo {
   FaultKind kind;
   std::string_view name;   // the spelling in case files, reports and `predict --fault`
@@ -79,6 +101,7 @@ struct FaultKindInfo {
   bool needs_router;       // acts on the router: topology = "routed"
   bool needs_flow_state;   // the router must track flows ([router] nat or firewall)
   bool needs_peer_process; // the server's sockets live in a process of their own
+  bool needs_link_control; // unplugs a link of its own (loopback cannot be unplugged)
   bool takes_probability;  // [[fault]] probability
   // Probes never reach the capture point (dropped at the qdisc of an unplugged link):
   // ends are timed by the event loop and probes are not checked.
@@ -91,9 +114,8 @@ struct FaultKindInfo {
   model::PeerBehaviour peer;  // how the path answers, for PathModel::fixed
   PathModel path;
   std::string_view model_note;  // said in the model's steps; empty: nothing
-  // Its nftables rules in their own table (kFaultTable) on `acts_on`; null: none.
-  // `router_client_if` is the router's interface towards the client.
-  std::string (*rules)(const Fault& fault, std::string_view router_client_if);
+  // Its nftables rules in their own table (scope.table) on `acts_on`; null: none.
+  std::string (*rules)(const Fault& fault, const RuleScope& scope);
   // Applies it; `rules` is the row's own rule text ("" when it has none).
   void (*apply)(const Fault& fault, const std::string& rules, FaultActions& actions);
 };
@@ -108,14 +130,16 @@ std::string to_string(FaultKind kind);
 // A name or alias, exact and case-sensitive; nullopt for anything else.
 std::optional<FaultKind> fault_kind_from_string(std::string_view s);
 
-// A fault's rules for `router_client_if`, "" when the kind has none.
+// The scope in a namespace of the case's own: kFaultTable, every segment.
+RuleScope own_namespace_scope(std::string_view router_client_if);
+
+// A fault's rules for `scope`, "" when the kind has none; the second form for a
+// namespace of the case's own (kFaultTable, all traffic).
+std::string fault_rules(const Fault& fault, const RuleScope& scope);
 std::string fault_rules(const Fault& fault, std::string_view router_client_if);
 // Applies `fault` through `actions`.
+void apply_fault(const Fault& fault, const RuleScope& scope, FaultActions& actions);
 void apply_fault(const Fault& fault, std::string_view router_client_if, FaultActions& actions);
-
-// The nftables table (family and name) that holds a fault's rules, in the namespace
-// of the host it acts on.
-inline constexpr const char* kFaultTable = "inet kaharness_fault";
 
 // numgen range used for loss: a probability is applied as K out of this many.
 inline constexpr std::uint32_t kLossScale = 1000000;

@@ -23,13 +23,24 @@ void mark_interrupted(ConnectionResult& r, double at_ms) {
                           evidence::window_text(r.expected.window));
 }
 
-CaseResult interrupted_case(const Case& c) {
+namespace {
+
+CaseResult not_run(const Case& c, Verdict verdict) {
   CaseResult result;
   result.name = c.name;
   result.description = c.description.empty() ? c.name : c.description;
   result.file = c.file.string();
-  result.verdict = Verdict::interrupted;
-  result.error = "";
+  result.verdict = verdict;
+  return result;
+}
+
+}  // namespace
+
+CaseResult interrupted_case(const Case& c) { return not_run(c, Verdict::interrupted); }
+
+CaseResult skipped_case(const Case& c, std::string reason) {
+  CaseResult result = not_run(c, Verdict::skip);
+  result.reason = std::move(reason);
   return result;
 }
 

@@ -17,6 +17,8 @@ namespace kah {
 void mark_interrupted(ConnectionResult& r, double at_ms);
 // A case that had not started when the run was stopped.
 CaseResult interrupted_case(const Case& c);
+// A case not run because the backend lacks something it needs (verdict skip).
+CaseResult skipped_case(const Case& c, std::string reason);
 // The verdict of a case the stop cut short: a connection that already failed (or
 // errored) keeps the case failed, so an interrupt never hides a failure; otherwise
 // it is `interrupted`.

@@ -110,6 +110,8 @@ struct CaseResult {
   std::string file;
   Verdict verdict = Verdict::error;
   std::string error;    // set when the case could not run (verdict error)
+  // Set when the case was skipped (verdict skip): what it needs that the backend lacks.
+  std::string reason;
   double wall_ms = 0;
   std::vector<ConnectionResult> connections;
   std::vector<SurvivalResult> survival;           // random faults only

@@ -50,6 +50,7 @@ dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; }
 .message { background: #fff5f5; border-left: 3px solid var(--fail); padding: 6px 10px; margin: 8px 0;
            white-space: pre-wrap; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 .message.error { background: #fff8e6; border-left-color: var(--error); }
+.message.skip { background: #f6f8fa; border-left-color: var(--skip); }
 svg.timeline { width: 100%; height: auto; display: block; margin: 6px 0 4px; }
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; fill: var(--ink); }
 svg text.lane { fill: var(--muted); font-size: 11px; }
@@ -555,6 +556,7 @@ std::string html_report(const RunResult& run, const HtmlOptions& options) {
                      badge(c.verdict), xml_text(c.name), xml_text(c.file));
     s += fmt::format("<p class=\"description\">{}</p>\n", xml_text(c.description.empty() ? c.name : c.description));
     if (!c.error.empty()) s += fmt::format("<div class=\"message error\">{}</div>\n", xml_text(c.error));
+    if (!c.reason.empty()) s += fmt::format("<div class=\"message skip\">skipped: {}</div>\n", xml_text(c.reason));
     for (const auto& r : c.connections) s += connection_html(r, options);
     s += "</section>\n";
   }

@@ -85,7 +85,9 @@ Suite suite_of(const CaseResult& c) {
                  fmt::format("      <error message=\"{}\">{}</error>\n", xml_attr(c.error), xml_text(c.error)));
   } else if (c.connections.empty() && c.verdict == Verdict::skip) {
     ++s.skipped;
-    add_testcase(s, c.name, c.name, 0, "      <skipped/>\n");
+    add_testcase(s, c.name, c.name, 0,
+                 c.reason.empty() ? "      <skipped/>\n"
+                                  : fmt::format("      <skipped message=\"{}\"/>\n", xml_attr(c.reason)));
   } else if (c.connections.empty() && c.verdict == Verdict::interrupted) {
     ++s.skipped;
     add_testcase(s, c.name, c.name, 0, "      <skipped message=\"the run was interrupted before this case started\"/>\n");

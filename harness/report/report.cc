@@ -87,6 +87,7 @@ nlohmann::json probe_checks_json(const CaptureFindings& ev) {
 std::string console_case(const CaseResult& c, bool verbose) {
   std::string out = fmt::format("{} {}  ({}, {:.1f} s)\n", verdict_tag(c.verdict), c.name, c.file, c.wall_ms / 1000.0);
   if (!c.error.empty()) out += fmt::format("      {}\n", c.error);
+  if (!c.reason.empty()) out += fmt::format("      {}\n", c.reason);
   for (const auto& r : c.connections) {
     if (!verbose && r.verdict == Verdict::pass && c.verdict == Verdict::pass) continue;
     const auto& o = r.observed;
@@ -128,17 +129,19 @@ std::string kernel_trace_text(const RunResult& run) {
 }
 
 std::string console_summary(const RunResult& run) {
-  int passed = 0, failed = 0, errors = 0, interrupted = 0, connections = 0;
+  int passed = 0, failed = 0, errors = 0, skipped = 0, interrupted = 0, connections = 0;
   for (const auto& c : run.cases) {
     connections += static_cast<int>(c.connections.size());
     passed += c.verdict == Verdict::pass;
     failed += c.verdict == Verdict::fail;
     errors += c.verdict == Verdict::error;
+    skipped += c.verdict == Verdict::skip;
     interrupted += c.verdict == Verdict::interrupted;
   }
   std::string out = fmt::format(
-      "{} cases: {} passed, {} failed, {} errors{}; {} connections; {:.1f} s (kernel {}, HZ {}, backend {}, {})\n",
-      run.cases.size(), passed, failed, errors, interrupted ? fmt::format(", {} interrupted", interrupted) : "",
+      "{} cases: {} passed, {} failed, {} errors, {} skipped{}; {} connections; {:.1f} s (kernel {}, HZ {}, backend {}, "
+      "{})\n",
+      run.cases.size(), passed, failed, errors, skipped, interrupted ? fmt::format(", {} interrupted", interrupted) : "",
       connections, run.wall_ms / 1000.0, run.kernel, run.hz ? std::to_string(*run.hz) : std::string("unknown"),
       run.backend,
       calibration_text(run));
@@ -240,6 +243,7 @@ nlohmann::json case_json(const CaseResult& c) {
                        {"file", c.file}, {"verdict", to_string(c.verdict)},
                        {"wall_ms", round1(c.wall_ms)}, {"connections", conns}};
   if (!c.error.empty()) jc["error"] = c.error;
+  if (!c.reason.empty()) jc["reason"] = c.reason;
   if (!c.survival.empty()) {
     nlohmann::json survival = nlohmann::json::array();
     for (const auto& s : c.survival) survival.push_back(survival_json(s));
@@ -267,9 +271,10 @@ nlohmann::json result_json(const RunResult& run) {
           {"cases", cases}};
 }
 
-int exit_code(const RunResult& run) {
+int exit_code(const RunResult& run, bool fail_on_skip) {
   for (const auto& c : run.cases)
-    if (c.verdict == Verdict::fail || c.verdict == Verdict::error) return 1;
+    if (c.verdict == Verdict::fail || c.verdict == Verdict::error || (fail_on_skip && c.verdict == Verdict::skip))
+      return 1;
   return 0;
 }
 

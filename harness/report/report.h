@@ -24,7 +24,8 @@ std::string kernel_trace_text(const RunResult& run);
 
 nlohmann::json result_json(const RunResult& run);
 
-// Exit code of `kaharness run`: 0 all passed, 1 a case failed (or could not run).
-int exit_code(const RunResult& run);
+// Exit code of `kaharness run`: 0 all that ran passed, 1 a case failed (or could not
+// run); a skipped case (the backend lacks what it needs) fails only with `fail_on_skip`.
+int exit_code(const RunResult& run, bool fail_on_skip = false);
 
 }  // namespace kah

@@ -1,7 +1,12 @@
 #include "harness/run/backend.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +33,16 @@ int in_child(F attempt) {
   while (::waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) return errno;
   return WIFEXITED(status) ? WEXITSTATUS(status) : EINVAL;
+}
+
+// ::1 on this namespace's lo: /proc/net/if_inet6 lists its IPv6 addresses (no file:
+// IPv6 is off).
+bool loopback_has_ipv6() {
+  std::ifstream in("/proc/net/if_inet6");
+  std::string address, index, prefix, scope, flags, name;
+  while (in >> address >> index >> prefix >> scope >> flags >> name)
+    if (address == "00000000000000000000000000000001" && name == "lo") return true;
+  return false;
 }
 
 int unshare_errno(int flags) { return ::unshare(flags) == 0 ? 0 : errno; }
@@ -77,6 +92,41 @@ void enter_user_namespace() {
   write_proc("/proc/self/setgroups", "deny");
   write_proc("/proc/self/uid_map", fmt::format("0 {} 1", uid));
   write_proc("/proc/self/gid_map", fmt::format("0 {} 1", gid));
+}
+
+// lo of this network namespace is up (SIOCGIFFLAGS answers for the namespace of the
+// socket; /sys/class/net would show the one /sys was mounted in).
+bool loopback_up() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  const bool up = ::ioctl(fd, SIOCGIFFLAGS, &request) == 0 && (request.ifr_flags & IFF_UP) != 0;
+  ::close(fd);
+  return up;
+}
+
+std::optional<unsigned long> inode_of(const char* path) {
+  struct stat st {};
+  if (::stat(path, &st) != 0) return std::nullopt;
+  return st.st_ino;
+}
+
+// Why this looks like the host's initial network namespace, or nullopt. Since Linux
+// 6.x the initial namespaces have fixed inodes (include/linux/proc_ns.h); before,
+// in the initial PID namespace, pid 1's network namespace is the host's.
+std::optional<std::string> host_namespace() {
+  constexpr unsigned long kInitialNet = 0xEFFFFFF9UL;  // PROC_NET_INIT_INO
+  constexpr unsigned long kInitialPid = 0xEFFFFFFCUL;  // PROC_PID_INIT_INO
+  const auto net = inode_of("/proc/self/ns/net");
+  if (net == kInitialNet) return "a network namespace other than the host's initial one (this is it)";
+  if (inode_of("/proc/self/ns/pid") != kInitialPid) return std::nullopt;  // a container's PID namespace
+  const auto init_net = inode_of("/proc/1/ns/net");
+  if (!init_net)
+    return fmt::format("a network namespace known not to be the host's (in the host's PID namespace, and "
+                       "/proc/1/ns/net cannot be read: {})", std::strerror(errno));
+  if (init_net == net) return "a network namespace other than the host's (pid 1 shares this one)";
+  return std::nullopt;
 }
 
 }  // namespace
@@ -129,15 +179,33 @@ std::optional<std::string> userns_refusal() {
   return fmt::format("a new user namespace cannot map uid {}: {}", ::getuid(), std::strerror(map_error));
 }
 
-std::optional<std::string> local_refusal() {
-  return std::string("not available yet: it needs CAP_NET_ADMIN only and runs in the namespace the process has");
+std::optional<std::string> local_refusal(bool in_place) {
+  std::vector<std::string> missing;
+  if (!has_capability(CAP_NET_ADMIN)) missing.push_back("CAP_NET_ADMIN (for its nft tables and TCP_REPAIR)");
+  if (!has_capability(CAP_NET_RAW)) missing.push_back("CAP_NET_RAW (for the captures on lo)");
+  if (!loopback_up()) missing.push_back("lo up in this network namespace (it brings up nothing itself)");
+  if (!in_place)
+    if (const auto host = host_namespace()) missing.push_back(*host + "; --in-place runs there anyway");
+  if (missing.empty()) return std::nullopt;
+  std::string text = "needs ";
+  for (std::size_t i = 0; i < missing.size(); ++i) text += (i == 0 ? "" : ", and ") + missing[i];
+  return text;
 }
 
-BackendChoice choose_backend(std::optional<Backend> requested) {
+std::optional<std::string> refusal(Backend backend, bool in_place) {
+  switch (backend) {
+    case Backend::netns: return netns_refusal();
+    case Backend::userns: return userns_refusal();
+    case Backend::local: return local_refusal(in_place);
+  }
+  return "unknown backend";
+}
+
+BackendChoice choose_backend(std::optional<Backend> requested, bool in_place) {
   BackendChoice choice;
   for (Backend b : {Backend::netns, Backend::userns, Backend::local}) {
     if (requested && *requested != b) continue;
-    const auto why = b == Backend::netns ? netns_refusal() : b == Backend::userns ? userns_refusal() : local_refusal();
+    const auto why = refusal(b, in_place);
     if (!why) {
       choice.backend = b;
       return choice;
@@ -145,6 +213,24 @@ BackendChoice choose_backend(std::optional<Backend> requested) {
     choice.refused.emplace_back(b, *why);
   }
   return choice;
+}
+
+Offers offers_of(Backend backend) {
+  Offers offers;
+  if (backend != Backend::local) return offers;
+  offers.lacks[Need::own_namespaces] = "offers none";
+  offers.lacks[Need::sysctls] = "never changes a sysctl of the namespace it runs in";
+  offers.lacks[Need::link_control] = "runs on lo, which it never unplugs";
+  if (!loopback_has_ipv6()) offers.lacks[Need::ipv6] = "finds no ::1 on lo here";
+  return offers;
+}
+
+std::optional<std::string> skip_reason(const Case& c, Backend backend, const Offers& offers) {
+  for (const auto& need : case_needs(c))
+    if (const auto it = offers.lacks.find(need.need); it != offers.lacks.end())
+      return fmt::format("needs {} ({}); backend {} {}", to_string(need.need), need.because, to_string(backend),
+                         it->second);
+  return std::nullopt;
 }
 
 void use_backend(Backend backend) {

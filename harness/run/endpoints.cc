@@ -140,6 +140,13 @@ UniqueFd open_listener(const netns::Namespace& ns, Family family, const std::str
   });
 }
 
+std::uint16_t bound_port(int fd) {
+  SockAddr addr;
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, &addr.sa, &len) != 0) throw_errno("getsockname");
+  return ntohs(addr.sa.sa_family == AF_INET6 ? addr.v6.sin6_port : addr.v4.sin_port);
+}
+
 std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const ConnectionSpec& spec, int n) {
   return ns.run([&] {
     std::vector<UniqueFd> sockets;

@@ -22,6 +22,9 @@ namespace kah {
 UniqueFd open_listener(const netns::Namespace& ns, Family family, const std::string& address,
                        std::uint16_t port);
 
+// The port a socket is bound to (a listener bound to port 0: the one the kernel picked).
+std::uint16_t bound_port(int fd);
+
 // Creates `n` client sockets of `family` inside `ns` with the keepalive options of
 // `spec` already set, so the keepalive timer is armed when the connection is established.
 std::vector<UniqueFd> open_client_sockets(const netns::Namespace& ns, const ConnectionSpec& spec,

@@ -11,9 +11,9 @@
 #include "netns/nft.h"
 #include "netns/link.h"
 #include "netns/namespace.h"
+#include "harness/run/local_topology.h"
 
 namespace kah {
-namespace {
 
 bool has_capability(int cap) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
@@ -21,6 +21,8 @@ bool has_capability(int cap) {
   if (syscall(SYS_capget, &header, data) != 0) return false;
   return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
 }
+
+namespace {
 
 EnvCheck capability(const char* name, int cap, const char* why) {
   const bool ok = has_capability(cap);
@@ -46,9 +48,29 @@ std::vector<EnvCheck> check_privileges() {
   };
 }
 
-std::vector<EnvCheck> check_environment() {
-  auto checks = check_privileges();
-  if (all_required_ok(checks)) {
+namespace {
+
+// The local backend: its privileges, and a table of its own that the kernel deletes
+// with the socket that made it. Nothing else is touched.
+std::vector<EnvCheck> check_local() {
+  std::vector<EnvCheck> checks{
+      capability("CAP_NET_ADMIN", CAP_NET_ADMIN, "needed for the harness's own nft tables and TCP_REPAIR"),
+      capability("CAP_NET_RAW", CAP_NET_RAW, "needed for the captures on lo"),
+  };
+  if (all_required_ok(checks))
+    checks.push_back(attempt("nftables (owner table)", [] {
+      netns::NftSession session("this network namespace");
+      session.apply(fmt::format("add table {} {{ flags owner; }}\n", local_table_name("check")));
+      return std::string("a table of the harness's own can be made here; the kernel deletes it when its socket closes");
+    }));
+  return checks;
+}
+
+}  // namespace
+
+std::vector<EnvCheck> check_environment(Backend backend) {
+  auto checks = backend == Backend::local ? check_local() : check_privileges();
+  if (backend != Backend::local && all_required_ok(checks)) {
     std::optional<netns::Namespace> a, b;
     checks.push_back(attempt("network namespaces", [&] {
       a.emplace(netns::Namespace::create("check-env/a"));

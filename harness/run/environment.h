@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/run/backend.h"
+
 namespace kah {
 
 struct EnvCheck {
@@ -15,11 +17,15 @@ struct EnvCheck {
   std::string detail;   // what was found, or what is missing and how to get it
 };
 
+// The calling thread holds `cap` (CAP_NET_ADMIN, ...) in its effective set.
+bool has_capability(int cap);
+
 // Privileges only: cheap, no side effects.
 std::vector<EnvCheck> check_privileges();
-// Everything: privileges, then (only if they hold) a throw-away namespace pair with
-// a veth link and an nft table, then kernel and HZ.
-std::vector<EnvCheck> check_environment();
+// Everything `backend` needs: privileges, then (only if they hold) a throw-away
+// namespace pair with a veth link and an nft table (local: an owner table of its own
+// in this namespace), then kernel and HZ.
+std::vector<EnvCheck> check_environment(Backend backend = Backend::netns);
 
 bool all_required_ok(const std::vector<EnvCheck>& checks);
 std::string describe(const std::vector<EnvCheck>& checks);

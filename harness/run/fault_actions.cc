@@ -9,7 +9,7 @@
 
 namespace kah {
 
-void TopologyFaultActions::nft(Host host, const std::string& ruleset) { netns::nft_apply(topology_.ns(host), ruleset); }
+void TopologyFaultActions::nft(Host host, const std::string& ruleset) { topology_.nft(host, ruleset); }
 
 void TopologyFaultActions::write_sysctl(Host host, const std::string& key, const std::string& value) {
   topology_.ns(host).write_sysctl(key, value);
@@ -38,7 +38,7 @@ void TopologyFaultActions::forget_flows_on_router() {
 
 void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets) {
   TopologyFaultActions actions(topology, targets);
-  apply_fault(fault, kRouterClientSide, actions);
+  apply_fault(fault, topology.rule_scope(targets.server_ports), actions);
 }
 
 std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology) {

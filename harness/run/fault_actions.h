@@ -21,6 +21,7 @@ struct FaultTargets {
   std::vector<UniqueFd*> server_sockets;  // a reboot closes them silently (TCP_REPAIR)
   PeerProcess* peer_app = nullptr;        // a freeze stops it
   std::vector<netns::FlowTuple> flows;    // forgetting flows deletes their entries on the router
+  std::vector<std::uint16_t> server_ports;  // the case's: rules on a shared namespace match them
 };
 
 class TopologyFaultActions final : public FaultActions {

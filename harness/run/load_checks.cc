@@ -232,6 +232,7 @@ std::string run_fd_problem(const std::vector<CaseForecast>& cases, int jobs, lon
 }
 
 std::string describe_forecast(const Case& c, const CaseForecast& f) {
+  if (!f.skip.empty()) return fmt::format("{}  ({})  backend {}: SKIP {}\n", c.name, c.file.string(), f.backend, f.skip);
   std::string out = fmt::format("{}  ({})  backend {}, predicted {:.1f} s after the fault, {} file descriptors\n",
                                 c.name, c.file.string(), f.backend, f.duration_ms / 1000.0, f.fds + kBaseFds);
   for (const auto& n : f.connections) {

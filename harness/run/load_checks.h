@@ -40,6 +40,7 @@ struct CaseForecast {
   double duration_ms = 0;  // the longest horizon: how long the case watches after the fault
   long fds = 0;            // file descriptors the case needs while it runs
   std::string backend = "netns";
+  std::string skip;  // why that backend would skip it ("" it runs)
 };
 
 // The nominal forecast of every connection; throws CaseError when the model refuses.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "harness/fault/fault.h"
+
 namespace kah {
 std::string router_ruleset(const RouterSpec& router, const std::string& client_if, const std::string& server_if) {
   if (!router.nat && !router.firewall) return "";
@@ -34,14 +36,14 @@ std::string probe_counter_name(std::uint16_t client_port) {
   return fmt::format("probes_{}", client_port);
 }
 
-std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters) {
+std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table, bool owned) {
   // A pure ACK carries no payload exactly when the IP payload is the TCP header
   // alone: IPv4 total length = 20 + 4*doff (Linux sends no IP options), IPv6
   // payload length = 4*doff. Linux's pure ACKs have doff 5, or 8 with timestamps.
   // One lookup per packet (client port -> named counter) instead of a rule per
   // connection: with hundreds of connections a linear rule list delays every probe
   // the timer softirq sends.
-  std::string text = fmt::format("table {} {{\n", kProbeTable);
+  std::string text = table_header(table, owned);
   for (const auto& c : counters) text += fmt::format("  counter {} {{ }}\n", c.counter);
   text += "  map probe_counter {\n    type inet_service : counter;\n";
   if (!counters.empty()) {

@@ -34,7 +34,10 @@ struct ProbeCounter {
 // Counts, per client port, the segments a keepalive probe is made of: a pure ACK
 // (no SYN/FIN/RST/PSH) without payload. Applied once the connections are idle, so
 // nothing else the client sends matches.
-std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters);
+// `table`: kProbeTable in a namespace of the case's own, else the case's own table,
+// made with `flags owner` (`owned`, see RuleScope).
+std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table = kProbeTable,
+                                  bool owned = false);
 
 std::string probe_counter_name(std::uint16_t client_port);
 

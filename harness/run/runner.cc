@@ -28,6 +28,7 @@
 #include "harness/judge/interrupt.h"
 #include "harness/judge/judge.h"
 #include "harness/plan/forecast.h"
+#include "harness/run/backend.h"
 #include "harness/run/capture_evidence.h"
 #include "harness/run/endpoints.h"
 #include "harness/run/fault_actions.h"
@@ -61,7 +62,6 @@
 namespace kah {
 namespace {
 
-constexpr std::uint16_t kServerPort = 7000;
 constexpr double kIdleTimeoutMs = 2000;   // for the last ACK of the exchange to arrive
 constexpr double kTimerSampleMs = 250;    // how often the kernel's timers are sampled
 constexpr double kSameStampMs = 0.05;     // a capture stamp and an SO_TIMESTAMPNS stamp of one segment
@@ -99,6 +99,7 @@ struct Tested {
   std::string name;
   UniqueFd client;
   Established link;  // empty for Traffic::connecting until after the fault
+  std::uint16_t server_port = 0;  // its listener's
   EffectiveKeepalive keepalive;
   RetransmissionState socket;  // TCP_INFO after the exchange
   double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
@@ -148,24 +149,43 @@ struct CaseWorld {
   std::unique_ptr<Topology> topology;
   std::optional<CaptureGuard> capture;
   std::map<Family, UniqueFd> listeners;
+  std::map<Family, std::uint16_t> server_ports;  // the kernel picks them: no two cases share one
+
+  std::vector<std::uint16_t> ports() const {
+    std::vector<std::uint16_t> out;
+    for (const auto& [family, port] : server_ports) out.push_back(port);
+    return out;
+  }
 };
 
+// Only the case's own segments: on the local backend the captures share lo with
+// every other case and program.
+evidence::CaptureOptions capture_options(const std::vector<std::uint16_t>& server_ports) {
+  evidence::CaptureOptions options;
+  options.filter.clear();
+  for (auto port : server_ports) options.filter += fmt::format("{}tcp port {}", options.filter.empty() ? "" : " or ", port);
+  return options;
+}
+
 // Fills `w` (not movable: its captures are registered with the loop).
-void build(const Case& c, evidence::CaptureLoop& captures, bool capture, CaseWorld& w) {
-  w.topology = build_topology(c);
+void build(const Case& c, evidence::CaptureLoop& captures, const RunOptions& options, CaseWorld& w) {
+  w.topology = build_topology(c, options.backend);
   const auto& client_ns = w.topology->ns(Host::client);
   const auto& server_ns = w.topology->ns(Host::server);
-  // Captures on both ends of the link from before the first connection, so the
-  // exchange, every probe and the end are all seen with kernel timestamps.
-  if (capture)
-    w.capture.emplace(captures, evidence::LiveCapture::open_all({{&client_ns, w.topology->interface(Host::client)},
-                                                                 {&server_ns, w.topology->interface(Host::server)}}));
   std::set<Family> families;
   for (const auto& spec : c.connections) families.insert(spec.family);
   // Listeners stay open: a rebooted peer is listening again and still answers a
   // segment of the forgotten connection with RST.
-  for (auto f : families)
-    w.listeners[f] = open_listener(server_ns, f, w.topology->address(Host::server, f), kServerPort);
+  for (auto f : families) {
+    w.listeners[f] = open_listener(server_ns, f, w.topology->address(Host::server, f), 0);
+    w.server_ports[f] = bound_port(w.listeners[f].get());
+  }
+  // Captures on both ends of the link from before the first connection, so the
+  // exchange, every probe and the end are all seen with kernel timestamps.
+  if (options.capture)
+    w.capture.emplace(captures, evidence::LiveCapture::open_all({{&client_ns, w.topology->interface(Host::client)},
+                                                                 {&server_ns, w.topology->interface(Host::server)}},
+                                                                capture_options(w.ports())));
 }
 
 // ---- connect ---------------------------------------------------------------------
@@ -180,9 +200,10 @@ std::vector<Tested> connect(const Case& c, CaseWorld& w) {
       t.spec = &spec;
       t.name = copy_name(spec, i);
       t.client = std::move(sockets[static_cast<std::size_t>(i)]);
+      t.server_port = w.server_ports.at(spec.family);
       if (spec.traffic != Traffic::connecting) {
         t.link = establish(t.client.get(), w.listeners[spec.family].get(), spec.family,
-                           w.topology->address(Host::server, spec.family), kServerPort, exchange);
+                           w.topology->address(Host::server, spec.family), t.server_port, exchange);
         t.origin_ms = t.link.last_received_ms;
         t.socket = retransmission_state(t.client.get());
       }
@@ -221,13 +242,14 @@ std::optional<PeerProcess> settle(const Case& c, std::vector<Tested>& tested, Sc
 // Applies the case's fault to everything it may act on; returns when it was applied.
 FaultLanding inject(const Case& c, CaseWorld& w, std::vector<Tested>& tested, std::optional<PeerProcess>& peer) {
   FaultTargets targets;
+  targets.server_ports = w.ports();
   if (peer) targets.peer_app = &*peer;
   const auto& topology = *w.topology;
   for (auto& t : tested) {
     if (t.link.server) targets.server_sockets.push_back(&t.link.server);
     if (t.link.client_port != 0)
       targets.flows.push_back({topology.address(Host::client, t.spec->family), t.link.client_port,
-                               topology.address(Host::server, t.spec->family), kServerPort});
+                               topology.address(Host::server, t.spec->family), t.server_port});
   }
   const double begun = monotonic_ms();
   apply_fault(c.faults.front(), *w.topology, targets);
@@ -242,7 +264,8 @@ void count_probes(CaseWorld& w, const std::vector<Tested>& tested) {
   for (const auto& t : tested)
     if (t.link.client_port != 0)
       counters.push_back({probe_counter_name(t.link.client_port), t.spec->family, t.link.client_port});
-  netns::nft_apply(w.topology->ns(Host::client), probe_counter_ruleset(counters));
+  w.topology->nft(Host::client,
+                  probe_counter_ruleset(counters, w.topology->probe_table(), w.topology->owns_tables()));
 }
 
 // ---- send ------------------------------------------------------------------------
@@ -277,7 +300,7 @@ void send(std::vector<Tested>& tested, const Topology& topology, Scheduler& time
       t.sent = {t.planned_send_ms, monotonic_ms()};
     } else if (spec.traffic == Traffic::connecting) {
       t.origin_ms = monotonic_ms();
-      start_connect(t.client.get(), spec.family, topology.address(Host::server, spec.family), kServerPort);
+      start_connect(t.client.get(), spec.family, topology.address(Host::server, spec.family), t.server_port);
       t.sent = {t.origin_ms, monotonic_ms()};
       watch(i);
     }
@@ -436,7 +459,7 @@ Waited wait(Ends& ends, const netns::Namespace& client, const std::vector<Tested
 
 FlowKey flow_key(const Tested& t, const Topology& topology) {
   const Family f = t.spec->family;
-  return {f, topology.address(Host::client, f), topology.address(Host::server, f), t.link.client_port, kServerPort};
+  return {f, topology.address(Host::client, f), topology.address(Host::server, f), t.link.client_port, t.server_port};
 }
 
 // Expectation and observation of one connection, before judging.
@@ -499,7 +522,7 @@ std::optional<double> origin_from_capture(Tested& t, const CaseCaptures& seen, c
 std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::vector<Tested>& tested, Ends& ends,
                                       Waited waited, double fault_at, const std::optional<CaseCaptures>& seen) {
   const auto& topology = *w.topology;
-  const auto probes = netns::nft_counters(topology.ns(Host::client), kProbeTable);
+  const auto probes = topology.nft_counters(Host::client, topology.probe_table());
   const bool probes_visible = !fault_info(c.faults.front().kind).hides_probes;
   std::vector<ConnectionResult> results;
   std::lock_guard lock(ends.mutex);
@@ -609,7 +632,7 @@ void announce(const Case& c, const std::vector<Tested>& tested, RunListener* lis
 void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::CaptureLoop& captures,
                 const RunOptions& options, const JiffyClock* clock, KernelTraceLoop* trace) {
   CaseWorld world;
-  build(c, captures, options.capture, world);
+  build(c, captures, options, world);
   std::unique_lock setup(setup_gate());
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
@@ -704,14 +727,16 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   utsname u{};
   if (uname(&u) == 0) run.kernel = u.release;
   run.hz = options.kernel.hz;
-  run.backend = options.backend;
+  run.backend = to_string(options.backend);
   run.cases.resize(cases.size());
   const double started = monotonic_ms();
 
   raise_fd_limit();
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) {
-    auto choice = calibrate_jiffies(*options.kernel.hz);
+    // The local backend has no namespace of its own for the canary: it runs on lo.
+    auto choice = calibrate_jiffies(*options.kernel.hz, options.backend == Backend::local ? CanaryPlace::here
+                                                                                           : CanaryPlace::own_namespace);
     clock = std::move(choice.clock);
     run.calibration_note = std::move(choice.note);
   }
@@ -725,6 +750,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   if (options.kernel_trace) trace.emplace();
   else run.kernel_trace.note = "--no-kernel-trace";
 
+  const Offers offers = offers_of(options.backend);
   Watcher watcher;
   evidence::CaptureLoop captures;
   std::mutex report_mutex;
@@ -737,6 +763,14 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
       for (std::size_t i = next++; i < cases.size(); i = next++) {
         if (options.stop.stop_requested()) {
           run.cases[i] = interrupted_case(cases[i]);
+          continue;
+        }
+        if (auto why = skip_reason(cases[i], options.backend, offers)) {
+          run.cases[i] = skipped_case(cases[i], std::move(*why));
+          if (options.listener != nullptr) {
+            std::lock_guard lock(report_mutex);
+            options.listener->case_done(run.cases[i]);
+          }
           continue;
         }
         if (options.listener != nullptr) {

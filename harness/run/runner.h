@@ -15,6 +15,7 @@
 #include "harness/case/case.h"
 #include "harness/model/timing.h"
 #include "harness/judge/result.h"
+#include "harness/run/backend.h"
 
 namespace kah {
 
@@ -35,7 +36,7 @@ class RunListener {
 };
 
 struct RunOptions {
-  std::string backend = "netns";  // the backend in use (backend.h), for the results
+  Backend backend = Backend::netns;  // the backend in use: what a topology is built of, what cases it skips
   int jobs = 0;                 // cases at once; 0 = all of them
   model::Kernel kernel;         // HZ, slack: what the model assumes of this kernel
   // Relate jiffies to CLOCK_MONOTONIC (root reads /proc/timer_list) so each timer's

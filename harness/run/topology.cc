@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "netns/nft.h"
+#include "harness/run/local_topology.h"
 #include "harness/run/nft_rules.h"
 #include "netns/link.h"
 
@@ -221,6 +222,18 @@ class RoutedTopology final : public Topology {
 
 }  // namespace
 
+void Topology::nft(Host host, const std::string& ruleset) { netns::nft_apply(ns(host), ruleset); }
+
+std::map<std::string, std::uint64_t> Topology::nft_counters(Host host, const std::string& family_and_table) const {
+  return netns::nft_counters(ns(host), family_and_table);
+}
+
+RuleScope Topology::rule_scope(const std::vector<std::uint16_t>&) const {
+  return own_namespace_scope(kRouterClientSide);
+}
+
+std::string Topology::probe_table() const { return kProbeTable; }
+
 std::unique_ptr<Topology> build_pair_topology(const std::string& label, const HostSysctls& sysctls) {
   return std::make_unique<PairTopology>(label, sysctls);
 }
@@ -230,7 +243,8 @@ std::unique_ptr<Topology> build_routed_topology(const std::string& label, const 
   return std::make_unique<RoutedTopology>(label, sysctls, router);
 }
 
-std::unique_ptr<Topology> build_topology(const Case& c) {
+std::unique_ptr<Topology> build_topology(const Case& c, Backend backend) {
+  if (backend == Backend::local) return build_local_topology(c);
   switch (c.topology) {
     case TopologyKind::pair: return build_pair_topology(c.name, c.sysctls);
     case TopologyKind::routed: return build_routed_topology(c.name, c.sysctls, c.router);

@@ -11,11 +11,15 @@
 // asks, NAT, a stateful firewall and conntrack settings).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "harness/case/case.h"
+#include "harness/fault/fault.h"
+#include "harness/run/backend.h"
 #include "netns/namespace.h"
 
 namespace kah {
@@ -35,6 +39,19 @@ class Topology {
   virtual void set_link_up(Host host, bool up) = 0;
   // Pins every namespace at /run/netns/<prefix>-<host> and keeps them (--keep).
   virtual std::vector<std::string> keep(const std::string& prefix) = 0;
+
+  // Firewall rules for `host`, and the named counters of one of its tables. By
+  // default in the host's namespace (the case's own); the local topology keeps them
+  // in tables of its own (local_topology.h).
+  virtual void nft(Host host, const std::string& ruleset);
+  virtual std::map<std::string, std::uint64_t> nft_counters(Host host, const std::string& family_and_table) const;
+  // Where a fault's rules go and what they match, for a case whose server listens on
+  // `server_ports`. By default kFaultTable and everything (the namespace is the case's).
+  virtual RuleScope rule_scope(const std::vector<std::uint16_t>& server_ports) const;
+  // The table (family and name) that counts the client's keepalive probes, and whether
+  // it is made with `flags owner` (RuleScope::owned).
+  virtual std::string probe_table() const;
+  virtual bool owns_tables() const { return false; }
 };
 
 // Per-host sysctls, as in Case::sysctls ("client" / "server").
@@ -56,7 +73,8 @@ inline constexpr const char* kRouterServerSide = "r-s";  // towards the server, 
 std::unique_ptr<Topology> build_routed_topology(const std::string& label, const HostSysctls& sysctls,
                                                 const RouterSpec& router);
 
-// The topology a case asks for.
-std::unique_ptr<Topology> build_topology(const Case& c);
+// The topology a case asks for, on `backend` (netns and userns: namespaces of its
+// own; local: loopback in the process's namespace, local_topology.h).
+std::unique_ptr<Topology> build_topology(const Case& c, Backend backend);
 
 }  // namespace kah

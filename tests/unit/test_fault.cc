@@ -77,6 +77,28 @@ TEST_CASE("one-way drops drop only their direction", "[fault][nft]") {
   CHECK_FALSE(has(to_server, "hook output"));
 }
 
+TEST_CASE("on a shared namespace the rules sit in the case's table and match only its ports", "[fault][nft][local]") {
+  kah::RuleScope shared;
+  shared.table = "inet kaharness_7_3_fault";
+  shared.to_server = "tcp dport { 40001 }";
+  shared.from_server = "tcp sport { 40001 }";
+  shared.owned = true;
+  const auto blackhole = kah::fault_rules(Fault{FaultKind::blackhole, {}}, shared);
+  // The kernel refuses a declaration of an owner table that leaves the flag out.
+  CHECK(has(blackhole, "table inet kaharness_7_3_fault {\n  flags owner;\n"));
+  // Dropped on input, where a dead server drops: the capture on lo saw them leave.
+  CHECK(has(blackhole, "hook input priority filter; policy accept;\n"));
+  CHECK(has(blackhole, "tcp dport { 40001 } counter name \"dropped_input\" drop"));
+  CHECK(has(blackhole, "tcp sport { 40001 } counter name \"dropped_output\" drop"));
+  CHECK_FALSE(has(blackhole, "kaharness_fault "));
+  const auto rst = kah::fault_rules(Fault{FaultKind::peer_firewall_rst, {}}, shared);
+  CHECK(has(rst, "tcp dport { 40001 } meta l4proto tcp counter name \"hit\" reject with tcp reset"));
+  CHECK(has(rst, "flags owner;"));
+  CHECK_FALSE(has(kah::fault_rules(Fault{FaultKind::blackhole, {}}, "r-c"), "flags owner"));
+  // In a namespace of the case's own, everything is the case's.
+  CHECK(has(kah::fault_rules(Fault{FaultKind::blackhole, {}}, "r-c"), "    counter name \"dropped_input\" drop"));
+}
+
 TEST_CASE("faults that are not firewall rules act on links, sockets, processes and flows", "[fault]") {
   for (auto kind : {FaultKind::none, FaultKind::link_down, FaultKind::peer_reboot, FaultKind::peer_freeze,
                     FaultKind::conntrack_expire, FaultKind::conntrack_timeout})

@@ -1,0 +1,57 @@
+#include "harness/case/needs.h"
+
+#include <fmt/format.h>
+
+#include "harness/fault/fault.h"
+
+namespace kah {
+namespace {
+
+// "[sysctl.client] net.ipv4.tcp_retries2, net.ipv4.tcp_syn_retries"
+std::string sysctl_keys(const Case& c) {
+  std::string text;
+  for (const auto& [host, keys] : c.sysctls) {
+    std::string names;
+    for (const auto& [key, value] : keys) names += fmt::format("{}{}", names.empty() ? "" : ", ", key);
+    if (!names.empty()) text += fmt::format("{}[sysctl.{}] {}", text.empty() ? "" : "; ", host, names);
+  }
+  return text;
+}
+
+// "'c1' and 'c2'": the connections of `family`, by name.
+std::string connections_of(const Case& c, Family family) {
+  std::string names;
+  for (const auto& spec : c.connections)
+    if (spec.family == family) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", spec.name);
+  return names;
+}
+
+}  // namespace
+
+std::string to_string(Need need) {
+  switch (need) {
+    case Need::own_namespaces: return "its own network namespaces";
+    case Need::sysctls: return "to set sysctls";
+    case Need::link_control: return "a link it can unplug";
+    case Need::ipv6: return "IPv6";
+    case Need::peer_process: return "a separate peer process";
+  }
+  return "?";
+}
+
+std::vector<CaseNeed> case_needs(const Case& c) {
+  std::vector<CaseNeed> needs;
+  const FaultKindInfo& fault = fault_info(c.faults.front().kind);
+  if (c.topology == TopologyKind::routed)
+    needs.push_back({Need::own_namespaces, "routed topology"});
+  else if (fault.needs_router)
+    needs.push_back({Need::own_namespaces, fmt::format("fault {} acts on a router", fault.name)});
+  if (const auto keys = sysctl_keys(c); !keys.empty()) needs.push_back({Need::sysctls, keys});
+  if (fault.needs_link_control) needs.push_back({Need::link_control, fmt::format("fault {}", fault.name)});
+  if (const auto v6 = connections_of(c, Family::ipv6); !v6.empty())
+    needs.push_back({Need::ipv6, fmt::format("IPv6 connection{} {}", v6.find(',') == std::string::npos ? "" : "s", v6)});
+  if (fault.needs_peer_process) needs.push_back({Need::peer_process, fmt::format("fault {}", fault.name)});
+  return needs;
+}
+
+}  // namespace kah

@@ -1,0 +1,34 @@
+// What a case needs of the place it runs in, derived from the case and its fault's
+// row in the fault table (harness/fault/fault.cc): backends say what they offer
+// (harness/run/backend.h), and a case one cannot run is skipped with the reason.
+//
+// Pure: no I/O.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "harness/case/case.h"
+
+namespace kah {
+
+enum class Need {
+  own_namespaces,  // a routed topology, or a fault that acts on the router
+  sysctls,         // [sysctl.*] keys, or a fault that writes sysctls
+  link_control,    // a fault that unplugs a link
+  ipv6,            // IPv6 connections
+  peer_process,    // the server's sockets in a process of their own
+};
+
+// "its own network namespaces", "to set sysctls", ...: what follows "needs".
+std::string to_string(Need need);
+
+struct CaseNeed {
+  Need need;
+  std::string because;  // what in the case asks for it: "routed topology", "[sysctl.client] net.ipv4.tcp_retries2"
+};
+
+// Every need of `c`, each once, in the order of Need.
+std::vector<CaseNeed> case_needs(const Case& c);
+
+}  // namespace kah

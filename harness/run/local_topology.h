@@ -1,0 +1,33 @@
+// The local topology (backend local): client and server on the loopback of the
+// network namespace the process already has (a CI container's own), for places that
+// grant CAP_NET_ADMIN but not CAP_SYS_ADMIN.
+//
+// It changes nothing of that namespace but its own nft tables: no sysctl, address,
+// route or link (cases that need them are skipped before, harness/case/needs.h).
+// Both ends use 127.0.0.1 / ::1; every case listens on ports the kernel picks for it
+// (bind to port 0), so cases running at once, and other programs, never share a port,
+// and its fault rules and probe counters match its own ports only. Its tables are
+// created with `flags owner` through one NftSession held by the topology: the kernel
+// deletes them when the session's netlink socket closes, at the end of the case or
+// when the process dies, SIGKILL included; no other socket can change them.
+#pragma once
+
+#include <memory>
+
+#include "harness/case/case.h"
+#include "harness/run/topology.h"
+
+namespace kah {
+
+// Throws std::logic_error for a case it cannot run (sysctls, routed: skip_reason()
+// says so first), NftError when its tables cannot be made.
+std::unique_ptr<Topology> build_local_topology(const Case& c);
+
+// "inet kaharness_<pid>_<n>_<what>": a table name no other case or run uses.
+std::string local_table_name(const std::string& what);
+
+// "tcp dport { 40001, 40002 }": the segments towards the server ports (`towards`), or
+// from them.
+std::string server_port_match(const std::vector<std::uint16_t>& ports, bool towards);
+
+}  // namespace kah

@@ -1,0 +1,161 @@
+// The local backend where CI runs it: a container that grants CAP_NET_ADMIN and
+// CAP_NET_RAW but not CAP_SYS_ADMIN. Each test emulates one, as a container runtime
+// builds it: a fresh network namespace (anonymous, held by an fd, lo brought up
+// through the netns library), its own PID and mount namespaces with /proc/timer_list
+// hidden (an empty file bound over it, as Docker masks it), CAP_SYS_ADMIN dropped
+// from the bounding, permitted, effective and inheritable sets, and a seccomp filter
+// that refuses new namespaces and setns (what Docker's default profile does without
+// CAP_SYS_ADMIN). The real binary then runs the case library there with `--backend
+// auto`: it must choose local, run and pass what local can run, skip the rest with a
+// reason, and leave that namespace as it found it, also when SIGKILLed mid-run.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "netns/namespace.h"
+#include "netns/nft.h"
+#include "contained.h"
+#include "root_snapshot.h"
+
+namespace fs = std::filesystem;
+namespace netns = kah::netns;
+
+namespace {
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A scratch folder with the binary, the case library and an empty file to hide
+// /proc/timer_list with; removed at the end.
+struct Stage {
+  fs::path dir;
+  Stage() {
+    std::string tmpl = (fs::temp_directory_path() / "kah-local-XXXXXX").string();
+    dir = ::mkdtemp(tmpl.data());
+    fs::copy_file(KAH_BINARY, dir / "kaharness");
+    fs::copy(fs::path(KAH_SOURCE_DIR) / "cases", dir / "cases");
+    std::ofstream(dir / "empty").close();
+  }
+  ~Stage() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+// `kaharness ARGS` in the emulated container joined to `net`.
+kah::test::Contained start_contained(const Stage& stage, const netns::Namespace& net,
+                                     const std::vector<std::string>& args) {
+  kah::test::ContainerSpec spec;
+  spec.argv = {(stage.dir / "kaharness").string()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.directory = stage.dir;
+  spec.empty_file = stage.dir / "empty";
+  spec.out = stage.dir / "stdout";
+  spec.err = stage.dir / "stderr";
+  return kah::test::start_contained(net, spec);
+}
+
+// What the harness could leave in the container's namespace: links, addresses,
+// routes, sysctls, the nft ruleset.
+kah::test::RootSnapshot snapshot(const netns::Namespace& net) {
+  return net.run([] { return kah::test::RootSnapshot::take(); });
+}
+
+// The container's network namespace, as a runtime makes it: new, lo up, nothing else.
+netns::Namespace container_namespace() { return netns::Namespace::create("emulated-container"); }
+
+const std::set<std::string> kRunOnLoopback{
+    "ack-lost",       "app-idle-timeout",  "data-in-flight-user-timeout", "http-keepalive-timeout",
+    "keepalive-off",  "peer-alive",        "peer-app-frozen",             "peer-firewall-rst",
+    "peer-power-off", "peer-reboot",       "probes-lost",                 "user-timeout-long",
+    "user-timeout-short"};
+
+}  // namespace
+
+TEST_CASE("in an emulated CAP_NET_ADMIN-only container, auto chooses local, runs what it can, skips the rest",
+          "[backend][local]") {
+  const auto net = container_namespace();
+  const auto before = snapshot(net);
+  Stage stage;
+  const auto c = start_contained(stage, net, {"run", "cases", "--json", "out.json"});
+  const int code = kah::test::wait_exit(c.runtime);
+  const std::string out = read_text(stage.dir / "stdout"), err = read_text(stage.dir / "stderr");
+  INFO(out << err);
+  REQUIRE(code == 0);
+  CHECK(out.find("backends here: netns cannot run here, userns cannot run here, local ") != std::string::npos);
+  const auto json = nlohmann::json::parse(read_text(stage.dir / "out.json"));
+  CHECK(json["backend"] == "local");
+  // /proc/timer_list hidden: the canary on lo gives the tick, jiffies modulo 64.
+  CHECK(json["calibration"] == "timer-firings");
+
+  std::set<std::string> ran, skipped;
+  for (const auto& k : json["cases"]) {
+    const std::string name = k["name"];
+    INFO(name << ": " << k.dump(1).substr(0, 2000));
+    if (k["verdict"] == "skip") {
+      skipped.insert(name);
+      CHECK(k["reason"].get<std::string>().find("; backend local ") != std::string::npos);
+    } else {
+      ran.insert(name);
+      CHECK(k["verdict"] == "pass");
+    }
+  }
+  CHECK(ran == kRunOnLoopback);
+  CHECK(ran.size() + skipped.size() == json["cases"].size());
+  CHECK(snapshot(net).diff(before).empty());
+}
+
+TEST_CASE("in an emulated container, a SIGKILLed local run leaves nothing in the namespace", "[backend][local]") {
+  const auto net = container_namespace();
+  const auto before = snapshot(net);
+  Stage stage;
+  const auto c = start_contained(stage, net, {"run", "cases", "--no-calibration"});
+  // Mid-run: once the harness's own tables are there.
+  bool seen = false;
+  for (int i = 0; i < 300 && !seen; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    seen = snapshot(net).nft_ruleset.find("table inet kaharness_") != std::string::npos;
+  }
+  REQUIRE(seen);
+  REQUIRE(c.program > 0);
+  ::kill(c.program, SIGKILL);
+  CHECK(kah::test::wait_exit(c.runtime) == 128 + SIGKILL);
+  CHECK(snapshot(net).diff(before).empty());
+}
+
+TEST_CASE("the local backend refuses the host's initial namespace without --in-place, and says why",
+          "[backend][local]") {
+  Stage stage;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open((stage.dir / "stdout").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(o, 2);
+    ::execl(KAH_BINARY, KAH_BINARY, "check-env", "--backend", "local", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const int code = kah::test::wait_exit(pid);
+  const auto out = read_text(stage.dir / "stdout");
+  INFO(out);
+  CHECK(code == 3);
+  CHECK(out.find("no    backend local") != std::string::npos);
+  CHECK(out.find("--in-place runs there anyway") != std::string::npos);
+}

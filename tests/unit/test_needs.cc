@@ -1,0 +1,107 @@
+// What a case needs (harness/case/needs.h), what each backend offers and the skip it
+// gives (harness/run/backend.h), and how a skip is reported: console, JSON, JUnit,
+// the summary line and the exit code with and without --fail-on-skip.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/case/needs.h"
+#include "harness/judge/interrupt.h"
+#include "harness/report/junit.h"
+#include "harness/report/report.h"
+#include "harness/run/backend.h"
+#include "harness/run/local_topology.h"
+
+using namespace kah;
+
+namespace {
+
+Case load(const std::string& file) { return load_case(std::string(KAH_SOURCE_DIR) + "/cases/" + file); }
+
+std::vector<Need> needs_of(const Case& c) {
+  std::vector<Need> out;
+  for (const auto& n : case_needs(c)) out.push_back(n.need);
+  return out;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The local backend's offers on a loopback with ::1 (what offers_of finds depends on
+// the machine).
+Offers local_with_ipv6() {
+  Offers o = offers_of(Backend::local);
+  o.lacks.erase(Need::ipv6);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("needs come from the topology, the sysctls, the fault's row and the families", "[needs]") {
+  CHECK(needs_of(load("peer-power-off.toml")) == std::vector<Need>{Need::ipv6});
+  CHECK(needs_of(load("nat-idle-eviction.toml")) == std::vector<Need>{Need::own_namespaces, Need::sysctls, Need::ipv6});
+  CHECK(needs_of(load("peer-unreachable.toml")) == std::vector<Need>{Need::link_control, Need::ipv6});
+  CHECK(needs_of(load("peer-app-frozen.toml")) == std::vector<Need>{Need::ipv6, Need::peer_process});
+  const auto sysctl = case_needs(load("data-in-flight.toml"));
+  REQUIRE(sysctl.size() == 2);
+  CHECK(sysctl[0].because == "[sysctl.client] net.ipv4.tcp_retries2");
+  const auto v4only = parse_case("name = \"v4\"\n[[connection]]\nname = \"a\"\nfamily = \"ipv4\"\n[expect]\noutcome = \"alive\"\n",
+                                 "v4.toml");
+  CHECK(case_needs(v4only).empty());
+}
+
+TEST_CASE("netns and userns offer everything, local skips what needs namespaces, sysctls or a link", "[needs]") {
+  for (const char* file : {"nat-idle-eviction.toml", "peer-unreachable.toml", "sysctl-only.toml", "peer-reboot.toml"}) {
+    CHECK_FALSE(skip_reason(load(file), Backend::netns, offers_of(Backend::netns)));
+    CHECK_FALSE(skip_reason(load(file), Backend::userns, offers_of(Backend::userns)));
+  }
+  const auto local = local_with_ipv6();
+  CHECK(skip_reason(load("nat-idle-eviction.toml"), Backend::local, local) ==
+        "needs its own network namespaces (routed topology); backend local offers none");
+  CHECK(skip_reason(load("peer-unreachable.toml"), Backend::local, local) ==
+        "needs a link it can unplug (fault link-down); backend local runs on lo, which it never unplugs");
+  CHECK(has(skip_reason(load("sysctl-only.toml"), Backend::local, local).value_or(""),
+            "needs to set sysctls ([sysctl.client] net.ipv4.tcp_keepalive_intvl, net.ipv4.tcp_keepalive_probes, "
+            "net.ipv4.tcp_keepalive_time); backend local never changes a sysctl"));
+  for (const char* file : {"peer-reboot.toml", "peer-power-off.toml", "peer-app-frozen.toml", "ack-lost.toml"})
+    CHECK_FALSE(skip_reason(load(file), Backend::local, local));
+
+  Offers no_v6 = local;
+  no_v6.lacks[Need::ipv6] = "finds no ::1 on lo here";
+  CHECK(skip_reason(load("peer-reboot.toml"), Backend::local, no_v6) ==
+        "needs IPv6 (IPv6 connection 'client-v6'); backend local finds no ::1 on lo here");
+}
+
+TEST_CASE("the local topology's rules match the case's own ports in a table of its own", "[needs][local]") {
+  CHECK(server_port_match({40001, 40002}, true) == "tcp dport { 40001, 40002 }");
+  CHECK(server_port_match({40001}, false) == "tcp sport { 40001 }");
+  CHECK_THROWS(server_port_match({}, true));  // never a rule that matches everything
+  const auto a = local_table_name("fault"), b = local_table_name("fault");
+  CHECK(a != b);
+  CHECK(a.rfind("inet kaharness_", 0) == 0);
+}
+
+TEST_CASE("a skipped case: SKIP with its reason, JSON reason, JUnit skipped, counted, exit 0 unless --fail-on-skip",
+          "[needs][report]") {
+  const Case routed = load("nat-idle-eviction.toml");
+  const auto why = skip_reason(routed, Backend::local, local_with_ipv6());
+  REQUIRE(why);
+  RunResult run;
+  run.backend = "local";
+  run.cases.push_back(skipped_case(routed, *why));
+  const auto& skipped = run.cases.front();
+  CHECK(skipped.verdict == Verdict::skip);
+
+  CHECK(has(console_case(skipped, false), "SKIP  nat-idle-eviction"));
+  CHECK(has(console_case(skipped, false), *why));
+  CHECK(has(console_summary(run), "0 passed, 0 failed, 0 errors, 1 skipped"));
+  const auto json = result_json(run);
+  CHECK(json["cases"][0]["verdict"] == "skip");
+  CHECK(json["cases"][0]["reason"] == *why);
+  CHECK(has(junit_xml(run), "<skipped message=\"needs its own network namespaces (routed topology); backend local "
+                            "offers none\"/>"));
+  CHECK(has(junit_xml(run), "skipped=\"1\""));
+  CHECK(exit_code(run) == 0);
+  CHECK(exit_code(run, true) == 1);
+}
