@@ -558,7 +558,7 @@ std::optional<evidence::TracedSocketKey> traced_key(const Tested& t, const Topol
   k.family = f;
   k.client_address = topology.address(Host::client, f);
   k.server_address = topology.address(Host::server, f);
-  k.server_port = kServerPort;
+  k.server_port = t.server_port;
   k.pid = static_cast<std::uint32_t>(::getpid());
   if (t.link.client_port != 0) {
     k.client_port = t.link.client_port;
