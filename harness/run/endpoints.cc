@@ -244,6 +244,14 @@ void close_silently(UniqueFd socket) {
   socket.close();
 }
 
+model::Retransmission namespace_retransmission(const netns::Namespace& ns) {
+  model::Retransmission r;
+  r.retries2 = std::stoi(ns.read_sysctl("net.ipv4.tcp_retries2"));
+  r.syn_retries = std::stoi(ns.read_sysctl("net.ipv4.tcp_syn_retries"));
+  r.early_retrans = std::stoi(ns.read_sysctl("net.ipv4.tcp_early_retrans"));
+  return r;
+}
+
 EffectiveKeepalive read_keepalive(int socket) {
   EffectiveKeepalive k;
   k.enabled = get_int(socket, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE") != 0;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/case/case.h"
+#include "harness/model/timing.h"
 #include "netns/fd.h"
 #include "netns/namespace.h"
 
@@ -66,6 +67,10 @@ struct RetransmissionState {
   bool paced = false;
 };
 RetransmissionState retransmission_state(int socket);
+
+// The namespace's retransmission sysctls (tcp_retries2, tcp_syn_retries,
+// tcp_early_retrans), as its sockets' kernel will use them.
+model::Retransmission namespace_retransmission(const netns::Namespace& ns);
 
 // Waits until the server has no unacknowledged data on `server` (the client's last
 // ACK arrived), so the connection is idle on both sides. Throws after timeout_ms.
