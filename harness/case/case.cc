@@ -938,6 +938,17 @@ void read_env(const Scope& s, ProgramSpec& p, Diagnostics& d) {
   }
 }
 
+// A regex a program's output will be searched with, checked now.
+void check_regex(const toml::table& t, std::string_view key, const std::optional<std::string>& pattern,
+                 Diagnostics& d) {
+  if (!pattern) return;
+  try {
+    (void)std::regex(*pattern);
+  } catch (const std::regex_error& e) {
+    d.error(t.get(key)->source(), fmt::format("'{}' is not a valid regular expression: {}", key, e.what()));
+  }
+}
+
 void read_ready(const Scope& s, ProgramSpec& p, Diagnostics& d) {
   const toml::table* t = read_table(s, "ready", Need::optional, d);
   if (t == nullptr) return;
@@ -945,13 +956,7 @@ void read_ready(const Scope& s, ProgramSpec& p, Diagnostics& d) {
   refuse_unknown_keys(r, kReadyKeys, d);
   p.ready.port = read_int(r, "port", Need::optional, kPortRange, d);
   p.ready.line = read_string(r, "line", Need::optional, d);
-  if (p.ready.line) {
-    try {
-      (void)std::regex(*p.ready.line);
-    } catch (const std::regex_error& e) {
-      d.error(t->get("line")->source(), fmt::format("'line' is not a valid regular expression: {}", e.what()));
-    }
-  }
+  check_regex(*t, "line", p.ready.line, d);
   if (auto v = read_number(r, "delay_ms", d)) {
     if (!(*v >= 0 && *v <= 1000 * kMaxReadyS))
       d.error(t->get("delay_ms")->source(), fmt::format("'delay_ms' must be 0..{}, found {}", 1000 * kMaxReadyS, *v));
@@ -1005,13 +1010,7 @@ void read_program_expect(const Scope& s, ProgramSpec& p, Diagnostics& d) {
   p.expect.exit_code = read_int(e, "exit_code", Need::optional, {0, 255, "an exit status"}, d);
   p.expect.exits_within_s = read_seconds(e, "exits_within_s", kMaxHorizonS, d);
   p.expect.output = read_string(e, "output", Need::optional, d);
-  if (p.expect.output) {
-    try {
-      (void)std::regex(*p.expect.output);
-    } catch (const std::regex_error& err) {
-      d.error(t->get("output")->source(), fmt::format("'output' is not a valid regular expression: {}", err.what()));
-    }
-  }
+  check_regex(*t, "output", p.expect.output, d);
   read_output_window(e, p.expect, d);
   p.expect.alive = read_bool(e, "alive", d);
   if (p.expect.alive.value_or(false) && (p.expect.exit_code || p.expect.exits_within_s))

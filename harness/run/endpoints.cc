@@ -252,6 +252,10 @@ model::Retransmission namespace_retransmission(const netns::Namespace& ns) {
   return r;
 }
 
+model::Keepalive model_keepalive(const EffectiveKeepalive& k) {
+  return {k.enabled, k.idle_s, k.interval_s, k.count, k.user_timeout_ms};
+}
+
 EffectiveKeepalive read_keepalive(int socket) {
   EffectiveKeepalive k;
   k.enabled = get_int(socket, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE") != 0;

@@ -87,6 +87,8 @@ struct EffectiveKeepalive {
   int idle_s = 0, interval_s = 0, count = 0, user_timeout_ms = 0;
 };
 EffectiveKeepalive read_keepalive(int socket);
+// The same as the timing model takes it.
+model::Keepalive model_keepalive(const EffectiveKeepalive& k);
 
 // The peer's application as a separate process holding the accepted sockets; it
 // dies with the harness (PR_SET_PDEATHSIG) and is tracked by pid only.

@@ -227,11 +227,7 @@ double forecast_program_connections(const Case& c, const Topology& topology, std
   for (auto& conn : conns) {
     const Host host = conn.host;
     model::Input in;
-    in.keepalive.enabled = conn.keepalive.enabled;
-    in.keepalive.idle_s = conn.keepalive.idle_s;
-    in.keepalive.interval_s = conn.keepalive.interval_s;
-    in.keepalive.count = conn.keepalive.count;
-    in.keepalive.user_timeout_ms = conn.keepalive.user_timeout_ms;
+    in.keepalive = model_keepalive(conn.keepalive);
     in.kernel = kernel;
     // Before the capture places t = 0, TCP_INFO gives it in whole jiffies.
     const bool placed = conn.armed_at_ms != 0;

@@ -289,11 +289,7 @@ void send(std::vector<Tested>& tested, const Topology& topology, Scheduler& time
 model::Input model_input(const Tested& t, const model::Retransmission& namespace_settings,
                          const model::Kernel& kernel, const JiffyClock* clock) {
   model::Input in;
-  in.keepalive.enabled = t.keepalive.enabled;
-  in.keepalive.idle_s = t.keepalive.idle_s;
-  in.keepalive.interval_s = t.keepalive.interval_s;
-  in.keepalive.count = t.keepalive.count;
-  in.keepalive.user_timeout_ms = t.keepalive.user_timeout_ms;
+  in.keepalive = model_keepalive(t.keepalive);
   in.kernel = kernel;
   if (clock != nullptr) in.kernel.calibration = clock->at(t.origin_ms);
   in.retransmission = namespace_settings;
