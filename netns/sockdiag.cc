@@ -76,10 +76,11 @@ std::string_view to_string(TimerKind kind) {
   return "unknown";
 }
 
-std::vector<SocketTimer> socket_timers(const Namespace& ns) {
+namespace {
+
+// Every TCP socket of `ns` whose state is in `states` (a mask of 1 << TCP_*).
+std::vector<SocketTimer> dump(const Namespace& ns, int states) {
   const std::string what = fmt::format("cannot list TCP sockets in namespace {}", ns.label());
-  // Every state but LISTEN: a listener has no peer and no timer worth showing.
-  constexpr int kStates = IDIAGNL_SS_ALL & ~(1 << TCP_LISTEN);
   return ns.run([&] {
     SockPtr sock(nl_socket_alloc());
     if (!sock) throw std::system_error(NLE_NOMEM, netlink_category(), what);
@@ -89,13 +90,22 @@ std::vector<SocketTimer> socket_timers(const Namespace& ns) {
     // libnl sends the legacy TCPDIAG_GETSOCK request, for which the kernel ignores the
     // family and dumps both (inet_diag_dump_compat): one dump, AF_UNSPEC, says so.
     const NlCache cache = dump_cache(
-        [&](nl_cache** out) { return idiagnl_msg_alloc_cache(sock.get(), AF_UNSPEC, kStates, out); }, what);
+        [&](nl_cache** out) { return idiagnl_msg_alloc_cache(sock.get(), AF_UNSPEC, states, out); }, what);
     std::vector<SocketTimer> timers;
     for (nl_object* obj = nl_cache_get_first(cache.get()); obj != nullptr; obj = nl_cache_get_next(obj))
       timers.push_back(timer_of(reinterpret_cast<idiagnl_msg*>(obj)));
     return timers;
   });
 }
+
+}  // namespace
+
+std::vector<SocketTimer> socket_timers(const Namespace& ns) {
+  // Every state but LISTEN: a listener has no peer and no timer worth showing.
+  return dump(ns, IDIAGNL_SS_ALL & ~(1 << TCP_LISTEN));
+}
+
+std::vector<SocketTimer> listening_sockets(const Namespace& ns) { return dump(ns, 1 << TCP_LISTEN); }
 
 std::string ss_duration(std::uint32_t ms) {
   // ss's rules: minutes drop the ms, and from 10 minutes on the seconds too; from

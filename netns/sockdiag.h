@@ -52,6 +52,8 @@ struct SocketTimer {
 // Every TCP socket of `ns` in any state except LISTEN, IPv4 and IPv6. Throws
 // std::system_error (netlink_category) naming the namespace when the dump fails.
 std::vector<SocketTimer> socket_timers(const Namespace& ns);
+// The TCP listeners of `ns` (their local address and port), IPv4 and IPv6.
+std::vector<SocketTimer> listening_sockets(const Namespace& ns);
 
 // Pure formatting, as iproute2's ss prints it (misc/ss.c, print_ms_timer, with the
 // July 2024 fix "ss: fix expired time format of timer"): "200ms", "050ms" (three

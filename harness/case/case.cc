@@ -16,7 +16,9 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <cstdlib>
 #include <iterator>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -24,6 +26,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
 namespace kah {
@@ -450,8 +453,8 @@ const toml::table* read_table(const Scope& s, std::string_view key, Need need, D
 
 // ---- The case sections -----------------------------------------------------------
 
-const std::vector<std::string> kTopKeys = {"name",   "description", "horizon_s", "topology", "router",
-                                           "server", "connection",  "sysctl",    "fault",    "expect"};
+const std::vector<std::string> kTopKeys = {"name",   "description", "horizon_s", "topology", "router", "server",
+                                           "connection", "program", "sysctl",  "fault",    "expect"};
 const std::vector<std::string> kConnectionKeys = {"name",   "family",  "keepalive",   "user_timeout_ms",
                                                   "copies", "traffic", "send_after_s"};
 const std::vector<std::string> kKeepaliveKeys = {"idle", "interval", "count"};
@@ -538,9 +541,9 @@ std::string made_by(const std::string& both_of) {
 
 void read_connections(const toml::table& root, Case& c, Diagnostics& d) {
   const auto tables = read_table_array(root, "connection", d);
-  if (root.get("connection") == nullptr) {
-    d.error(c.where, "missing [[connection]]: a case needs at least one connection");
-  } else if (tables.empty() && root.get("connection")->is_array() &&
+  if (root.get("connection") == nullptr && root.get("program") == nullptr) {
+    d.error(c.where, "missing [[connection]]: a case needs at least one connection (or a [[program]])");
+  } else if (tables.empty() && root.get("connection") != nullptr && root.get("connection")->is_array() &&
              root.get("connection")->as_array()->empty()) {
     d.error(root.get("connection")->source(), "'connection' is empty: a case needs at least one connection");
   }
@@ -865,6 +868,215 @@ void read_header(const Scope& top, Case& c, Diagnostics& d) {
   }
 }
 
+// ---- [[program]] -------------------------------------------------------------------
+
+const std::vector<std::string> kProgramKeys = {"name", "host",        "family", "command", "env",
+                                               "port", "connections", "ready",  "expect"};
+const std::vector<std::string> kReadyKeys = {"port", "line", "delay_ms", "timeout_s"};
+const std::vector<std::string> kProgramExpectKeys = {"settings", "exit_code", "exits_within_s",
+                                                     "output",   "output_within_s", "alive"};
+const std::vector<std::string> kSettingsKeys = {"keepalive", "idle", "interval", "count", "user_timeout_ms"};
+constexpr IntRange kPortRange{1, 65535, "a TCP port"};
+constexpr IntRange kProgramConnectionsRange{0, 64, ""};
+constexpr double kMaxReadyS = 600;
+
+// The faults whose effect on a program's connection the model knows from the side the
+// program runs on, and whose last segments (the RST of a timeout) the program host's
+// capture still sees. A server-side program is judged against a client that vanishes:
+// its own firewall drops what comes in (drop-to-server), so its probes and its RST
+// still leave and are captured.
+bool judgeable_program_fault(Host host, FaultKind kind) {
+  switch (kind) {
+    case FaultKind::none:
+    case FaultKind::drop_to_server: return true;
+    case FaultKind::blackhole:
+    case FaultKind::drop_to_client: return host == Host::client;
+    default: return false;
+  }
+}
+
+// `command = [...]` (argv) or `command = "..."` (split into words, no shell).
+void read_command(const Scope& s, ProgramSpec& p, Diagnostics& d) {
+  const toml::node* n = get(s, "command", Need::required, d);
+  if (n == nullptr) return;
+  p.command_where = d.at(n->source());
+  if (const auto* line = n->as_string()) {
+    try {
+      p.command = split_command(line->get());
+    } catch (const std::invalid_argument& e) {
+      d.error(n->source(), fmt::format("cannot split 'command' into words: {}", e.what()));
+      return;
+    }
+  } else if (const auto* argv = n->as_array()) {
+    for (const toml::node& word : *argv) {
+      if (const auto* w = word.as_string()) p.command.push_back(w->get());
+      else return wrong_type(word, "a string (one word of the command)", "command", d);
+    }
+  } else {
+    return wrong_type(*n, "an array of strings (argv) or a string", "command", d);
+  }
+  if (p.command.empty() || p.command.front().empty())
+    return d.error(n->source(), "'command' is empty: give at least the program to run");
+  for (const auto& word : p.command) {
+    try {
+      for (const auto& name : placeholders_in(word))
+        if (std::find(placeholder_names().begin(), placeholder_names().end(), name) == placeholder_names().end())
+          d.error(n->source(), fmt::format("unknown placeholder '{{{}}}' in 'command'; known: {{{}}}", name,
+                                           fmt::join(placeholder_names(), "}, {")));
+    } catch (const std::invalid_argument& e) {
+      d.error(n->source(), fmt::format("in 'command' word {}: {}", quoted_excerpt(word), e.what()));
+    }
+  }
+}
+
+void read_env(const Scope& s, ProgramSpec& p, Diagnostics& d) {
+  const toml::table* t = read_table(s, "env", Need::optional, d);
+  if (t == nullptr) return;
+  for (auto&& [key, value] : *t) {
+    if (const auto* v = value.as_string()) p.env[std::string(key.str())] = v->get();
+    else wrong_type(value, "a string", key.str(), d);
+  }
+}
+
+// A regex a program's output will be searched with, checked now.
+void check_regex(const toml::table& t, std::string_view key, const std::optional<std::string>& pattern,
+                 Diagnostics& d) {
+  if (!pattern) return;
+  try {
+    (void)std::regex(*pattern);
+  } catch (const std::regex_error& e) {
+    d.error(t.get(key)->source(), fmt::format("'{}' is not a valid regular expression: {}", key, e.what()));
+  }
+}
+
+void read_ready(const Scope& s, ProgramSpec& p, Diagnostics& d) {
+  const toml::table* t = read_table(s, "ready", Need::optional, d);
+  if (t == nullptr) return;
+  const Scope r{*t, "in the program's 'ready'", d.at(t->source())};
+  refuse_unknown_keys(r, kReadyKeys, d);
+  p.ready.port = read_int(r, "port", Need::optional, kPortRange, d);
+  p.ready.line = read_string(r, "line", Need::optional, d);
+  check_regex(*t, "line", p.ready.line, d);
+  if (auto v = read_number(r, "delay_ms", d)) {
+    if (!(*v >= 0 && *v <= 1000 * kMaxReadyS))
+      d.error(t->get("delay_ms")->source(), fmt::format("'delay_ms' must be 0..{}, found {}", 1000 * kMaxReadyS, *v));
+    else p.ready.delay_ms = *v;
+  }
+  if (auto v = read_seconds(r, "timeout_s", kMaxReadyS, d)) p.ready.timeout_s = *v;
+}
+
+void read_expected_settings(const Scope& s, ExpectedSettings& out, Diagnostics& d) {
+  const toml::table* t = read_table(s, "settings", Need::optional, d);
+  if (t == nullptr) return;
+  const Scope k{*t, "in the program's expected 'settings'", d.at(t->source())};
+  refuse_unknown_keys(k, kSettingsKeys, d);
+  out.keepalive = read_bool(k, "keepalive", d);
+  out.idle_s = read_int(k, "idle", Need::optional, kIdleRange, d);
+  out.interval_s = read_int(k, "interval", Need::optional, kIntervalRange, d);
+  out.count = read_int(k, "count", Need::optional, kCountRange, d);
+  out.user_timeout_ms = read_int(k, "user_timeout_ms", Need::optional, kUserTimeoutRange, d);
+}
+
+// `output_within_s = [from, to]`, or one number: [0, to].
+void read_output_window(const Scope& s, ProgramExpectation& e, Diagnostics& d) {
+  const toml::node* n = s.table.get("output_within_s");
+  if (n == nullptr) return;
+  if (s.table.get("output") == nullptr)
+    d.error(n->source(), "'output_within_s' is when the 'output' line must appear: give 'output' too");
+  const auto* a = n->as_array();
+  if (a == nullptr) {
+    if (auto v = read_number(s, "output_within_s", d)) e.output_from_s = 0.0, e.output_to_s = *v;
+    return;
+  }
+  if (a->size() != 2 || !(*a)[0].is_number() || !(*a)[1].is_number())
+    return d.error(n->source(), "'output_within_s' must be a number of seconds or [from, to] (two numbers)");
+  e.output_from_s = (*a)[0].value<double>().value_or(0), e.output_to_s = (*a)[1].value<double>().value_or(0);
+  if (!(*e.output_from_s >= 0 && *e.output_from_s <= *e.output_to_s))
+    d.error(n->source(), fmt::format("'output_within_s' must be [from, to] with 0 <= from <= to, found [{}, {}]",
+                                     *e.output_from_s, *e.output_to_s));
+}
+
+void read_program_expect(const Scope& s, ProgramSpec& p, Diagnostics& d) {
+  const toml::table* t = read_table(s, "expect", Need::optional, d);
+  if (t == nullptr) return;
+  const Scope e{*t, "in [program.expect]", d.at(t->source())};
+  p.expect_where = e.pos;
+  refuse_unknown_keys(e, kProgramExpectKeys, d);
+  read_expected_settings(e, p.expect.settings, d);
+  if (!p.expect.settings.empty() && p.connections == 0)
+    d.error(t->get("settings")->source(),
+            "'settings' are read from the program's connections: give 'connections' (how many it opens) in its "
+            "[[program]]");
+  p.expect.exit_code = read_int(e, "exit_code", Need::optional, {0, 255, "an exit status"}, d);
+  p.expect.exits_within_s = read_seconds(e, "exits_within_s", kMaxHorizonS, d);
+  p.expect.output = read_string(e, "output", Need::optional, d);
+  check_regex(*t, "output", p.expect.output, d);
+  read_output_window(e, p.expect, d);
+  p.expect.alive = read_bool(e, "alive", d);
+  if (p.expect.alive.value_or(false) && (p.expect.exit_code || p.expect.exits_within_s))
+    d.error(t->get("alive")->source(), "'alive = true' contradicts 'exit_code'/'exits_within_s': it cannot both run "
+                                       "at the horizon and exit");
+}
+
+// The executable the program will run, found now so that a missing one is said before
+// anything is built: the case is skipped with the reason (and the package to install).
+void resolve_executable(ProgramSpec& p, const std::filesystem::path& case_file) {
+  if (p.command.empty()) return;
+  const std::string& program = p.command.front();
+  if (!placeholders_in(program).empty()) return;  // known only at run time ({workdir}/...)
+  const char* path = std::getenv("PATH");
+  if (auto found = find_executable(program, path ? path : "/usr/bin:/bin", case_file.parent_path())) {
+    p.executable = *found;
+  } else {
+    p.missing = fmt::format("{}: {}", p.command_where.str(), missing_executable_message(program));
+  }
+}
+
+void check_program_fault(const toml::table& t, const ProgramSpec& p, const Case& c, Diagnostics& d) {
+  if (p.connections == 0 || c.faults.empty()) return;
+  const FaultKind kind = c.faults.front().kind;
+  if (judgeable_program_fault(p.host, kind)) return;
+  d.error(t.get("connections")->source(),
+          fmt::format("a program's connections on the {} can be judged under fault none, drop-to-server{}; not "
+                      "\"{}\" (the model or the {}'s capture would not see what the kernel does)",
+                      to_string(p.host), p.host == Host::client ? ", blackhole or drop-to-client" : "",
+                      to_string(kind), to_string(p.host)));
+}
+
+void read_programs(const toml::table& root, Case& c, Diagnostics& d) {
+  std::map<std::string, int> taken;
+  for (const toml::table* t : read_table_array(root, "program", d)) {
+    const Scope s{*t, "in [[program]]", d.at(t->source())};
+    refuse_unknown_keys(s, kProgramKeys, d);
+    ProgramSpec p;
+    p.where = s.pos;
+    if (auto host = read_choice(s, "host", Need::required, "host", {"client", "server"}, d))
+      p.host = *host == "client" ? Host::client : Host::server;
+    if (auto family = read_choice(s, "family", Need::optional, "family", spellings(kFamilies), d))
+      p.family = *family_from_string(*family);
+    read_command(s, p, d);
+    read_env(s, p, d);
+    p.port = read_int(s, "port", Need::optional, kPortRange, d);
+    if (auto v = read_int(s, "connections", Need::optional, kProgramConnectionsRange, d)) p.connections = *v;
+    read_ready(s, p, d);
+    read_program_expect(s, p, d);
+    check_program_fault(*t, p, c, d);
+    if (t->get("name") != nullptr) {
+      if (auto name = read_slug(s, "name", d)) p.name = *name;
+    } else if (!p.command.empty()) {
+      p.name = std::filesystem::path(p.command.front()).filename().string();
+    }
+    if (!p.name.empty()) {
+      const auto [it, inserted] = taken.try_emplace(p.name, s.pos.line);
+      if (!inserted)
+        d.error(s.pos, fmt::format("two programs named '{}' (the first at line {}): give each a 'name'", p.name,
+                                   it->second));
+    }
+    resolve_executable(p, c.file);
+    c.programs.push_back(std::move(p));
+  }
+}
+
 // toml++ says "Error while parsing X: ..."; after our "error:" that reads twice.
 std::string tidy_parse_message(std::string_view description) {
   constexpr std::string_view kPrefix = "Error while parsing ";
@@ -899,6 +1111,7 @@ Case parse_case(const std::string& text, const std::filesystem::path& file) {
   read_connections(root, c, d);
   read_sysctls(top, c, d);
   read_faults(root, c, d);
+  read_programs(root, c, d);
   read_expect(top, c, d);
   d.throw_first();
   return c;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "harness/case/program.h"
 #include "harness/fault/fault.h"
 
 namespace kah {
@@ -109,6 +110,27 @@ struct Expectation {
   SourcePos where;
 };
 
+// A real program under test ([[program]]); see program.h.
+struct ProgramSpec {
+  std::string name;      // a slug; defaults to the executable's file name
+  Host host = Host::server;  // client or server
+  Family family = Family::ipv4;  // what {server}, {client} and {family} stand for: "ipv4" or "ipv6"
+  std::vector<std::string> command;  // argv as written, placeholders not yet expanded
+  std::map<std::string, std::string> env;  // added to the harness's environment (placeholders expanded)
+  std::optional<int> port;  // {port}; else the first server program's port; else 7000
+  ReadyCondition ready;
+  int connections = 0;   // how many of its TCP connections to the other host are judged
+  ProgramExpectation expect;
+  // The executable, resolved when the case was loaded (empty when missing).
+  std::filesystem::path executable;
+  // Set when the executable cannot be found: the reason, with the Debian package to
+  // install when one is known. The case is then skipped with this message.
+  std::optional<std::string> missing;
+  SourcePos where;              // the [[program]] table
+  SourcePos command_where;      // its `command`
+  SourcePos expect_where;       // its [program.expect] (line 0 when it has none)
+};
+
 struct Case {
   std::string name;
   std::string description;  // optional: empty when the file has none
@@ -117,6 +139,7 @@ struct Case {
   RouterSpec router;  // meaningful for TopologyKind::routed only
   ServerSpec server;
   std::vector<ConnectionSpec> connections;  // "family = both" already expanded
+  std::vector<ProgramSpec> programs;        // in the order they start
   // Per host ("client", "server", "router"): sysctl key -> value, written inside that namespace.
   std::map<std::string, std::map<std::string, std::string>> sysctls;
   std::vector<FaultSpec> faults;  // at least one ("none" if the file has none)

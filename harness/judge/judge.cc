@@ -135,13 +135,14 @@ void judge_connection(ConnectionResult& r) {
     return fail(fmt::format("expected {} {}, observed {}", expected_outcome,
                             evidence::window_text(r.expected.window), describe_observed(r.observed)));
   // The window is when the kernel acts. An end timed by the event loop's wake-up
+  // or a sock_diag sample
   // (no RST in the capture, no kernel trace to time it by) is seen later than that by
   // scheduling. An end the kernel trace timed by its timer's bucket is the bucket's
   // boundary, before any softirq lateness: the window's wake-up slack is not its to use
   // (harness/evidence/kernel_timing.h), and the lateness is reported beside it.
   const auto& kernel = r.observed.kernel_end;
   const bool by_bucket = r.observed.timed_by == "kernel-trace" && kernel && kernel->bucket();
-  const double late_allowance = r.observed.timed_by == "wakeup" ? kWakeupAllowanceMs
+  const double late_allowance = r.observed.timed_by == "wakeup" || r.observed.timed_by == "sock_diag" ? kWakeupAllowanceMs
                                 : by_bucket                      ? -r.model_input.kernel.wakeup_slack_ms
                                                                  : 0.0;
   const double latest = r.expected.window.latest_ms + late_allowance;

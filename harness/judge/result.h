@@ -45,8 +45,9 @@ struct Observed {
   int probes = 0;           // keepalive probes the client sent after the fault
   // Where at_ms comes from: "kernel-trace" (the kernel's tracepoints: the bucket of
   // the timer in whose callback the socket closed, or the state change itself; see
-  // kernel_end), "capture" (the kernel's stamp of the RST that ended the connection)
-  // or "wakeup" (when the event loop saw the error: late by scheduling).
+  // kernel_end), "capture" (the kernel's stamp of the RST that ended the connection),
+  // "wakeup" (when the event loop saw the error: late by scheduling) or,
+  // for a program's connection, "sock_diag" (the first sample that no longer listed it).
   std::string timed_by = "wakeup";
   std::optional<double> woke_at_ms;  // when the event loop saw the end, for comparison
   std::optional<double> captured_at_ms;  // the RST's capture stamp, when kernel-trace timed it
@@ -104,6 +105,50 @@ struct SurvivalResult {
   std::string message;
 };
 
+// The keepalive settings in force on one of a program's sockets, as read from the
+// socket itself (pidfd_getfd + getsockopt; a key the program did not set reads as
+// the namespace's sysctl).
+struct SocketSettings {
+  std::string connection;  // the ConnectionResult's name
+  std::string local, remote;  // "198.18.0.1:40112"
+  bool keepalive = false;
+  int idle_s = 0, interval_s = 0, count = 0, user_timeout_ms = 0;
+};
+
+// One output line of a program, in ms from the fault (negative: before it).
+struct ProgramLine {
+  double at_ms = 0;
+  std::string stream;  // "stdout" or "stderr"
+  std::string text;
+};
+
+// One expectation about what a program did ([program.expect]), judged.
+struct ProgramCheck {
+  std::string what;  // "exit_code", "exits_within_s", "output", "alive", "settings"
+  Verdict verdict = Verdict::error;
+  std::string message;  // what was expected and what happened (its output quoted)
+};
+
+// A real program of the case: what it did and how that was judged. Its connections
+// are judged as ConnectionResults of the case (named "<program>-<n>").
+struct ProgramResult {
+  std::string name;
+  std::string host;  // "client" or "server"
+  std::vector<std::string> command;  // as run (placeholders expanded)
+  SourcePos where;
+  int pid = 0;  // its keeper (every process of it descends from it)
+  double started_ms = 0;  // from the fault (negative)
+  std::optional<double> ready_ms;
+  std::optional<int> exit_status;  // 128 + N: killed by signal N
+  std::optional<double> exited_ms;
+  bool stopped_by_harness = false;  // still running at the end: SIGTERM (then SIGKILL)
+  std::vector<SocketSettings> sockets;
+  std::vector<ProgramLine> output;  // the last lines (all of them are in the files)
+  std::string stdout_file, stderr_file;
+  std::vector<ProgramCheck> checks;
+  Verdict verdict = Verdict::pass;
+};
+
 struct CaseResult {
   std::string name;
   std::string description;  // the case's, or its name when it has none
@@ -116,6 +161,7 @@ struct CaseResult {
   std::vector<ConnectionResult> connections;
   std::vector<SurvivalResult> survival;           // random faults only
   std::map<std::string, std::uint64_t> counters;  // middlebox evidence: "router.invalid", "fault.hit"
+  std::vector<ProgramResult> programs;            // the case's [[program]]s, in order
 };
 
 struct RunResult {

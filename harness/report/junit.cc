@@ -77,6 +77,23 @@ Suite suite_of(const CaseResult& c) {
     }
     add_testcase(s, c.name, r.name, r.observed.at_ms, inner);
   }
+  for (const auto& p : c.programs) {
+    std::string inner;
+    if (p.verdict == Verdict::fail) {
+      ++s.failures;
+      std::string messages;
+      for (const auto& check : p.checks)
+        if (check.verdict == Verdict::fail) messages += (messages.empty() ? "" : "\n") + check.message;
+      inner = fmt::format("      <failure message=\"{}\">{}</failure>\n", xml_attr(messages), xml_text(messages));
+    }
+    add_testcase(s, c.name, "program " + p.name, p.exited_ms.value_or(0), inner);
+  }
+  // A case skipped (a program not installed) says why.
+  if (c.verdict == Verdict::skip && c.connections.empty() && !c.error.empty()) {
+    ++s.skipped;
+    add_testcase(s, c.name, c.name, 0, fmt::format("      <skipped message=\"{}\"/>\n", xml_attr(c.error)));
+    return s;
+  }
   // A case that could not run (bad environment, setup failure) still shows up as one
   // errored test, so CI does not count it as "no tests".
   if (!c.error.empty() && !case_error_shown) {

@@ -4,6 +4,9 @@
 #include <limits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "harness/judge/program_judge.h"
 
 namespace kah {
 namespace {
@@ -84,6 +87,29 @@ nlohmann::json probe_checks_json(const CaptureFindings& ev) {
 
 }  // namespace
 
+namespace {
+
+// Each program: the settings read from its sockets (always: they are what a user
+// came to see), and what it did against [program.expect] (failures, or all with -v).
+std::string console_programs(const CaseResult& c, bool verbose) {
+  std::string out;
+  for (const auto& p : c.programs) {
+    const std::string exit = p.exit_status ? fmt::format("exited with status {} at {:.3f} s", *p.exit_status,
+                                                         *p.exited_ms / 1000.0)
+                                           : "running at the horizon";
+    out += fmt::format("  {} program {} on the {} (pid {}): {}\n", verdict_tag(p.verdict), p.name, p.host, p.pid, exit);
+    for (const auto& s : p.sockets)
+      out += fmt::format("        {}'s connection {} {}: {}\n", p.name, p.host == "server" ? "from" : "to", s.remote,
+                         describe_settings(s));
+    for (const auto& check : p.checks)
+      if (verbose || check.verdict != Verdict::pass)
+        out += fmt::format("        {} {}: {}\n", verdict_tag(check.verdict), check.what, check.message);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string console_case(const CaseResult& c, bool verbose) {
   std::string out = fmt::format("{} {}  ({}, {:.1f} s)\n", verdict_tag(c.verdict), c.name, c.file, c.wall_ms / 1000.0);
   if (!c.error.empty()) out += fmt::format("      {}\n", c.error);
@@ -103,6 +129,7 @@ std::string console_case(const CaseResult& c, bool verbose) {
                        s.false_failure);
     if (!s.message.empty()) out += fmt::format("        {}\n", s.message);
   }
+  out += console_programs(c, verbose);
   if (verbose && !c.counters.empty()) {
     std::string list;
     for (const auto& [name, packets] : c.counters) list += fmt::format("{}{} = {}", list.empty() ? "" : ", ", name, packets);
@@ -236,6 +263,31 @@ nlohmann::json kernel_trace_json(const evidence::KernelTraceStatus& k) {
           {"ends_timed", k.ends_timed}};
 }
 
+// A program: what ran, what it did (times in ms from the fault), the settings read
+// from its sockets, its last output lines and the files holding all of it.
+nlohmann::json program_json(const ProgramResult& p) {
+  nlohmann::json sockets = nlohmann::json::array();
+  for (const auto& s : p.sockets)
+    sockets.push_back({{"connection", s.connection}, {"local", s.local}, {"remote", s.remote},
+                       {"keepalive", s.keepalive}, {"idle_s", s.idle_s}, {"interval_s", s.interval_s},
+                       {"count", s.count}, {"user_timeout_ms", s.user_timeout_ms}, {"text", describe_settings(s)}});
+  nlohmann::json output = nlohmann::json::array();
+  for (const auto& line : p.output)
+    output.push_back({{"at_ms", round1(line.at_ms)}, {"stream", line.stream}, {"text", line.text}});
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& check : p.checks)
+    checks.push_back({{"what", check.what}, {"verdict", to_string(check.verdict)}, {"message", check.message}});
+  nlohmann::json j = {{"name", p.name}, {"host", p.host}, {"command", p.command}, {"where", p.where.str()},
+                      {"pid", p.pid}, {"started_ms", round1(p.started_ms)}, {"verdict", to_string(p.verdict)},
+                      {"settings", sockets}, {"output", output}, {"checks", checks},
+                      {"stdout_file", p.stdout_file}, {"stderr_file", p.stderr_file},
+                      {"stopped_by_harness", p.stopped_by_harness}};
+  if (p.ready_ms) j["ready_ms"] = round1(*p.ready_ms);
+  if (p.exit_status) j["exit_status"] = *p.exit_status;
+  if (p.exited_ms) j["exited_ms"] = round1(*p.exited_ms);
+  return j;
+}
+
 nlohmann::json case_json(const CaseResult& c) {
   nlohmann::json conns = nlohmann::json::array();
   for (const auto& r : c.connections) conns.push_back(connection_json(r));
@@ -250,6 +302,11 @@ nlohmann::json case_json(const CaseResult& c) {
     jc["survival"] = std::move(survival);
   }
   if (!c.counters.empty()) jc["middlebox_counters"] = c.counters;
+  if (!c.programs.empty()) {
+    nlohmann::json programs = nlohmann::json::array();
+    for (const auto& p : c.programs) programs.push_back(program_json(p));
+    jc["programs"] = std::move(programs);
+  }
   return jc;
 }
 

@@ -59,9 +59,14 @@ std::optional<double> last_received_before(const std::vector<evidence::Packet>& 
 
 void attach_capture_evidence(ConnectionResult& r, const CaseCaptures& captures, const FlowKey& key,
                              double origin_realtime_ms, bool probes_visible) {
+  attach_capture_evidence(r, captures.client_analysis, key, origin_realtime_ms, probes_visible);
+}
+
+void attach_capture_evidence(ConnectionResult& r, const evidence::Analysis& analysis, const FlowKey& key,
+                             double origin_realtime_ms, bool probes_visible) {
   auto& ev = r.evidence;
   ev.origin_realtime_ms = origin_realtime_ms;
-  const auto* flow = evidence::find_flow(captures.client_analysis, {key.client_address, key.client_port},
+  const auto* flow = evidence::find_flow(analysis, {key.client_address, key.client_port},
                                          {key.server_address, key.server_port});
   if (flow == nullptr) return;
   ev.flow = *flow;

@@ -50,6 +50,10 @@ std::optional<double> last_received_before(const std::vector<evidence::Packet>& 
 // With a capture-timed end, observed.at_ms becomes the kernel's time.
 void attach_capture_evidence(ConnectionResult& result, const CaseCaptures& captures, const FlowKey& key,
                              double origin_realtime_ms, bool probes_visible);
+// The same from any classified capture, `key.client_*` being the side under test (a
+// program's socket, on whichever host it runs).
+void attach_capture_evidence(ConnectionResult& result, const evidence::Analysis& analysis, const FlowKey& key,
+                             double origin_realtime_ms, bool probes_visible);
 
 // Writes the connection's segments from both ends as DIR/<case>/<connection>.{client,server}.pcap
 // and records the paths (relative to DIR) in result.evidence.

@@ -15,6 +15,9 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
+#include <optional>
+#include <string_view>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -249,6 +252,34 @@ void wait_until_idle(int server, double timeout_ms) {
 void close_silently(UniqueFd socket) {
   set_int(socket.get(), IPPROTO_TCP, TCP_REPAIR, 1, "TCP_REPAIR (needs CAP_NET_ADMIN)");
   socket.close();
+}
+
+namespace {
+
+// A sysctl that came with a later kernel than some (tcp_syn_linear_timeouts: 6.5,
+// tcp_rto_min_us: 6.11, tcp_rto_max_ms: 6.15; harness/model/kernel_version.h): its
+// value, or nullopt where this kernel has no such key (which keys exist does not
+// depend on the namespace).
+std::optional<double> newer_sysctl(const netns::Namespace& ns, std::string_view key) {
+  if (!std::filesystem::exists(netns::sysctl_path(key))) return std::nullopt;
+  return std::stod(ns.read_sysctl(key));
+}
+
+}  // namespace
+
+model::Retransmission namespace_retransmission(const netns::Namespace& ns) {
+  model::Retransmission r;
+  r.retries2 = std::stoi(ns.read_sysctl("net.ipv4.tcp_retries2"));
+  r.syn_retries = std::stoi(ns.read_sysctl("net.ipv4.tcp_syn_retries"));
+  r.early_retrans = std::stoi(ns.read_sysctl("net.ipv4.tcp_early_retrans"));
+  r.syn_linear_timeouts = static_cast<int>(newer_sysctl(ns, "net.ipv4.tcp_syn_linear_timeouts").value_or(0));
+  r.rto_min_ms = newer_sysctl(ns, "net.ipv4.tcp_rto_min_us").value_or(1000 * r.rto_min_ms) / 1000;
+  r.rto_max_ms = newer_sysctl(ns, "net.ipv4.tcp_rto_max_ms").value_or(r.rto_max_ms);
+  return r;
+}
+
+model::Keepalive model_keepalive(const EffectiveKeepalive& k) {
+  return {k.enabled, k.idle_s, k.interval_s, k.count, k.user_timeout_ms};
 }
 
 EffectiveKeepalive read_keepalive(int socket) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/case/case.h"
+#include "harness/model/timing.h"
 #include "netns/fd.h"
 #include "netns/namespace.h"
 
@@ -70,6 +71,10 @@ struct RetransmissionState {
 };
 RetransmissionState retransmission_state(int socket);
 
+// The namespace's retransmission sysctls (tcp_retries2, tcp_syn_retries,
+// tcp_early_retrans), as its sockets' kernel will use them.
+model::Retransmission namespace_retransmission(const netns::Namespace& ns);
+
 // Waits until the server has no unacknowledged data on `server` (the client's last
 // ACK arrived), so the connection is idle on both sides. Throws after timeout_ms.
 void wait_until_idle(int server, double timeout_ms);
@@ -85,6 +90,8 @@ struct EffectiveKeepalive {
   int idle_s = 0, interval_s = 0, count = 0, user_timeout_ms = 0;
 };
 EffectiveKeepalive read_keepalive(int socket);
+// The same as the timing model takes it.
+model::Keepalive model_keepalive(const EffectiveKeepalive& k);
 
 // The peer's application as a separate process holding the accepted sockets; it
 // dies with the harness (PR_SET_PDEATHSIG) and is tracked by pid only.

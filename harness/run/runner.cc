@@ -35,6 +35,7 @@
 #include "harness/run/fault_landing.h"
 #include "harness/run/kernel_trace_loop.h"
 #include "harness/run/nft_rules.h"
+#include "harness/run/program_phase.h"
 #include "harness/run/scheduler.h"
 #include "harness/run/server_app.h"
 #include "harness/run/topology.h"
@@ -309,37 +310,12 @@ void send(std::vector<Tested>& tested, const Topology& topology, Scheduler& time
 
 // ---- forecast --------------------------------------------------------------------
 
-// A sysctl that came with a later kernel than some (tcp_syn_linear_timeouts: 6.5,
-// tcp_rto_min_us: 6.11, tcp_rto_max_ms: 6.15; harness/model/kernel_version.h): its
-// value, or nullopt where this kernel has no such key (which keys exist does not
-// depend on the namespace).
-std::optional<double> newer_sysctl(const netns::Namespace& ns, std::string_view key) {
-  if (!std::filesystem::exists(netns::sysctl_path(key))) return std::nullopt;
-  return std::stod(ns.read_sysctl(key));
-}
-
-// The namespace's retransmission settings, as the client's kernel will use them.
-model::Retransmission retransmission_settings(const netns::Namespace& client) {
-  model::Retransmission r;
-  r.retries2 = std::stoi(client.read_sysctl("net.ipv4.tcp_retries2"));
-  r.syn_retries = std::stoi(client.read_sysctl("net.ipv4.tcp_syn_retries"));
-  r.early_retrans = std::stoi(client.read_sysctl("net.ipv4.tcp_early_retrans"));
-  r.syn_linear_timeouts = static_cast<int>(newer_sysctl(client, "net.ipv4.tcp_syn_linear_timeouts").value_or(0));
-  r.rto_min_ms = newer_sysctl(client, "net.ipv4.tcp_rto_min_us").value_or(1000 * r.rto_min_ms) / 1000;
-  r.rto_max_ms = newer_sysctl(client, "net.ipv4.tcp_rto_max_ms").value_or(r.rto_max_ms);
-  return r;
-}
-
 // The model's input for one connection: every value it sees, from what was
 // measured. The one place it is assembled.
 model::Input model_input(const Tested& t, const model::Retransmission& namespace_settings,
                          const model::Kernel& kernel, const JiffyClock* clock) {
   model::Input in;
-  in.keepalive.enabled = t.keepalive.enabled;
-  in.keepalive.idle_s = t.keepalive.idle_s;
-  in.keepalive.interval_s = t.keepalive.interval_s;
-  in.keepalive.count = t.keepalive.count;
-  in.keepalive.user_timeout_ms = t.keepalive.user_timeout_ms;
+  in.keepalive = model_keepalive(t.keepalive);
   in.kernel = kernel;
   if (clock != nullptr) in.kernel.calibration = clock->at(t.origin_ms);
   in.retransmission = namespace_settings;
@@ -628,11 +604,66 @@ void announce(const Case& c, const std::vector<Tested>& tested, RunListener* lis
   }
 }
 
+// ---- programs ----------------------------------------------------------------------
+
+// Where a case's programs keep their working directories and output.
+std::filesystem::path program_dir(const Case& c) {
+  return std::filesystem::temp_directory_path() / fmt::format("kaharness-{}", ::getpid()) / c.name;
+}
+
+// Until `until_ms`, a stop request, or every program connection ended with each
+// program's expectations decided (it exited, or it has none that needs the horizon).
+void wait_for_programs(const Case& c, const ProgramSet& set, const ProgramConnectionWatch& watch, double until_ms,
+                       std::stop_token stop) {
+  const auto decided = [&] {
+    for (std::size_t i = 0; i < c.programs.size(); ++i) {
+      const auto& e = c.programs[i].expect;
+      const bool needs_time = e.alive || e.exit_code || e.exits_within_s || e.output;
+      if (needs_time && !set.running[i]->exit()) return false;
+    }
+    return watch.all_ended();
+  };
+  while (!stop.stop_requested() && monotonic_ms() < until_ms && !decided())
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+// Program connections judged from the program host's capture, then what each program did.
+void collect_programs(const Case& c, CaseResult& result, const Topology& topology, const ProgramSet& set,
+                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen, double fault_at,
+                      double until, const RunOptions& options, const JiffyClock* clock,
+                      std::optional<double> stopped_at) {
+  const auto offset = ClockOffset::measure();
+  const double to_realtime = static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6;
+  std::map<Host, evidence::Analysis> analyses;
+  if (seen) {
+    for (const Host host : {Host::client, Host::server}) {
+      auto packets = (host == Host::client ? seen->client : seen->server).packets();
+      for (auto& conn : conns)
+        if (conn.host == host) place_on_capture(conn, packets, to_realtime, fault_at);
+      std::erase_if(packets, [&](const evidence::Packet& p) { return p.t_ms > until + to_realtime; });
+      analyses[host] = evidence::analyze(packets);
+    }
+    forecast_program_connections(c, topology, conns, fault_at, options.kernel, clock, until);
+  }
+  for (const auto& conn : conns) {
+    auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
+    if (stopped_at && !conn.vanished_ms && *stopped_at < conn.origin_ms + conn.forecast.horizon_ms)
+      mark_interrupted(r, *stopped_at - conn.origin_ms);
+    result.connections.push_back(std::move(r));
+  }
+  result.programs = program_results(c, set, conns, fault_at, until);
+  for (const auto& line : program_settings_lines(c, conns)) spdlog::info("{}: {}", c.name, line);
+}
+
 // Every phase of one case; throws when the case cannot run.
 void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::CaptureLoop& captures,
                 const RunOptions& options, const JiffyClock* clock, KernelTraceLoop* trace) {
   CaseWorld world;
   build(c, captures, options, world);
+  // Stopped (reverse order) before the topology goes; started before the gate: a
+  // program may take seconds to be ready.
+  ProgramSet programs;
+  start_programs(c, *world.topology, program_dir(c), programs);
   std::unique_lock setup(setup_gate());
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
@@ -654,6 +685,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   for (std::size_t i = 0; i < tested.size(); ++i)
     if (tested[i].spec->traffic != Traffic::connecting) watch(i);
 
+  auto program_conns = find_program_connections(c, *world.topology, programs);
   const FaultLanding landing = inject(c, world, tested, peer);
   setup.unlock();
   const double fault_at = landing.begun_ms;
@@ -663,15 +695,24 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   delayed->sent.resize(tested.size());
   send(tested, *world.topology, timeline, delayed, watch);
 
-  const auto retransmission = retransmission_settings(world.topology->ns(Host::client));
+  const auto retransmission = namespace_retransmission(world.topology->ns(Host::client));
   double watch_until = 0;
   for (auto& t : tested) {
     t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts_of(t, fault_at));
     watch_until = std::max(watch_until, t.origin_ms + t.forecast.horizon_ms);
   }
   announce(c, tested, options.listener);
+  forecast_program_connections(c, *world.topology, program_conns, fault_at, options.kernel, clock);
+  const double program_until = programs.running.empty() ? 0 : program_watch_until(c, program_conns, fault_at);
+  std::optional<ProgramConnectionWatch> program_watch;
+  if (!programs.running.empty()) program_watch.emplace(*world.topology, program_conns);
 
   auto waited = wait(*ends, world.topology->ns(Host::client), tested, watch_until, options.stop);
+  if (program_watch) {
+    wait_for_programs(c, programs, *program_watch, program_until, options.stop);
+    if (options.stop.stop_requested() && !waited.stopped_at_ms) waited.stopped_at_ms = monotonic_ms();
+    program_watch.reset();
+  }
   for (auto& t : tested) watcher.forget(t.client.get());
   if (auto failure = timeline.failure()) std::rethrow_exception(failure);
   // A delayed write went out a little after its planned instant: judge against the
@@ -688,7 +729,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
     }
   }
 
-  const auto seen = analyze(world, waited.stopped_at_ms.value_or(watch_until));
+  const auto seen = analyze(world, waited.stopped_at_ms.value_or(std::max(watch_until, program_until)));
   for (auto& t : tested) {
     const auto shift = seen ? origin_from_capture(t, *seen, *world.topology, fault_at) : std::nullopt;
     if (!shift) continue;
@@ -700,6 +741,13 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   attach_kernel_timing(result.connections, tested, *world.topology, trace, clock);
   result.counters = middlebox_counters(c, *world.topology);
   judge(result, c, *world.topology, tested, landing, seen, options);
+  if (!programs.running.empty()) {
+    collect_programs(c, result, *world.topology, programs, program_conns, seen, fault_at,
+                     waited.stopped_at_ms.value_or(program_until), options, clock, waited.stopped_at_ms);
+    if (!any_interrupted(result.connections)) result.verdict = case_verdict(result.connections, result.survival);
+    for (const auto& p : result.programs)
+      if (p.verdict == Verdict::fail && result.verdict == Verdict::pass) result.verdict = Verdict::fail;
+  }
   if (options.keep) world.topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
 }
 
@@ -713,7 +761,12 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
   result.file = c.file.string();
   const double started = monotonic_ms();
   try {
-    run_phases(c, result, watcher, captures, options, clock, trace);
+    if (auto missing = missing_program(c)) {
+      result.verdict = Verdict::skip;
+      result.error = fmt::format("skipped: {}", *missing);
+    } else {
+      run_phases(c, result, watcher, captures, options, clock, trace);
+    }
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;
     result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());

@@ -1,0 +1,118 @@
+#include "harness/judge/program_judge.h"
+
+#include <regex>
+
+#include <fmt/format.h>
+
+namespace kah {
+namespace {
+
+std::string seconds(double ms) { return fmt::format("{:.3f} s", ms / 1000.0); }
+
+// The program's last lines, quoted, for a message.
+std::string quoted_output(const ProgramResult& r, std::size_t n = 5) {
+  if (r.output.empty()) return "it printed nothing";
+  std::string out = "its last output:";
+  for (std::size_t i = r.output.size() > n ? r.output.size() - n : 0; i < r.output.size(); ++i)
+    out += fmt::format(" [{} at {}] \"{}\"", r.output[i].stream, seconds(r.output[i].at_ms), r.output[i].text);
+  return out;
+}
+
+std::string what_it_did(const ProgramResult& r) {
+  if (!r.exit_status) return fmt::format("it was still running at the horizon; {}", quoted_output(r));
+  return fmt::format("it exited with status {} at {} after the fault; {}", *r.exit_status, seconds(*r.exited_ms),
+                     quoted_output(r));
+}
+
+void add(ProgramResult& r, std::string what, std::optional<std::string> problem, std::string fine) {
+  ProgramCheck check;
+  check.what = std::move(what);
+  check.verdict = problem ? Verdict::fail : Verdict::pass;
+  check.message = problem ? fmt::format("{}: program {}: {}", r.where.str(), r.name, *problem) : std::move(fine);
+  r.checks.push_back(std::move(check));
+}
+
+std::optional<std::string> exit_code_problem(const ProgramResult& r, int expected) {
+  if (r.exit_status && *r.exit_status == expected) return std::nullopt;
+  return fmt::format("expected exit status {}, but {}", expected, what_it_did(r));
+}
+
+std::optional<std::string> exit_time_problem(const ProgramResult& r, double within_s) {
+  if (r.exited_ms && *r.exited_ms >= 0 && *r.exited_ms <= 1000 * within_s) return std::nullopt;
+  if (r.exited_ms && *r.exited_ms < 0)
+    return fmt::format("expected it to exit within {} s after the fault, but it exited before the fault; {}",
+                       within_s, what_it_did(r));
+  return fmt::format("expected it to exit within {} s after the fault, but {}", within_s, what_it_did(r));
+}
+
+std::optional<std::string> output_problem(const ProgramResult& r, const ProgramExpectation& e, double horizon_ms) {
+  const std::regex pattern(*e.output);
+  const double from = 1000 * e.output_from_s.value_or(0), to = e.output_to_s ? 1000 * *e.output_to_s : horizon_ms;
+  std::optional<ProgramLine> outside;
+  for (const auto& line : r.output) {
+    if (!std::regex_search(line.text, pattern)) continue;
+    if (line.at_ms >= from && line.at_ms <= to) return std::nullopt;
+    if (!outside) outside = line;
+  }
+  const std::string window = fmt::format("[{}, {}] after the fault", seconds(from), seconds(to));
+  if (outside)
+    return fmt::format("expected a line matching \"{}\" within {}, but it came at {}: \"{}\"", *e.output, window,
+                       seconds(outside->at_ms), outside->text);
+  return fmt::format("expected a line matching \"{}\" within {}, but none came; {}", *e.output, window,
+                     what_it_did(r));
+}
+
+std::optional<std::string> alive_problem(const ProgramResult& r, bool expected) {
+  const bool ran_to_horizon = !r.exit_status;
+  if (ran_to_horizon == expected) return std::nullopt;
+  return fmt::format("expected it {} at the horizon, but {}", expected ? "still running" : "gone", what_it_did(r));
+}
+
+}  // namespace
+
+std::string describe_settings(const SocketSettings& s) {
+  const std::string user_timeout = s.user_timeout_ms == 0 ? "off" : fmt::format("{} ms", s.user_timeout_ms);
+  if (!s.keepalive) return fmt::format("keepalive off (SO_KEEPALIVE not set), user timeout {}", user_timeout);
+  return fmt::format("keepalive idle {} s, interval {} s, count {}, user timeout {}", s.idle_s, s.interval_s, s.count,
+                     user_timeout);
+}
+
+std::optional<std::string> settings_problem(const ExpectedSettings& expected, const SocketSettings& read) {
+  const auto differs = [](std::string_view option, auto claimed, auto actual, std::string_view unit) {
+    return fmt::format("{} is {}{}, the configuration claims {}{}", option, actual, unit, claimed, unit);
+  };
+  if (expected.keepalive && *expected.keepalive != read.keepalive)
+    return fmt::format("SO_KEEPALIVE is {}, the configuration claims {}", read.keepalive ? "on" : "off",
+                       *expected.keepalive ? "on" : "off");
+  if (expected.idle_s && *expected.idle_s != read.idle_s) return differs("TCP_KEEPIDLE", *expected.idle_s, read.idle_s, " s");
+  if (expected.interval_s && *expected.interval_s != read.interval_s)
+    return differs("TCP_KEEPINTVL", *expected.interval_s, read.interval_s, " s");
+  if (expected.count && *expected.count != read.count) return differs("TCP_KEEPCNT", *expected.count, read.count, "");
+  if (expected.user_timeout_ms && *expected.user_timeout_ms != read.user_timeout_ms)
+    return differs("TCP_USER_TIMEOUT", *expected.user_timeout_ms, read.user_timeout_ms, " ms");
+  return std::nullopt;
+}
+
+void judge_program(ProgramResult& r, const ProgramExpectation& e, double horizon_ms) {
+  r.checks.clear();
+  if (!e.settings.empty()) {
+    for (const auto& socket : r.sockets) {
+      auto problem = settings_problem(e.settings, socket);
+      if (problem)
+        problem = fmt::format("its connection {} ({} to {}): {}", socket.connection, socket.local, socket.remote,
+                              *problem);
+      add(r, "settings", problem, fmt::format("{}: {}", socket.connection, describe_settings(socket)));
+    }
+  }
+  if (e.exit_code) add(r, "exit_code", exit_code_problem(r, *e.exit_code), fmt::format("exit status {}", *e.exit_code));
+  if (e.exits_within_s)
+    add(r, "exits_within_s", exit_time_problem(r, *e.exits_within_s),
+        r.exited_ms ? fmt::format("exited {} after the fault", seconds(*r.exited_ms)) : "");
+  if (e.output) add(r, "output", output_problem(r, e, horizon_ms), fmt::format("a line matched \"{}\"", *e.output));
+  if (e.alive) add(r, "alive", alive_problem(r, *e.alive), *e.alive ? "running at the horizon" : "gone by the horizon");
+  r.verdict = Verdict::pass;
+  for (const auto& c : r.checks)
+    if (c.verdict == Verdict::fail) r.verdict = Verdict::fail;
+}
+
+}  // namespace kah

@@ -1,0 +1,25 @@
+// Judging a real program ([[program]]): the settings read from its sockets against
+// what its configuration claims, and what it did (exit, output, still running)
+// against [program.expect]. A failure quotes the program's own output. Pure: no I/O.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "harness/case/case.h"
+#include "harness/judge/result.h"
+
+namespace kah {
+
+// "keepalive idle 2 s, interval 1 s, count 3, user timeout off".
+std::string describe_settings(const SocketSettings& s);
+
+// The first setting that differs from `expected`, as a sentence naming it
+// ("TCP_KEEPINTVL is 75 s, the configuration claims 1 s"); nullopt when all match.
+std::optional<std::string> settings_problem(const ExpectedSettings& expected, const SocketSettings& read);
+
+// Fills result.checks and result.verdict from `expect`. `horizon_ms`: how long after
+// the fault the program was watched. Times in `result` are from the fault.
+void judge_program(ProgramResult& result, const ProgramExpectation& expect, double horizon_ms);
+
+}  // namespace kah

@@ -1,0 +1,418 @@
+#include "harness/run/program_phase.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <regex>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "harness/clock/clock.h"
+#include "harness/clock/jiffies.h"
+#include "harness/judge/judge.h"
+#include "harness/judge/program_judge.h"
+#include "harness/run/capture_evidence.h"
+#include "netns/process.h"
+
+namespace kah {
+namespace {
+
+constexpr int kDefaultPort = 7000;         // the harness's own listener port, when no program names one
+constexpr double kPollMs = 5;              // sock_diag sampling of program connections after the fault
+constexpr double kStartPollMs = 20;        // while waiting for a port or a connection
+constexpr std::size_t kOutputKept = 30;    // lines of a program's output in the results
+constexpr double kExpectationSlackMs = 500;  // watched past the last instant an expectation names
+
+void sleep_ms(double ms) { std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(ms * 1000))); }
+
+[[noreturn]] void program_failed(const ProgramSpec& p, const std::string& what) {
+  throw std::runtime_error(fmt::format("{}: program {}: {}", p.where.str(), p.name, what));
+}
+
+Host other_host(Host h) { return h == Host::client ? Host::server : Host::client; }
+
+std::string endpoint(const std::string& address, std::uint16_t port) {
+  return address.find(':') != std::string::npos ? fmt::format("[{}]:{}", address, port)
+                                                : fmt::format("{}:{}", address, port);
+}
+
+std::string why_it_stopped(const RunningProgram& program) {
+  const auto exit = program.exit();
+  if (!exit) return "";
+  return fmt::format("it exited with status {}; its last output: {}", exit->status, program.tail(5));
+}
+
+void wait_for_port(const ProgramSpec& p, const RunningProgram& program, const netns::Namespace& ns, double deadline) {
+  for (;;) {
+    for (const auto& s : netns::listening_sockets(ns))
+      if (s.local_port == *p.ready.port) return;
+    if (program.exit()) program_failed(p, fmt::format("exited before port {} listened: {}", *p.ready.port,
+                                                      why_it_stopped(program)));
+    if (monotonic_ms() > deadline)
+      program_failed(p, fmt::format("port {} did not listen within {} s (ready.timeout_s); its last output: {}",
+                                    *p.ready.port, p.ready.timeout_s, program.tail(5)));
+    sleep_ms(kStartPollMs);
+  }
+}
+
+void wait_until_ready(const ProgramSpec& p, const RunningProgram& program, const netns::Namespace& ns) {
+  const double deadline = monotonic_ms() + 1000 * p.ready.timeout_s;
+  if (p.ready.port) wait_for_port(p, program, ns, deadline);
+  if (p.ready.line && !program.wait_for_line(std::regex(*p.ready.line), deadline)) {
+    if (program.exit())
+      program_failed(p, fmt::format("exited before a line matched \"{}\": {}", *p.ready.line, why_it_stopped(program)));
+    program_failed(p, fmt::format("no line matched \"{}\" within {} s (ready.timeout_s); its last output: {}",
+                                  *p.ready.line, p.ready.timeout_s, program.tail(5)));
+  }
+  if (p.ready.delay_ms > 0) sleep_ms(p.ready.delay_ms);
+  if (program.exit()) program_failed(p, fmt::format("exited while starting: {}", why_it_stopped(program)));
+}
+
+// How long ago (ms) the socket last received anything: keepalive's idle clock
+// counts from the later of the last data (icsk_ack.lrcvtime) and the last ACK
+// (rcv_tstamp), both in jiffies.
+double ms_since_last_received(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) throw_errno("cannot read TCP_INFO");
+  return std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
+}
+
+// The program's established connections to `peer_addresses`, by the inodes its
+// processes hold.
+std::vector<std::pair<netns::SocketTimer, netns::HeldSocket>> connections_of(
+    const RunningProgram& program, const netns::Namespace& ns, const std::set<std::string>& peer_addresses) {
+  std::map<std::uint64_t, netns::HeldSocket> held;
+  for (const auto& h : netns::sockets_held(netns::process_tree(program.pid()))) held.emplace(h.inode, h);
+  std::vector<std::pair<netns::SocketTimer, netns::HeldSocket>> found;
+  for (const auto& s : netns::socket_timers(ns)) {
+    const auto it = held.find(s.inode);
+    if (s.state == TCP_ESTABLISHED && it != held.end() && peer_addresses.contains(s.remote))
+      found.emplace_back(s, it->second);
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first.local_port, a.first.remote_port) < std::tie(b.first.local_port, b.first.remote_port);
+  });
+  return found;
+}
+
+ProgramConnection read_connection(std::size_t index, const ProgramSpec& p, int n, const netns::SocketTimer& socket,
+                                  const netns::HeldSocket& held) {
+  ProgramConnection conn;
+  conn.program = index;
+  conn.host = p.host;
+  conn.spec.name = fmt::format("{}-{}", p.name, n);
+  conn.spec.family = socket.family == AF_INET6 ? Family::ipv6 : Family::ipv4;
+  conn.spec.where = p.where;
+  conn.socket = socket;
+  // Borrowed only for these reads: holding it would keep the socket open past the
+  // program's own close().
+  const UniqueFd fd = netns::borrow_fd(held);
+  conn.keepalive = read_keepalive(fd.get());
+  conn.tcp = retransmission_state(fd.get());
+  conn.origin_ms = monotonic_ms() - ms_since_last_received(fd.get());
+  return conn;
+}
+
+}  // namespace
+
+ProgramSet::~ProgramSet() {
+  for (auto it = running.rbegin(); it != running.rend(); ++it)
+    if (*it) (*it)->stop();
+}
+
+Placeholders placeholders_for(const Case& c, const ProgramSpec& program, const Topology& topology,
+                              const std::filesystem::path& workdir) {
+  int port = kDefaultPort;
+  if (program.port) {
+    port = *program.port;
+  } else {
+    for (const auto& other : c.programs)
+      if (other.host == Host::server && other.port) {
+        port = *other.port;
+        break;
+      }
+  }
+  return {
+      {"server", topology.address(Host::server, program.family)},
+      {"client", topology.address(Host::client, program.family)},
+      {"server4", topology.address(Host::server, Family::ipv4)},
+      {"server6", topology.address(Host::server, Family::ipv6)},
+      {"client4", topology.address(Host::client, Family::ipv4)},
+      {"client6", topology.address(Host::client, Family::ipv6)},
+      {"port", std::to_string(port)},
+      {"family", program.family == Family::ipv6 ? "6" : "4"},
+      {"workdir", workdir.string()},
+      {"name", program.name},
+  };
+}
+
+std::optional<std::string> missing_program(const Case& c) {
+  for (const auto& p : c.programs)
+    if (p.missing) return p.missing;
+  return std::nullopt;
+}
+
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set) {
+  for (const auto& p : c.programs) {
+    const auto workdir = dir / p.name;
+    std::filesystem::create_directories(workdir);
+    const auto values = placeholders_for(c, p, topology, workdir);
+    Launch launch;
+    launch.name = p.name;
+    try {
+      for (const auto& word : p.command) launch.argv.push_back(expand_placeholders(word, values));
+      for (const auto& [key, value] : p.env) launch.env[key] = expand_placeholders(value, values);
+    } catch (const std::invalid_argument& e) {
+      program_failed(p, e.what());
+    }
+    launch.executable = p.executable;
+    if (launch.executable.empty()) {
+      const auto found = find_executable(launch.argv.front(), "", c.file.parent_path());
+      if (!found) program_failed(p, missing_executable_message(launch.argv.front()));
+      launch.executable = *found;
+    }
+    launch.workdir = workdir;
+    launch.ns = &topology.ns(p.host);
+    spdlog::debug("{}: starting {} on the {}: {}", c.name, p.name, to_string(p.host), fmt::join(launch.argv, " "));
+    set.argv.push_back(launch.argv);
+    set.running.push_back(RunningProgram::start(launch));
+    wait_until_ready(p, *set.running.back(), topology.ns(p.host));
+    set.ready_ms.push_back(monotonic_ms());
+  }
+}
+
+std::vector<ProgramConnection> find_program_connections(const Case& c, const Topology& topology,
+                                                        const ProgramSet& set) {
+  std::vector<ProgramConnection> conns;
+  for (std::size_t i = 0; i < c.programs.size(); ++i) {
+    const auto& p = c.programs[i];
+    if (p.connections == 0) continue;
+    const auto& program = *set.running[i];
+    const auto& ns = topology.ns(p.host);
+    const Host peer = other_host(p.host);
+    const std::set<std::string> peer_addresses = {topology.address(peer, Family::ipv4),
+                                                  topology.address(peer, Family::ipv6)};
+    const double deadline = monotonic_ms() + 1000 * p.ready.timeout_s;
+    auto found = connections_of(program, ns, peer_addresses);
+    while (found.size() < static_cast<std::size_t>(p.connections)) {
+      if (program.exit() || monotonic_ms() > deadline)
+        program_failed(p, fmt::format("expected {} connection(s) to the {}, found {} {}; its last output: {}",
+                                      p.connections, to_string(peer), found.size(),
+                                      program.exit() ? "before it exited" : fmt::format("within {} s", p.ready.timeout_s),
+                                      program.tail(5)));
+      sleep_ms(kStartPollMs);
+      found = connections_of(program, ns, peer_addresses);
+    }
+    for (int n = 0; n < p.connections; ++n) {
+      const auto& [socket, held] = found[static_cast<std::size_t>(n)];
+      conns.push_back(read_connection(i, p, n + 1, socket, held));
+    }
+  }
+  return conns;
+}
+
+double forecast_program_connections(const Case& c, const Topology& topology, std::vector<ProgramConnection>& conns,
+                                    double fault_at, const model::Kernel& kernel, const JiffyClock* clock,
+                                    std::optional<double> keep_horizon_ms) {
+  double until = 0;
+  for (auto& conn : conns) {
+    const Host host = conn.host;
+    model::Input in;
+    in.keepalive = model_keepalive(conn.keepalive);
+    in.kernel = kernel;
+    // Before the capture places t = 0, TCP_INFO gives it in whole jiffies.
+    const bool placed = conn.armed_at_ms != 0;
+    if (clock != nullptr && placed) in.kernel.calibration = clock->at(conn.origin_ms);
+    if (!placed) in.kernel.receive_delay_ms = std::max(in.kernel.receive_delay_ms, 1000.0 / kernel.hz.value_or(100));
+    const auto namespace_settings = namespace_retransmission(topology.ns(host));
+    in.retransmission = namespace_settings;
+    in.retransmission.first_rto_ms = std::max(namespace_settings.rto_min_ms, conn.tcp.rto_ms);
+    in.retransmission.srtt_ms = conn.tcp.srtt_ms;
+    in.retransmission.sack = conn.tcp.sack;
+    in.retransmission.pacing_delay_jiffies = conn.tcp.paced ? 1 : 0;
+    in.traffic = model::Traffic::idle;
+    in.armed_at_ms = conn.armed_at_ms;
+    ConnectionFacts facts;
+    facts.family = conn.spec.family;
+    facts.fault_at_ms = fault_at - conn.origin_ms;
+    if (keep_horizon_ms) facts.horizon_ms = *keep_horizon_ms - conn.origin_ms;
+    conn.forecast = forecast(c, conn.spec, in, facts);
+    until = std::max(until, conn.origin_ms + conn.forecast.horizon_ms);
+  }
+  return until;
+}
+
+ProgramConnectionWatch::ProgramConnectionWatch(const Topology& topology, std::vector<ProgramConnection>& conns)
+    : topology_(topology), conns_(conns) {
+  thread_ = std::jthread([this](std::stop_token stop) {
+    while (!stop.stop_requested() && !all_ended()) {
+      sample();
+      sleep_ms(kPollMs);
+    }
+  });
+}
+
+ProgramConnectionWatch::~ProgramConnectionWatch() {
+  thread_.request_stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool ProgramConnectionWatch::all_ended() const {
+  std::lock_guard lock(mutex_);
+  return std::all_of(conns_.begin(), conns_.end(), [](const ProgramConnection& c) { return c.vanished_ms.has_value(); });
+}
+
+void ProgramConnectionWatch::sample() {
+  for (const Host host : {Host::client, Host::server}) {
+    const bool watched = std::any_of(conns_.begin(), conns_.end(), [&](const ProgramConnection& c) {
+      return c.host == host;  // the hosts never change: read without the lock
+    });
+    if (!watched) continue;
+    const double at = monotonic_ms();
+    std::set<std::uint64_t> inodes;
+    for (const auto& s : netns::socket_timers(topology_.ns(host)))
+      if (s.inode != 0) inodes.insert(s.inode);
+    std::lock_guard lock(mutex_);
+    for (auto& conn : conns_) {
+      if (conn.host != host || conn.vanished_ms) continue;
+      if (inodes.contains(conn.socket.inode)) conn.last_seen_ms = at;
+      else conn.vanished_ms = at;
+    }
+  }
+}
+
+double program_watch_until(const Case& c, const std::vector<ProgramConnection>& conns, double fault_at) {
+  double until = 0;
+  for (const auto& conn : conns) until = std::max(until, conn.origin_ms + conn.forecast.horizon_ms);
+  for (const auto& p : c.programs) {
+    const auto& e = p.expect;
+    for (const auto s : {e.exits_within_s, e.output_to_s})
+      if (s) until = std::max(until, fault_at + 1000 * *s + kExpectationSlackMs);
+  }
+  if (until == 0) until = fault_at + 1000 * c.horizon_s.value_or(5);
+  return until;
+}
+
+void place_on_capture(ProgramConnection& conn, const std::vector<evidence::Packet>& host_packets,
+                      double to_realtime_ms, double fault_at) {
+  const auto& s = conn.socket;
+  std::optional<double> first, last;
+  for (const auto& p : host_packets) {
+    const bool inbound = p.dst == s.local && p.dport == s.local_port && p.src == s.remote && p.sport == s.remote_port;
+    if (!inbound || p.has(evidence::tcp_flag::rst) || p.t_ms > fault_at + to_realtime_ms) continue;
+    // The handshake's last segment for this side: the SYN-ACK (client) or the ACK of it (server).
+    const bool bare_syn = p.has(evidence::tcp_flag::syn) && !p.has(evidence::tcp_flag::ack);
+    if (!first && !bare_syn) first = p.t_ms;
+    if (!last || p.t_ms > *last) last = p.t_ms;
+  }
+  if (!last || !first) return;
+  conn.origin_ms = *last - to_realtime_ms;
+  // The program set its keepalive options right after the handshake (as the programs
+  // of cases/programs/ do): the timer then runs from the handshake's last segment.
+  // Exactly 0 means "unknown" to the model; a connection idle since its handshake has
+  // the timer armed at t = 0 itself, which a tiny offset keeps distinct.
+  conn.armed_at_ms = std::min(*first - *last, -1e-6);
+}
+
+ConnectionResult program_connection_result(const Case& c, const ProgramConnection& conn,
+                                           const evidence::Analysis* host_analysis, double to_realtime_ms) {
+  ConnectionResult r;
+  r.name = conn.spec.name;
+  r.family = conn.spec.family;
+  r.where = conn.spec.where;
+  r.model_input = conn.forecast.input;
+  r.prediction = conn.forecast.prediction;
+  r.expected.outcome = c.expect.outcome;
+  r.expected.deadline_ms = c.expect.deadline_ms;
+  r.expected.model_outcome = r.prediction.outcome;
+  r.expected.window = r.prediction.window;
+  r.expected.errno_name = c.expect.errno_name;
+  r.expected.model_errno = r.prediction.errno_name;
+  const auto& s = conn.socket;
+  const FlowKey key{conn.spec.family, s.local, s.remote, s.local_port, s.remote_port};
+  const evidence::FlowAnalysis* flow =
+      host_analysis ? evidence::find_flow(*host_analysis, {s.local, s.local_port}, {s.remote, s.remote_port}) : nullptr;
+  if (conn.vanished_ms) {
+    // Gone from sock_diag: the capture says how (the kernel's RST when keepalive gave
+    // up, the peer's RST, or the program's own FIN).
+    const auto end = flow ? flow->end : evidence::FlowEnd::capture_end;
+    r.observed.outcome = end == evidence::FlowEnd::reset_by_peer ? ObservedOutcome::reset
+                         : end == evidence::FlowEnd::closed      ? ObservedOutcome::error
+                                                                 : ObservedOutcome::timeout;
+    r.observed.errno_name = end == evidence::FlowEnd::reset_by_peer     ? "ECONNRESET"
+                            : end == evidence::FlowEnd::reset_by_prober ? "ETIMEDOUT"
+                                                                        : "";
+    r.observed.at_ms = *conn.vanished_ms - conn.origin_ms;
+    r.observed.timed_by = "sock_diag";
+  } else {
+    r.observed.outcome = ObservedOutcome::alive;
+    r.observed.at_ms = conn.forecast.horizon_ms;
+  }
+  if (host_analysis != nullptr) {
+    const bool schedule_known = r.prediction.outcome != model::Outcome::eof;
+    attach_capture_evidence(r, *host_analysis, key, conn.origin_ms + to_realtime_ms, schedule_known);
+  }
+  judge_connection(r);
+  return r;
+}
+
+std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
+                                           const std::vector<ProgramConnection>& conns, double fault_at,
+                                           double watch_until) {
+  std::vector<ProgramResult> results;
+  for (std::size_t i = 0; i < c.programs.size() && i < set.running.size(); ++i) {
+    const auto& spec = c.programs[i];
+    const auto& program = *set.running[i];
+    ProgramResult r;
+    r.name = spec.name;
+    r.host = to_string(spec.host);
+    r.command = set.argv[i];
+    r.where = spec.where;
+    r.pid = program.pid();
+    r.started_ms = program.started_ms() - fault_at;
+    if (i < set.ready_ms.size() && set.ready_ms[i]) r.ready_ms = *set.ready_ms[i] - fault_at;
+    if (const auto exit = program.exit()) {
+      r.exit_status = exit->status;
+      r.exited_ms = exit->at_ms - fault_at;
+    }
+    r.stopped_by_harness = !r.exit_status;
+    for (const auto& conn : conns) {
+      if (conn.program != i) continue;
+      const auto& s = conn.socket;
+      r.sockets.push_back({conn.spec.name, endpoint(s.local, s.local_port), endpoint(s.remote, s.remote_port),
+                           conn.keepalive.enabled, conn.keepalive.idle_s, conn.keepalive.interval_s,
+                           conn.keepalive.count, conn.keepalive.user_timeout_ms});
+    }
+    for (const auto& line : program.lines()) r.output.push_back({line.at_ms - fault_at, line.stream, line.text});
+    r.stdout_file = program.stdout_file().string();
+    r.stderr_file = program.stderr_file().string();
+    judge_program(r, spec.expect, watch_until - fault_at);
+    if (r.output.size() > kOutputKept) r.output.erase(r.output.begin(), r.output.end() - kOutputKept);
+    results.push_back(std::move(r));
+  }
+  return results;
+}
+
+std::vector<std::string> program_settings_lines(const Case& c, const std::vector<ProgramConnection>& conns) {
+  std::vector<std::string> lines;
+  for (const auto& conn : conns) {
+    const auto& p = c.programs[conn.program];
+    const auto& s = conn.socket;
+    SocketSettings settings{conn.spec.name, "", "", conn.keepalive.enabled, conn.keepalive.idle_s,
+                            conn.keepalive.interval_s, conn.keepalive.count, conn.keepalive.user_timeout_ms};
+    lines.push_back(fmt::format("{}'s connection {} {}: {}", p.name, p.host == Host::server ? "from" : "to",
+                                endpoint(s.remote, s.remote_port), describe_settings(settings)));
+  }
+  return lines;
+}
+
+}  // namespace kah

@@ -1,0 +1,338 @@
+#include "harness/run/programs.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "harness/clock/clock.h"
+
+extern char** environ;
+
+namespace kah {
+namespace {
+
+constexpr std::size_t kMaxLinesKept = 20000;  // a chatty program must not eat the harness's memory
+
+// ---- the child side: async-signal-safe calls only (a fork of a threaded process) ----
+
+// The pid the keeper and the init pass signals to; 0 until it exists.
+volatile sig_atomic_t g_forward_to = 0;
+volatile sig_atomic_t g_forward_to_group = 0;  // the init signals the program's process group
+
+void forward_signal(int sig) {
+  const pid_t target = g_forward_to;
+  if (target <= 0) return;  // never kill(0): that would be our own process group
+  ::kill(g_forward_to_group ? -target : target, sig);
+}
+
+void forward_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+void say(const char* text) {
+  if (::write(2, text, std::strlen(text)) < 0) {
+  }
+}
+
+// Waits for `child`, reaping any other process that ends meanwhile (the init of a
+// PID namespace inherits its orphans), and returns its status as an exit code.
+int wait_for(pid_t child) {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;
+    if (pid < 0) return 127;
+    if (pid != child) continue;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+}
+
+// The program itself: its own process group, a clean signal state, then exec.
+[[noreturn]] void exec_program(const char* path, char* const* argv, char* const* envp, const char* workdir) {
+  ::setpgid(0, 0);
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);  // the harness ignores SIGPIPE, say
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (::chdir(workdir) != 0) {
+    say("kaharness: cannot enter the program's working directory\n");
+    _exit(127);
+  }
+  ::execve(path, argv, envp);
+  say("kaharness: cannot execute the program\n");
+  _exit(127);
+}
+
+// pid 1 of the program's PID namespace.
+[[noreturn]] void run_init(const char* path, char* const* argv, char* const* envp, const char* workdir) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // the keeper
+  const pid_t program = _Fork();
+  if (program < 0) _exit(127);
+  if (program == 0) exec_program(path, argv, envp, workdir);
+  ::setpgid(program, program);  // also here: a signal may come before the program's own setpgid
+  g_forward_to_group = 1;
+  g_forward_to = program;
+  forward_stop_signals();
+  _exit(wait_for(program));
+}
+
+struct ChildSetup {
+  pid_t parent;
+  int ns, devnull, out, err, started;
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+  const char* workdir;
+};
+
+[[noreturn]] void run_keeper(const ChildSetup& s) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != s.parent) _exit(127);
+  ::setpgid(0, 0);  // not the harness's group: a Ctrl-C reaches the harness, which stops us
+  if (::dup2(s.devnull, 0) < 0 || ::dup2(s.out, 1) < 0 || ::dup2(s.err, 2) < 0) _exit(127);
+  if (::setns(s.ns, CLONE_NEWNET) != 0) {
+    say("kaharness: cannot enter the host's network namespace\n");
+    _exit(127);
+  }
+  if (::unshare(CLONE_NEWPID) != 0) {
+    say("kaharness: cannot make a PID namespace for the program\n");
+    _exit(127);
+  }
+  // Nothing of the harness stays open here: another case's socket held by this
+  // process would not close when its case closes it.
+  const int started = ::dup2(s.started, 3);
+  ::close_range(4, ~0U, 0);
+  const char byte = 1;
+  if (started != 3 || ::write(3, &byte, 1) != 1) _exit(127);
+  ::close(3);
+  const pid_t init = _Fork();
+  if (init < 0) _exit(127);
+  if (init == 0) run_init(s.path, s.argv, s.envp, s.workdir);
+  g_forward_to = init;
+  forward_stop_signals();
+  _exit(wait_for(init));
+}
+
+// ---- the harness side ----------------------------------------------------------------
+
+// NULL-terminated arrays of C strings, built before fork (the child must not allocate).
+struct CStrings {
+  std::vector<std::string> owned;
+  std::vector<char*> pointers;
+  char* const* get() {
+    pointers.clear();
+    for (auto& s : owned) pointers.push_back(s.data());
+    pointers.push_back(nullptr);
+    return pointers.data();
+  }
+};
+
+CStrings environment_with(const std::map<std::string, std::string>& extra) {
+  CStrings env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos && extra.contains(entry.substr(0, eq))) continue;
+    env.owned.push_back(entry);
+  }
+  for (const auto& [key, value] : extra) env.owned.push_back(key + "=" + value);
+  return env;
+}
+
+std::pair<UniqueFd, UniqueFd> make_pipe(const std::string& what) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno(what);
+  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+}  // namespace
+
+std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
+  const std::string context = fmt::format("program {}", launch.name);
+  auto [out_read, out_write] = make_pipe(context + ": cannot make its stdout pipe");
+  auto [err_read, err_write] = make_pipe(context + ": cannot make its stderr pipe");
+  auto [started_read, started_write] = make_pipe(context + ": cannot make a pipe");
+  const UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) throw_errno(context + ": cannot open /dev/null");
+
+  CStrings argv;
+  argv.owned = launch.argv;
+  CStrings env = environment_with(launch.env);
+  const std::string path = launch.executable.string();
+  const std::string workdir = launch.workdir.string();
+  const ChildSetup setup{::getpid(), launch.ns->fd(), devnull.get(), out_write.get(), err_write.get(),
+                         started_write.get(), path.c_str(), argv.get(), env.get(), workdir.c_str()};
+  const double started = monotonic_ms();
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_errno(context + ": cannot fork");
+  if (pid == 0) run_keeper(setup);
+
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd) {
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    throw_errno(err, context + ": cannot open a pidfd");
+  }
+  std::unique_ptr<RunningProgram> program(new RunningProgram(launch.name, pid, std::move(pidfd), std::move(out_read),
+                                                             std::move(err_read), launch.workdir));
+  program->started_ms_ = started;
+  out_write.reset();
+  err_write.reset();
+  started_write.reset();
+  char byte = 0;
+  ssize_t n;
+  while ((n = ::read(started_read.get(), &byte, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1)
+    throw std::runtime_error(fmt::format("{} did not start: {}", context, program->tail(5)));
+  return program;
+}
+
+RunningProgram::RunningProgram(std::string name, pid_t pid, UniqueFd pidfd, UniqueFd out, UniqueFd err,
+                               std::filesystem::path workdir)
+    : name_(std::move(name)),
+      pid_(pid),
+      pidfd_(std::move(pidfd)),
+      out_(std::move(out)),
+      err_(std::move(err)),
+      wake_(::eventfd(0, EFD_CLOEXEC)),
+      workdir_(std::move(workdir)) {
+  if (!wake_) throw_errno("cannot make an eventfd");
+  thread_ = std::thread([this] { monitor(); });
+}
+
+RunningProgram::~RunningProgram() {
+  stop();
+  const std::uint64_t one = 1;
+  if (::write(wake_.get(), &one, sizeof one) < 0) {
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void RunningProgram::stop(double grace_ms) noexcept {
+  if (exit()) return;
+  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGTERM, nullptr, 0);
+  if (wait_for_exit(monotonic_ms() + grace_ms)) return;
+  ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  wait_for_exit(monotonic_ms() + 10000);
+}
+
+void RunningProgram::take_output(int fd, const std::string& stream, std::string& partial, std::ofstream& file) {
+  char buf[4096];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  if (n <= 0) return;
+  const double now = monotonic_ms();
+  file.write(buf, n);
+  file.flush();
+  partial.append(buf, static_cast<std::size_t>(n));
+  std::lock_guard lock(mutex_);
+  for (auto nl = partial.find('\n'); nl != std::string::npos; nl = partial.find('\n')) {
+    if (lines_.size() < kMaxLinesKept) lines_.push_back({now, stream, partial.substr(0, nl)});
+    partial.erase(0, nl + 1);
+  }
+  changed_.notify_all();
+}
+
+void RunningProgram::monitor() {
+  std::ofstream out_file(stdout_file(), std::ios::binary), err_file(stderr_file(), std::ios::binary);
+  std::string out_partial, err_partial;
+  bool out_open = true, err_open = true, reaped = false;
+  while (out_open || err_open || !reaped) {
+    pollfd fds[4] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    if (!out_open) fds[0].fd = -1;
+    if (!err_open) fds[1].fd = -1;
+    if (reaped) fds[2].fd = -1;
+    if (::poll(fds, 4, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[3].revents != 0) break;
+    // POLLHUP with data still buffered: read until read() says end of file.
+    const auto drain = [&](pollfd& p, const std::string& stream, std::string& partial, std::ofstream& file,
+                           bool& open) {
+      if (p.revents == 0) return;
+      char probe;
+      if ((p.revents & POLLIN) != 0) return take_output(p.fd, stream, partial, file);
+      if (::read(p.fd, &probe, 0) <= 0) open = false;
+    };
+    drain(fds[0], "stdout", out_partial, out_file, out_open);
+    drain(fds[1], "stderr", err_partial, err_file, err_open);
+    if (fds[2].revents != 0) {
+      siginfo_t info{};
+      if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) == 0) {
+        std::lock_guard lock(mutex_);
+        exit_ = ProgramExit{monotonic_ms(), info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status};
+        reaped = true;
+        changed_.notify_all();
+      }
+    }
+  }
+  std::lock_guard lock(mutex_);
+  const double now = monotonic_ms();
+  if (!out_partial.empty()) lines_.push_back({now, "stdout", out_partial});
+  if (!err_partial.empty()) lines_.push_back({now, "stderr", err_partial});
+  changed_.notify_all();
+}
+
+std::vector<OutputLine> RunningProgram::lines() const {
+  std::lock_guard lock(mutex_);
+  return lines_;
+}
+
+std::optional<ProgramExit> RunningProgram::exit() const {
+  std::lock_guard lock(mutex_);
+  return exit_;
+}
+
+std::optional<OutputLine> RunningProgram::wait_for_line(const std::regex& pattern, double deadline_ms) const {
+  std::unique_lock lock(mutex_);
+  std::size_t checked = 0;
+  for (;;) {
+    for (; checked < lines_.size(); ++checked)
+      if (std::regex_search(lines_[checked].text, pattern)) return lines_[checked];
+    const double left = deadline_ms - monotonic_ms();
+    if (exit_ || left <= 0) return std::nullopt;
+    changed_.wait_for(lock, std::chrono::microseconds(static_cast<long>(left * 1000)));
+  }
+}
+
+std::optional<ProgramExit> RunningProgram::wait_for_exit(double deadline_ms) const {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    const double left = deadline_ms - monotonic_ms();
+    if (exit_ || left <= 0) return exit_;
+    changed_.wait_for(lock, std::chrono::microseconds(static_cast<long>(left * 1000)));
+  }
+}
+
+std::string RunningProgram::tail(std::size_t n) const {
+  std::lock_guard lock(mutex_);
+  if (lines_.empty()) return "(it printed nothing)";
+  std::string out;
+  for (std::size_t i = lines_.size() > n ? lines_.size() - n : 0; i < lines_.size(); ++i)
+    out += fmt::format("{}{}: {}", out.empty() ? "" : " | ", lines_[i].stream, lines_[i].text);
+  return out;
+}
+
+}  // namespace kah

@@ -1,0 +1,198 @@
+// Real programs under test ([[program]]): a program runs in its host's namespace, is
+// stopped with the case, and nothing of it survives the harness, SIGKILL included
+// (checked by the pids recorded, never by name); a program that does not set what
+// its configuration claims fails naming the setting; a wrong expectation about what
+// it does fails quoting its output.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <fmt/format.h>
+
+#include "harness/case/case.h"
+#include "harness/clock/clock.h"
+#include "harness/clock/jiffies.h"
+#include "harness/report/report.h"
+#include "harness/run/programs.h"
+#include "harness/run/runner.h"
+#include "netns/namespace.h"
+#include "netns/process.h"
+
+using namespace kah;
+namespace fs = std::filesystem;
+using Catch::Matchers::Contains;
+
+namespace {
+
+RunOptions options() {
+  RunOptions o;
+  o.kernel.hz = detect_hz().hz;
+  return o;
+}
+
+// Gone: no such process, or a zombie nobody of ours will run again.
+bool gone(pid_t pid) {
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+}
+
+bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (std::all_of(pids.begin(), pids.end(), gone)) return true;
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+ino_t netns_inode(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+}  // namespace
+
+TEST_CASE("a program runs in its host's namespace and every process of it stops with it", "[programs]") {
+  const auto ns = netns::Namespace::create("program-test");
+  const auto dir = fs::temp_directory_path() / fmt::format("kah-program-test-{}", ::getpid());
+  fs::create_directories(dir);
+  Launch launch;
+  launch.name = "sleepers";
+  launch.executable = "/bin/sh";
+  launch.argv = {"sh", "-c", "sleep 1000 & echo started; sleep 1000"};
+  launch.workdir = dir;
+  launch.ns = &ns;
+  auto program = RunningProgram::start(launch);
+  REQUIRE(program->wait_for_line(std::regex("started"), monotonic_ms() + 5000));
+
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 100 && pids.size() < 5; ++i) {  // keeper, init, sh and two sleeps
+    pids = netns::process_tree(program->pid());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(pids.size() == 5);
+  const auto program_ns = netns_inode(fmt::format("/proc/{}/ns/net", pids.back()));
+  CHECK(program_ns != netns_inode("/proc/self/ns/net"));
+  CHECK(program_ns == netns_inode(fmt::format("/proc/self/fd/{}", ns.fd())));
+
+  program->stop();
+  REQUIRE(program->exit());
+  CHECK(program->exit()->status == 128 + SIGTERM);  // sh dies of the SIGTERM passed down to its group
+  CHECK(all_gone_within(pids, std::chrono::seconds(2)));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("no program survives a SIGKILL of the harness", "[programs]") {
+  const auto dir = fs::temp_directory_path() / fmt::format("kah-program-kill-{}", ::getpid());
+  fs::create_directories(dir);
+  const auto file = dir / "long.toml";
+  std::ofstream(file) << R"(name = "long-program"
+horizon_s = 60
+[[program]]
+host = "server"
+command = "sh -c 'sleep 1000 & sleep 1000'"
+[program.expect]
+alive = true
+[expect]
+outcome = "alive"
+)";
+  const pid_t harness = ::fork();
+  if (harness == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    ::execl(KAH_BINARY, KAH_BINARY, "run", file.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::vector<pid_t> descendants;
+  for (int i = 0; i < 500 && descendants.size() < 5; ++i) {  // keeper, init, sh, two sleeps
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    descendants = netns::process_tree(harness);
+    descendants.erase(descendants.begin());  // the harness itself
+  }
+  REQUIRE(descendants.size() >= 5);
+  ::kill(harness, SIGKILL);
+  ::waitpid(harness, nullptr, 0);
+  CHECK(all_gone_within(descendants, std::chrono::seconds(2)));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a program that does not set what its configuration claims fails naming the setting", "[programs]") {
+  // socat is told keepidle and keepintvl but not keepcnt: the namespace's 9 applies.
+  const auto c = parse_case(R"(name = "socat-claims-count"
+horizon_s = 1
+[[program]]
+name = "listener"
+host = "server"
+command = "socat -u TCP4-LISTEN:{port},reuseaddr OPEN:/dev/null"
+port = 7001
+ready = { port = 7001 }
+[[program]]
+name = "socat-client"
+host = "client"
+command = "socat -u TCP4:{server}:{port},keepalive,keepidle=2,keepintvl=1 OPEN:/dev/null"
+connections = 1
+[program.expect]
+settings = { keepalive = true, idle = 2, interval = 1, count = 3 }
+[expect]
+outcome = "alive"
+)",
+                            fs::path(KAH_SOURCE_DIR) / "tests" / "claims.toml");
+  if (c.programs[0].missing) {
+    WARN("not run: " << *c.programs[0].missing);
+    return;
+  }
+  const auto run = run_cases({c}, options());
+  const auto& result = run.cases.at(0);
+  INFO(console_case(result, true));
+  CHECK(result.verdict == Verdict::fail);
+  REQUIRE(result.programs.size() == 2);
+  const auto& client = result.programs[1];
+  CHECK(client.verdict == Verdict::fail);
+  REQUIRE_FALSE(client.checks.empty());
+  CHECK_THAT(client.checks[0].message, Contains("claims.toml:9:1: program socat-client"));
+  CHECK_THAT(client.checks[0].message, Contains("TCP_KEEPCNT is 9, the configuration claims 3"));
+  REQUIRE(client.sockets.size() == 1);
+  CHECK(client.sockets[0].idle_s == 2);
+  CHECK(client.sockets[0].interval_s == 1);
+}
+
+TEST_CASE("a wrong expectation about what a program does fails quoting its output", "[programs]") {
+  const auto c = parse_case(R"(name = "program-exits-3"
+horizon_s = 2
+[[program]]
+name = "service"
+host = "client"
+command = ["sh", "-c", "echo starting; echo 'fatal: no config in {workdir}' >&2; exit 3"]
+[program.expect]
+exit_code = 0
+[expect]
+outcome = "alive"
+)",
+                            "exits.toml");
+  const auto run = run_cases({c}, options());
+  const auto& result = run.cases.at(0);
+  INFO(console_case(result, true));
+  CHECK(result.verdict == Verdict::fail);
+  REQUIRE(result.programs.size() == 1);
+  const auto& p = result.programs[0];
+  CHECK(p.exit_status == 3);
+  REQUIRE(p.checks.size() == 1);
+  CHECK_THAT(p.checks[0].message, Contains("exits.toml:3:1: program service: expected exit status 0, but it exited "
+                                           "with status 3"));
+  CHECK_THAT(p.checks[0].message, Contains("\"fatal: no config in /"));
+  CHECK_THAT(p.checks[0].message, Contains("[stdout at"));
+}
