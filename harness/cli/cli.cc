@@ -70,7 +70,7 @@ struct RunArgs {
   int hz = 0;
   bool keep = false;
   bool no_calibration = false;
-  bool no_kernel_trace = false;
+  bool kernel_trace = false;
   bool pcap_all = false;
   bool no_capture = false;
   bool dry_run = false;
@@ -147,7 +147,7 @@ struct SweepArgs {
   std::uint64_t seed = 1;
   int hz = 0;
   bool no_calibration = false;
-  bool no_kernel_trace = false;
+  bool kernel_trace = false;
   std::string json;
   std::string report;
 };
@@ -202,6 +202,7 @@ struct PredictArgs {
 
 struct ValidateArgs {
   std::string backend = "auto";
+  bool in_place = false;
   std::vector<std::string> files;
   std::vector<std::string> nat_timeouts;
   int user_timeout_ms = 0;
@@ -397,7 +398,7 @@ kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Ker
   options.kernel = kernel;
   options.keep = args.keep;
   options.calibrate = !args.no_calibration;
-  options.kernel_trace = !args.no_kernel_trace;
+  options.kernel_trace = args.kernel_trace;
   options.pcap_dir = args.pcap;
   options.pcap_all = args.pcap_all;
   options.capture = !args.no_capture;
@@ -615,7 +616,7 @@ int validate_command(const ValidateArgs& args, bool verbose) {
     fmt::print("{}", describe_battery(battery));
     return battery.scenarios.empty() ? kExitBadInput : kExitPass;
   }
-  const auto backend = enter_backend(args.backend, "the battery");
+  const auto backend = enter_backend(args.backend, args.in_place, "the battery");
   if (!backend) return kExitEnvironment;
 
   RunArgs run_args;
@@ -626,7 +627,7 @@ int validate_command(const ValidateArgs& args, bool verbose) {
   LiveLine live(cases.size(), isatty(STDOUT_FILENO) == 1, verbose);
   options.listener = &live;
   fmt::print("validating {}: {} scenarios on IPv4 and IPv6, backend {}, HZ {} ({}), kernel {}\n",
-             fmt::join(args.files, " "), cases.size(), options.backend,
+             fmt::join(args.files, " "), cases.size(), kah::to_string(options.backend),
              kernel.hz ? std::to_string(*kernel.hz) : "unknown", hz_source,
              kernel.version ? kernel.version->str() : "unknown");
   std::fflush(stdout);
@@ -663,7 +664,7 @@ int sweep_command(const SweepArgs& args) {
   std::string hz_source;
   options.kernel = kernel_for(args.hz, hz_source);
   options.calibrate = !args.no_calibration;
-  options.kernel_trace = !args.no_kernel_trace;
+  options.kernel_trace = args.kernel_trace;
   const auto cases = kah::sweep_cases({args.connections, args.seed, args.per_case});
   fmt::print("sweep: {} connections in {} cases (seed {}), HZ {} ({})\n", args.connections, cases.size(), args.seed,
              options.kernel.hz ? std::to_string(*options.kernel.hz) : "unknown", hz_source);
@@ -799,8 +800,8 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
   cmd->add_option("--hz", run.hz, "assume this CONFIG_HZ instead of detecting it")->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--no-calibration", run.no_calibration,
                     "do not relate jiffies to CLOCK_MONOTONIC: windows then cover every tick phase (wider)");
-  cmd->add_flag("--no-kernel-trace", run.no_kernel_trace,
-                "time probes and ends by captures and wake-ups only, not by the kernel's tracepoints");
+  cmd->add_flag("--kernel-trace", run.kernel_trace,
+                "experimental: also time probes and ends by the kernel's tracepoints (root; see the README)");
   cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
   cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
   cmd->add_flag("--fail-on-skip", run.fail_on_skip,
@@ -916,7 +917,7 @@ CLI::App* add_sweep(CLI::App& app, SweepArgs& sweep) {
   cmd->add_option("--hz", sweep.hz, "assume this CONFIG_HZ instead of detecting it")
       ->check(CLI::IsMember({100, 250, 300, 1000}));
   cmd->add_flag("--no-calibration", sweep.no_calibration, "phase-blind windows (no jiffies calibration)");
-  cmd->add_flag("--no-kernel-trace", sweep.no_kernel_trace, "no kernel tracepoints: capture and wake-up timing only");
+  cmd->add_flag("--kernel-trace", sweep.kernel_trace, "experimental: also time probes and ends by the kernel's tracepoints");
   cmd->add_option("--json", sweep.json, "write the figures as JSON to FILE")->type_name("FILE");
   cmd->add_option("--report", sweep.report, "write the margins page (where each end fell in its window) to DIR/index.html")
       ->type_name("DIR");
@@ -977,7 +978,7 @@ int kah::cli_main(int argc, const char* const* argv) {
   auto* predict_cmd = add_predict(app, predict);
   ValidateArgs validate;
   auto* validate_cmd = add_validate(app, validate);
-  add_backend_option(validate_cmd, validate.backend);
+  add_backend_option(validate_cmd, validate.backend, validate.in_place);
   SweepArgs sweep;
   auto* sweep_cmd = add_sweep(app, sweep);
   add_backend_option(sweep_cmd, sweep.backend, sweep.in_place);

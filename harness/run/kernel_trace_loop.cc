@@ -103,33 +103,55 @@ void KernelTraceLoop::read_until_stopped() {
   }
 }
 
+namespace {
+// How long a case waits for the CLOSE of a socket whose end it has seen, and how often it looks.
+constexpr double kEndWaitMs = 50;
+constexpr double kEndPollMs = 2;
+}  // namespace
+
 void KernelTraceLoop::attach(std::vector<Connection>& connections, const JiffyClock* clock, double from_ms) {
   if (!on()) return;
   std::vector<netns::SockState> states;
   std::vector<netns::TimerExpiry> timers;
-  {
-    std::lock_guard lock(mutex_);
-    drain_locked();
-    const auto since = static_cast<std::uint64_t>(std::max(0.0, from_ms) * 1e6);
-    for (const auto& s : states_)
-      if (s.time_ns >= since) states.push_back(s);
-    for (const auto& t : timers_)
-      if (t.time_ns >= since) timers.push_back(t);
-  }
-
-  // Which socket is each connection's.
   std::vector<std::optional<evidence::SocketTrace>> sockets(connections.size());
   int matched = 0, ambiguous = 0, unmatched = 0;
-  for (std::size_t i = 0; i < connections.size(); ++i) {
-    if (!connections[i].key) continue;
-    auto m = evidence::match_socket(states, *connections[i].key);
-    if (m.socket) {
-      sockets[i] = m.socket;
-      ++matched;
-    } else {
-      (m.ambiguous ? ambiguous : unmatched) += 1;
-      spdlog::debug("{}: kernel trace: {}", connections[i].result->name, m.why_not);
+  // The kernel wakes the application (sk_error_report) before it moves the socket to
+  // CLOSE (tcp_done), so a case can get here before that change is in a ring, or read
+  // out of it: a connection that ended but whose socket shows no end yet is looked for
+  // again, for up to kEndWaitMs.
+  const auto ended = [&](std::size_t i) {
+    const auto& r = *connections[i].result;
+    return r.verdict != Verdict::interrupted && r.observed.outcome != ObservedOutcome::alive;
+  };
+  for (double waited = 0;; waited += kEndPollMs) {
+    states.clear();
+    timers.clear();
+    {
+      std::lock_guard lock(mutex_);
+      drain_locked();
+      const auto since = static_cast<std::uint64_t>(std::max(0.0, from_ms) * 1e6);
+      for (const auto& s : states_)
+        if (s.time_ns >= since) states.push_back(s);
+      for (const auto& t : timers_)
+        if (t.time_ns >= since) timers.push_back(t);
     }
+    matched = ambiguous = unmatched = 0;
+    bool missing_end = false;
+    for (std::size_t i = 0; i < connections.size(); ++i) {
+      sockets[i].reset();
+      if (!connections[i].key) continue;
+      auto m = evidence::match_socket(states, *connections[i].key);
+      if (m.socket) {
+        sockets[i] = m.socket;
+        ++matched;
+        missing_end = missing_end || (ended(i) && !m.socket->end_ms);
+      } else {
+        (m.ambiguous ? ambiguous : unmatched) += 1;
+        if (waited == 0) spdlog::debug("{}: kernel trace: {}", connections[i].result->name, m.why_not);
+      }
+    }
+    if (!missing_end || waited >= kEndWaitMs) break;
+    ::usleep(static_cast<useconds_t>(kEndPollMs * 1000));
   }
 
   // timer - skaddr. Each socket votes once for every distance at which a timer of that

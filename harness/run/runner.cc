@@ -763,7 +763,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
   try {
     if (auto missing = missing_program(c)) {
       result.verdict = Verdict::skip;
-      result.error = fmt::format("skipped: {}", *missing);
+      result.reason = *missing;
     } else {
       run_phases(c, result, watcher, captures, options, clock, trace);
     }
@@ -801,7 +801,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   // Before any case connects: the trace must see every socket's SYN_SENT.
   std::optional<KernelTraceLoop> trace;
   if (options.kernel_trace) trace.emplace();
-  else run.kernel_trace.note = "--no-kernel-trace";
+  else run.kernel_trace.note = "off (experimental: --kernel-trace turns it on)";
 
   const Offers offers = offers_of(options.backend);
   Watcher watcher;

@@ -84,7 +84,8 @@ TEST_CASE("validate: a fast-failover tuning runs at its real values; keepalive k
 TEST_CASE("validate: --user-timeout adds its scenario, scaled by dividing the timeout", "[validate]") {
   auto o = options_6_18();
   o.user_timeout_ms = 120000;
-  const auto& s = scenario(battery_of("10-fast-failover.conf", o), "user-timeout");
+  const auto battery = battery_of("10-fast-failover.conf", o);  // kept: `s` refers into it
+  const auto& s = scenario(battery, "user-timeout");
   CHECK(s.real.user_timeout_ms == 120000);
   CHECK(s.scaled.user_timeout_ms < 60000);
   CHECK_THAT(s.scaling, Contains("TCP_USER_TIMEOUT 120000 -> "));
