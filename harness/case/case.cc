@@ -64,6 +64,16 @@ std::string to_string(ExpectedOutcome o) {
   return fmt::format("ExpectedOutcome({})", static_cast<int>(o));
 }
 
+ExpectedOutcome expected_outcome(model::Outcome o) {
+  switch (o) {
+    case model::Outcome::timeout: return ExpectedOutcome::timeout;
+    case model::Outcome::reset: return ExpectedOutcome::reset;
+    case model::Outcome::alive: return ExpectedOutcome::alive;
+    case model::Outcome::eof: return ExpectedOutcome::eof;
+  }
+  return ExpectedOutcome::alive;
+}
+
 std::string to_string(Traffic t) {
   switch (t) {
     case Traffic::idle: return "idle";

@@ -164,6 +164,8 @@ std::vector<std::filesystem::path> find_case_files(const std::vector<std::filesy
 // The spellings used in case files ("drop-to-client", "ipv6", ...).
 std::string to_string(Family f);
 std::string to_string(ExpectedOutcome o);
+// The outcome a case expects when the timing model predicts `o`.
+ExpectedOutcome expected_outcome(model::Outcome o);
 std::string to_string(Traffic t);
 std::string to_string(TopologyKind t);
 std::string to_string(AppProtocol p);

@@ -72,16 +72,6 @@ model::Outcome to_model(ExpectedOutcome o) {
 
 namespace {
 
-ExpectedOutcome from_model(model::Outcome o) {
-  switch (o) {
-    case model::Outcome::timeout: return ExpectedOutcome::timeout;
-    case model::Outcome::reset: return ExpectedOutcome::reset;
-    case model::Outcome::alive: return ExpectedOutcome::alive;
-    case model::Outcome::eof: return ExpectedOutcome::eof;
-  }
-  return ExpectedOutcome::alive;
-}
-
 std::string describe_observed(const Observed& o) {
   switch (o.outcome) {
     case ObservedOutcome::alive: return fmt::format("still open at {:.1f} ms (the horizon)", o.at_ms);
@@ -116,7 +106,7 @@ void judge_connection(ConnectionResult& r) {
   };
 
   if (r.expected.model_outcome && *r.expected.model_outcome != to_model(r.expected.outcome)) {
-    const auto predicted = to_string(from_model(*r.expected.model_outcome));
+    const auto predicted = to_string(kah::expected_outcome(*r.expected.model_outcome));
     return fail(fmt::format(
         "the case expects {} but the timing model predicts {} for these settings; observed {}",
         expected_outcome, predicted, describe_observed(r.observed)));

@@ -25,16 +25,6 @@ model::Traffic nominal_traffic(Traffic t) {
   return model::Traffic::idle;
 }
 
-const char* outcome_name(model::Outcome o) {
-  switch (o) {
-    case model::Outcome::timeout: return "timeout";
-    case model::Outcome::reset: return "reset";
-    case model::Outcome::alive: return "alive";
-    case model::Outcome::eof: return "eof";
-  }
-  return "?";
-}
-
 // A client sysctl the case sets, else the value a fresh namespace starts with.
 int client_sysctl(const Case& c, const std::string& name, int fallback) {
   const auto host = c.sysctls.find("client");
@@ -114,7 +104,7 @@ void check_application_close(const Case& c, const ConnectionSpec& spec, const mo
                   fmt::format("[server] idle_close_s = {} s: the transport ends connection '{}' too (the model "
                               "predicts {} in {}): not modelled; put the application close and the transport's end "
                               "in separate cases",
-                              *c.server.idle_close_s, spec.name, outcome_name(p.outcome),
+                              *c.server.idle_close_s, spec.name, to_string(expected_outcome(p.outcome)),
                               evidence::window_text(p.window)));
 }
 
@@ -162,7 +152,7 @@ CaseForecast check_case(const Case& c, const LoadLimits& limits) {
       throw CaseError(c.expect.where,
                       fmt::format("the case expects {} but the timing model predicts {} for connection '{}' ({}, "
                                   "fault \"{}\"): the run could only fail; fix [expect] outcome or the settings",
-                                  to_string(c.expect.outcome), outcome_name(p.outcome), n.spec->name, n.idle_from,
+                                  to_string(c.expect.outcome), to_string(expected_outcome(p.outcome)), n.spec->name, n.idle_from,
                                   to_string(c.faults.empty() ? FaultKind::none : c.faults.front().kind)));
     if (c.expect.errno_name && !p.errno_name.empty() && *c.expect.errno_name != p.errno_name)
       throw CaseError(c.expect.where, fmt::format("the case expects {} but the timing model predicts {} for "
@@ -238,7 +228,7 @@ std::string describe_forecast(const Case& c, const CaseForecast& f) {
   for (const auto& n : f.connections) {
     const auto& p = n.forecast.prediction;
     out += fmt::format("  {:<14} {:<7} {:<10} {} (nominal {:.1f} ms), {} probe window{}, watched to {:.1f} s",
-                       n.spec->name, outcome_name(p.outcome), p.errno_name.empty() ? "-" : p.errno_name,
+                       n.spec->name, to_string(expected_outcome(p.outcome)), p.errno_name.empty() ? "-" : p.errno_name,
                        evidence::window_text(p.window), p.nominal_ms, p.probes.size(),
                        p.probes.size() == 1 ? "" : "s", n.forecast.horizon_ms / 1000.0);
     if (n.spec->copies > 1) out += fmt::format(", {} copies", n.spec->copies);

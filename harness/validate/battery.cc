@@ -36,16 +36,6 @@ bool keepalive_timed(ScenarioKind k) {
   return k == ScenarioKind::silent_peer || k == ScenarioKind::peer_reboot || k == ScenarioKind::nat;
 }
 
-ExpectedOutcome expected_from(model::Outcome o) {
-  switch (o) {
-    case model::Outcome::timeout: return ExpectedOutcome::timeout;
-    case model::Outcome::reset: return ExpectedOutcome::reset;
-    case model::Outcome::alive: return ExpectedOutcome::alive;
-    case model::Outcome::eof: return ExpectedOutcome::eof;
-  }
-  return ExpectedOutcome::alive;
-}
-
 Knobs knobs_of(const sysctl::Tuning& t) {
   model::Input in;
   sysctl::apply_to(t, in);
@@ -139,7 +129,7 @@ std::string scaling_words(ScenarioKind kind, const Knobs& real, const Knobs& k, 
 
 CaseForecast forecast_with_expectation(Case& c, const model::Kernel& kernel) {
   auto f = nominal_forecast(c, kernel);
-  c.expect.outcome = expected_from(f.connections.front().forecast.prediction.outcome);
+  c.expect.outcome = expected_outcome(f.connections.front().forecast.prediction.outcome);
   return f;
 }
 

@@ -14,16 +14,6 @@ const CaseResult* result_of(const RunResult& run, const Scenario& s) {
   return nullptr;
 }
 
-const char* outcome_word(model::Outcome o) {
-  switch (o) {
-    case model::Outcome::timeout: return "timeout";
-    case model::Outcome::reset: return "reset";
-    case model::Outcome::alive: return "alive";
-    case model::Outcome::eof: return "eof";
-  }
-  return "?";
-}
-
 std::string window_words(const model::Window& w) {
   if (!w.bounded()) return fmt::format("from {}", human_duration(w.earliest_ms));
   return fmt::format("{} .. {}", human_duration(w.earliest_ms), human_duration(w.latest_ms));
@@ -32,7 +22,7 @@ std::string window_words(const model::Window& w) {
 std::string predicted_words(const Scenario& s) {
   const auto& p = s.predicted.connections.front().forecast.prediction;
   if (p.outcome == model::Outcome::alive) return fmt::format("alive (watched {})", human_duration(p.window.earliest_ms));
-  return fmt::format("{} {}", outcome_word(p.outcome), window_words(p.window));
+  return fmt::format("{} {}", to_string(expected_outcome(p.outcome)), window_words(p.window));
 }
 
 std::string measured_words(const ConnectionResult& r, bool scaled) {
@@ -81,7 +71,7 @@ nlohmann::json validate_json(const sysctl::Tuning& tuning, const Battery& batter
                        {"title", s.title},
                        {"scaling", s.scaling.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.scaling)},
                        {"predicted",
-                        {{"outcome", outcome_word(p.outcome)},
+                        {{"outcome", to_string(expected_outcome(p.outcome))},
                          {"nominal_ms", p.nominal_ms},
                          {"earliest_ms", p.window.earliest_ms},
                          {"latest_ms", p.window.bounded() ? nlohmann::json(p.window.latest_ms) : nlohmann::json(nullptr)}}}};
