@@ -24,6 +24,8 @@
 
 #include "root_snapshot.h"
 
+#include "read_text.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -31,12 +33,7 @@ namespace {
 constexpr uid_t kNobody = 65534;
 constexpr gid_t kNogroup = 65534;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using kah::test::read_text;
 
 // A folder that user nobody can read and write, removed at the end.
 struct SharedDir {

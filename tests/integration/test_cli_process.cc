@@ -24,6 +24,8 @@
 
 #include "root_snapshot.h"
 
+#include "read_text.h"
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -31,12 +33,7 @@ namespace {
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using kah::test::read_text;
 
 struct TempDir {
   fs::path path;

@@ -31,17 +31,14 @@
 #include "contained.h"
 #include "root_snapshot.h"
 
+#include "read_text.h"
+
 namespace fs = std::filesystem;
 namespace netns = kah::netns;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using kah::test::read_text;
 
 // A scratch folder with the binary, the case library and an empty file to hide
 // /proc/timer_list with; removed at the end.

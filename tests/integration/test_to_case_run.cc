@@ -17,16 +17,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "read_text.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using kah::test::read_text;
 
 // `kaharness ARGS`, its output in `log`; the exit code.
 int kaharness(const std::string& args, const fs::path& log) {

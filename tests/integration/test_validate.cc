@@ -20,16 +20,13 @@
 
 #include "root_snapshot.h"
 
+#include "read_text.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using kah::test::read_text;
 
 // Runs `kaharness ARGS`, stdout and stderr to files in `dir`; its exit code.
 int kaharness(const std::vector<std::string>& args, const fs::path& dir) {
