@@ -406,6 +406,19 @@ kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Ker
   return options;
 }
 
+// Runs `cases`, a signal caught by `interrupt` stopping the wait (each case is judged
+// on what it saw); says in the result which signal cut it short. `interrupt` stays with
+// the caller, so a second signal still exits at once while the outputs are written.
+kah::RunResult run_until_interrupted(const std::vector<kah::Case>& cases, kah::RunOptions& options,
+                                     kah::InterruptGuard& interrupt, LiveLine& live, const std::string& hz_source) {
+  options.stop = interrupt.token();
+  auto run = kah::run_cases(cases, options);
+  live.stop();
+  run.hz_source = hz_source;
+  if (const int signal = interrupt.signal(); signal != 0) run.interrupted_by = kah::signal_name(signal);
+  return run;
+}
+
 int run_command(const RunArgs& args, bool verbose) {
   // Arguments and output paths first: nothing is loaded, measured or built before
   // the run could write what it is asked to.
@@ -464,12 +477,8 @@ int run_command(const RunArgs& args, bool verbose) {
 
   // SIGINT/SIGTERM from here on: stop waiting, judge what was seen, write it all.
   kah::InterruptGuard interrupt;
-  options.stop = interrupt.token();
-  auto run = kah::run_cases(cases, options);
-  live.stop();
-  run.hz_source = hz_source;
-  const int signal = interrupt.signal();
-  if (signal != 0) run.interrupted_by = kah::signal_name(signal);  // each case printed what it saw as it ended
+  auto run = run_until_interrupted(cases, options, interrupt, live, hz_source);
+  const int signal = interrupt.signal();  // each case printed what it saw as it ended
   const bool written = write_outputs(run, args);
   fmt::print("{}", kah::console_summary(run));
   if (args.keep)
@@ -632,12 +641,8 @@ int validate_command(const ValidateArgs& args, bool verbose) {
              kernel.version ? kernel.version->str() : "unknown");
   std::fflush(stdout);
   kah::InterruptGuard interrupt;
-  options.stop = interrupt.token();
-  auto run = kah::run_cases(cases, options);
-  live.stop();
-  run.hz_source = hz_source;
+  auto run = run_until_interrupted(cases, options, interrupt, live, hz_source);
   const int signal = interrupt.signal();
-  if (signal != 0) run.interrupted_by = kah::signal_name(signal);
   fmt::print("{}", kah::validate::verdict_table(battery, run));
   RunArgs outputs;
   outputs.junit = args.junit;
