@@ -199,6 +199,38 @@ std::optional<JiffySample> parse_timer_list(std::string_view text) {
   return JiffySample{*now, *jiffies, 0};
 }
 
+std::optional<std::int64_t> tick_grid_phase(std::string_view text, int hz) {
+  if (hz <= 0) return std::nullopt;
+  const std::int64_t tick = tick_nsec(hz);
+  std::vector<std::int64_t> phases;
+  auto add = [&](std::int64_t ns) {
+    if (ns > 0) phases.push_back(ns % tick);
+  };
+  // " #0: <...>, tick_nohz_handler, S:01\n # expires at A-B nsecs [...]"
+  for (const std::string_view name : {", tick_sched_timer,", ", tick_nohz_handler,"}) {
+    for (auto at = text.find(name); at != std::string_view::npos; at = text.find(name, at + 1)) {
+      const auto line_end = text.find('\n', at);
+      if (line_end == std::string_view::npos) break;
+      if (const auto expires = number_after<std::int64_t>(text.substr(line_end, 64), "# expires at ")) add(*expires);
+    }
+  }
+  for (auto at = text.find(".last_tick"); at != std::string_view::npos; at = text.find(".last_tick", at + 1))
+    if (const auto last = number_after<std::int64_t>(text.substr(at, 64), ":")) add(*last);
+  if (phases.empty()) return std::nullopt;
+  // The earliest phase round the tick: the one after the widest gap between them.
+  std::sort(phases.begin(), phases.end());
+  std::size_t first = 0;
+  std::int64_t widest = -1;
+  for (std::size_t i = 0; i < phases.size(); ++i) {
+    const std::size_t next = (i + 1) % phases.size();
+    const std::int64_t gap = phases[next] - phases[i] + (next == 0 ? tick : 0);
+    if (gap > widest) widest = gap, first = next;
+  }
+  // More than half a tick between the earliest and the latest: not one grid plus skews.
+  if (phases.size() > 1 && tick - widest > tick / 2) return std::nullopt;
+  return phases[first];
+}
+
 std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds spacing) {
   std::vector<JiffySample> samples;
   std::mt19937_64 random(static_cast<std::uint64_t>(monotonic_ns()));
@@ -249,7 +281,8 @@ HzInfo detect_hz() {
   return detect_hz("/proc/config.gz", std::filesystem::path("/boot") / ("config-" + kernel_release()), true);
 }
 
-std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>& samples) {
+std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>& samples,
+                                          std::optional<std::int64_t> grid_phase) {
   if (hz <= 0 || samples.size() < 2) return std::nullopt;
   const std::int64_t tick = tick_nsec(hz);
   // Boundary offsets are tried 1 us apart (finer than a reading's own spread).
@@ -284,8 +317,11 @@ std::optional<JiffyClock> JiffyClock::fit(int hz, const std::vector<JiffySample>
   const std::int64_t latest = (best_start + best_len - 1) % steps * kStepNs;
   const Placement at_latest = place(samples, tick, latest);
   const std::int64_t max_lag = max_jiffies_lag(samples, tick, latest, at_latest);
-  const std::int64_t low = best_start * kStepNs - max_lag;  // may be negative: offsets wrap
   const std::int64_t high = latest + (latest < best_start * kStepNs ? tick : 0);
+  // The grid is the earliest instant jiffies can advance: the grid point at or before high.
+  const std::int64_t low = grid_phase ? high - ((high - *grid_phase) % tick + tick) % tick
+                                      : best_start * kStepNs - max_lag;  // may be negative: offsets wrap
+  clock.grid_known_ = grid_phase.has_value();
   const std::int64_t middle = low + (high - low) / 2;
   clock.boundary_ns_ = (middle % tick + tick) % tick;
   const Placement at_middle = place(samples, tick, clock.boundary_ns_);
@@ -424,7 +460,8 @@ std::optional<JiffyClock> JiffyClock::measure(int hz) {
     sleep_until_ns(target);
     if (const auto s = read_one_sample()) samples.push_back(*s);
   }
-  return fit(hz, samples);
+  const auto text = read_proc(kTimerList);
+  return fit(hz, samples, text ? tick_grid_phase(*text, hz) : std::nullopt);
 }
 
 model::JiffyCalibration JiffyClock::at(double monotonic_ms) const {

@@ -53,6 +53,15 @@ struct JiffySample {
 
 // Parses "now at ... nsecs" and the first "jiffies: ..." of /proc/timer_list.
 std::optional<JiffySample> parse_timer_list(std::string_view text);
+// The phase (ns modulo TICK_NSEC of CLOCK_MONOTONIC) of the kernel's tick grid: the
+// instants tick_next_period walks through, before which jiffies never advances
+// (tick_do_update_jiffies64() returns early until now reaches it). /proc/timer_list
+// shows it exactly, as the expiry of each CPU's tick hrtimer (tick_sched_timer; from 6.10
+// tick_nohz_handler) and as each CPU's .last_tick. With skew_tick=1 the CPUs' ticks sit
+// apart by up to half a tick after the grid; the grid is the earliest of them (CPU 0's,
+// not skewed). Empty when the text shows no tick (periodic low-resolution mode).
+std::optional<std::int64_t> tick_grid_phase(std::string_view timer_list, int hz);
+
 // `count` readings, `spacing` apart on average (randomised, so they fall at every
 // phase of the tick). Empty if /proc/timer_list cannot be read (not root).
 std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds spacing);
@@ -86,7 +95,17 @@ class JiffyClock {
   // seen, fewer than 8 readings agree without lateness, more than a quarter lag (a
   // reading that leads makes every other one lag: refused), or one lags by more than the
   // 5 jiffies after which the kernel forces the update (MAX_STALLED_JIFFIES).
-  static std::optional<JiffyClock> fit(int hz, const std::vector<JiffySample>& samples);
+  //
+  // Without `grid_phase` the earliest boundary is the last reading that showed the old
+  // jiffy, less the largest lag seen. That is not a bound: the jiffies update runs some
+  // tens of microseconds after its tick on every tick (interrupt latency), a different
+  // amount each time, so a reading can show the old jiffy after the grid on a slow tick
+  // while a timer fires earlier on a quick one (seen: the fitted earliest boundary 56 us
+  // after the grid in 1 of 20 fits here, and a probe stamped 10 us before a window). With
+  // `grid_phase` (tick_grid_phase()) the earliest boundary is the grid itself, exact;
+  // the latest stays the readings' (a reading that showed the new jiffy).
+  static std::optional<JiffyClock> fit(int hz, const std::vector<JiffySample>& samples,
+                                       std::optional<std::int64_t> grid_phase = std::nullopt);
 
   // The clock timer firings allow, without /proc/timer_list. A wheel timer runs in the
   // timer softirq of the tick that makes jiffies reach its bucket, never before that
@@ -138,6 +157,9 @@ class JiffyClock {
   std::uint64_t jiffies_modulus() const { return jiffies_modulus_; }
   // "timer_list" or "timer-firings".
   const char* method() const { return from_firings_ ? "timer-firings" : "timer_list"; }
+  // The earliest boundary is the kernel's tick grid (tick_grid_phase()), not a fit.
+  bool grid_known() const { return grid_known_; }
+  bool from_timer_firings() const { return from_firings_; }
   int lagging_readings() const { return lagging_readings_; }
   std::int64_t max_lag_ns() const { return max_lag_ns_; }
 
@@ -152,6 +174,7 @@ class JiffyClock {
   std::int64_t max_lag_ns_ = 0;
   std::uint64_t jiffies_modulus_ = 0;
   bool from_firings_ = false;
+  bool grid_known_ = false;
 };
 
 }  // namespace kah

@@ -795,6 +795,11 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   }
   run.calibrated = clock.has_value();
   run.calibration = clock ? clock->method() : "none";
+  if (clock && !clock->from_timer_firings() && !clock->grid_known())
+    run.calibration_note +=
+        std::string(run.calibration_note.empty() ? "" : "; ") +
+        "/proc/timer_list shows no tick timer: the earliest tick boundary is fitted from jiffies readings, "
+        "which a quick tick can precede by tens of microseconds";
   if (!clock && run.calibration_note.empty())
     run.calibration_note = why_not_calibrated(options.calibrate, options.kernel.hz, in_user_namespace());
 

@@ -476,3 +476,69 @@ TEST_CASE("JiffyClock::measure on this machine (root only)", "[kernel_info][live
   CHECK(j <= latest);
   CHECK(j >= earliest - 1);
 }
+
+TEST_CASE("tick_grid_phase: the tick hrtimers' expiries and .last_tick in /proc/timer_list", "[kernel_info]") {
+  // Excerpt of this project's VM (6.18, HZ=250): the tick handler is tick_nohz_handler.
+  const std::string v6_18 =
+      "now at 19772680414432 nsecs\n\ncpu: 0\n clock 0:\nactive timers:\n"
+      " #0: <00000000d12eec8f>, tick_nohz_handler, S:01\n"
+      " # expires at 19772684000000-19772684000000 nsecs [in 3585568 to 3585568 nsecs]\n"
+      " #1: <0000000024589481>, hrtimer_wakeup, S:01\n"
+      " # expires at 19773489010220-19773489060220 nsecs [in 808595788 to 808645788 nsecs]\n"
+      "  .last_tick      : 19689844000000 nsecs\njiffies: 4299835419\n";
+  CHECK(tick_grid_phase(v6_18, 250) == 0);
+  // Before 6.10 the handler is tick_sched_timer; the grid need not be a multiple of the tick.
+  const std::string v6_1 =
+      "now at 5000000000 nsecs\ncpu: 0\n #0: <0000000012345678>, tick_sched_timer, S:01\n"
+      " # expires at 5000123456-5000123456 nsecs [in 123456 to 123456 nsecs]\n"
+      "  .last_tick      : 0 nsecs\n";
+  CHECK(tick_grid_phase(v6_1, 250) == 123456 % 4'000'000);
+  // Only .last_tick (every CPU idle, its tick stopped); a zero .last_tick is no tick.
+  CHECK(tick_grid_phase("  .last_tick      : 4003000 nsecs\n  .last_tick      : 0 nsecs\n", 250) == 3000);
+  // skew_tick=1, two CPUs: CPU 1's tick a quarter tick after CPU 0's, which is the grid,
+  // also when the grid sits just before a multiple of the tick (the phases wrap).
+  CHECK(tick_grid_phase("  .last_tick      : 8000000 nsecs\n  .last_tick      : 9000000 nsecs\n", 250) == 0);
+  CHECK(tick_grid_phase("  .last_tick      : 7900000 nsecs\n  .last_tick      : 8900000 nsecs\n", 250) == 3'900'000);
+  // Phases that no grid with skews explains, or no tick at all.
+  CHECK_FALSE(tick_grid_phase(
+      "  .last_tick      : 8000000 nsecs\n  .last_tick      : 9500000 nsecs\n  .last_tick      : 11000000 nsecs\n", 250));
+  CHECK_FALSE(tick_grid_phase("now at 5 nsecs\njiffies: 4\n", 250));
+}
+
+// The jiffies update runs after its tick by an interrupt latency that differs from tick
+// to tick. A reading that still shows the old jiffy on a slow tick says nothing about a
+// quick one: the fit alone put its earliest boundary after the grid (56 us in 1 of 20
+// fits on this VM), and a probe fired on a quick tick was stamped before its window.
+TEST_CASE("JiffyClock::fit: with the tick grid, the earliest boundary is the grid", "[kernel_info]") {
+  const std::int64_t tick = 4'000'000, grid = 0, base = 4294892239;
+  std::mt19937_64 random(23);
+  std::uniform_int_distribution<std::int64_t> tick_no(1250, 1499), phase(0, tick - 1), update(40'000, 90'000);
+  std::vector<std::int64_t> update_of(1500);
+  for (auto& u : update_of) u = update(random);  // each tick's jiffies update, after the grid
+  std::vector<JiffySample> samples;
+  for (int i = 0; i < 400; ++i) {
+    const std::int64_t n = tick_no(random);
+    const std::int64_t now = grid + n * tick + phase(random) % 200'000;  // around the boundaries
+    const std::int64_t read_at = now + 5'000;
+    const std::int64_t jiffies = base + n - (read_at - (grid + n * tick) < update_of[static_cast<std::size_t>(n)]);
+    samples.push_back({now, static_cast<std::uint64_t>(jiffies), 5'000});
+  }
+  auto earliest = [&](const JiffyClock& c) {
+    return c.boundary_ns() - static_cast<std::int64_t>(std::llround(c.uncertainty_ticks() * static_cast<double>(tick)));
+  };
+  const auto fitted = JiffyClock::fit(250, samples);
+  REQUIRE(fitted);
+  CHECK_FALSE(fitted->grid_known());
+  CHECK(earliest(*fitted) > grid + 10'000);  // the failure: the quickest updates (40 us) come before it
+  const auto gridded = JiffyClock::fit(250, samples, grid);
+  REQUIRE(gridded);
+  CHECK(gridded->grid_known());
+  CHECK(std::abs(earliest(*gridded) - grid) <= 1'000);
+  // The latest boundary is still the readings' (a reading that showed the new jiffy): at
+  // the quickest update seen, which the grid may precede but no timer can.
+  const std::int64_t latest = gridded->boundary_ns() + (gridded->boundary_ns() - earliest(*gridded));
+  CHECK(latest >= 40'000 - 1'000);
+  CHECK(latest <= 60'000);
+  CHECK(gridded->at(static_cast<double>(grid + 1300 * tick + tick / 2) / 1e6).jiffies_at_origin ==
+        static_cast<std::uint64_t>(base + 1300));
+}
