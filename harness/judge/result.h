@@ -178,6 +178,9 @@ struct RunResult {
   // Kernel tracepoints (timer_expire_entry, inet_sock_set_state): on or why not, and
   // what they timed.
   evidence::KernelTraceStatus kernel_trace;
+  // The scheduling class of the threads that time ends and land timeouts
+  // (clock/wakeup_priority.h): "SCHED_FIFO 10", or "normal (why)".
+  std::string wakeup_priority;
   // The signal that stopped the run ("SIGINT", "SIGTERM"); "" when it ran to the end.
   std::string interrupted_by;
   double wall_ms = 0;

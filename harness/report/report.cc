@@ -173,6 +173,9 @@ std::string console_summary(const RunResult& run) {
       run.backend,
       calibration_text(run));
   if (run.kernel_trace.on || !run.kernel_trace.note.empty()) out += kernel_trace_text(run) + "\n";
+  if (run.wakeup_priority.rfind("normal (", 0) == 0 && run.wakeup_priority != "normal (not asked)")
+    out += fmt::format("timing threads at {} priority: on a busy machine ends may be seen, and idle timeouts fire, late\n",
+                       run.wakeup_priority);
   if (!run.interrupted_by.empty())
     out += fmt::format("interrupted by {}: connections still open were alive so far (verdict interrupted)\n",
                        run.interrupted_by);
@@ -323,6 +326,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"calibration", run.calibration},
           {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},
           {"kernel_trace", kernel_trace_json(run.kernel_trace)},
+          {"wakeup_priority", run.wakeup_priority},
           {"interrupted", run.interrupted_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.interrupted_by)},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};

@@ -5,9 +5,12 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "harness/clock/jiffies.h"
+#include "harness/clock/wakeup_priority.h"
 #include "netns/nft.h"
 #include "netns/link.h"
 #include "netns/namespace.h"
@@ -100,6 +103,15 @@ std::vector<EnvCheck> check_environment(Backend backend) {
   const auto hz = detect_hz();
   checks.push_back({"HZ", hz.hz.has_value(), false,
                     hz.hz ? fmt::format("{} ({})", *hz.hz, hz.source) : hz.source});
+  std::string priority;
+  std::thread([&] {
+    raise_wakeup_priority();
+    priority = wakeup_priority();
+  }).join();
+  const bool fifo = priority.rfind("SCHED_FIFO", 0) == 0;
+  checks.push_back({"timing threads", fifo, false,
+                    fifo ? priority + ": ends are seen, and idle timeouts fire, on time on a busy machine"
+                         : priority + ": on a busy machine ends may be seen late"});
   return checks;
 }
 

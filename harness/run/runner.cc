@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "harness/clock/calibration_note.h"
+#include "harness/clock/wakeup_priority.h"
 #include "harness/clock/canary.h"
 #include "harness/clock/clock.h"
 #include "harness/clock/jiffies.h"
@@ -847,6 +848,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   for (auto& t : workers) t.join();
   if (trace) run.kernel_trace = trace->status();
   run.wall_ms = monotonic_ms() - started;
+  run.wakeup_priority = wakeup_priority();
   return run;
 }
 

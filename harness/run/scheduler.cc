@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cmath>
 
+#include "harness/clock/wakeup_priority.h"
 #include "harness/run/watcher.h"
 
 namespace kah {
@@ -50,6 +51,7 @@ std::exception_ptr Scheduler::failure() const {
 }
 
 void Scheduler::loop() {
+  raise_wakeup_priority();  // idle timeouts and delayed writes are due at an instant
   std::unique_lock lock(mutex_);
   for (;;) {
     if (stopping_) return;

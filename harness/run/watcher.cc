@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <ctime>
 
+#include "harness/clock/wakeup_priority.h"
+
 namespace kah {
 
 Watcher::Watcher() {
@@ -49,6 +51,7 @@ void Watcher::forget(int fd) {
 }
 
 void Watcher::loop() {
+  raise_wakeup_priority();  // an end is timed by when this thread wakes
   std::array<epoll_event, 256> events{};
   for (;;) {
     const int n = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), -1);
