@@ -108,6 +108,23 @@ void check_application_close(const Case& c, const ConnectionSpec& spec, const mo
                               evidence::window_text(p.window)));
 }
 
+// How long the programs of a case are watched after the fault, before their sockets
+// are read: what program_phase.cc falls back to (horizon_s, else 5 s), or longer when a
+// program's expectation reaches further (its declared keepalive detection, an output
+// or exit window).
+double programs_duration_ms(const Case& c) {
+  if (c.programs.empty()) return 0;
+  double seconds = c.horizon_s.value_or(5);
+  for (const auto& p : c.programs) {
+    const auto& e = p.expect;
+    if (e.settings.idle_s && e.settings.interval_s && e.settings.count)
+      seconds = std::max(seconds, static_cast<double>(*e.settings.idle_s + *e.settings.interval_s * *e.settings.count));
+    if (e.output_to_s) seconds = std::max(seconds, *e.output_to_s);
+    if (e.exits_within_s) seconds = std::max(seconds, *e.exits_within_s);
+  }
+  return 1000 * seconds;
+}
+
 }  // namespace
 
 long fds_needed(const Case& c) {
@@ -141,6 +158,7 @@ CaseForecast nominal_forecast(const Case& c, const model::Kernel& kernel) {
     out.duration_ms = std::max(out.duration_ms, n.forecast.horizon_ms);
     out.connections.push_back(std::move(n));
   }
+  out.duration_ms = std::max(out.duration_ms, programs_duration_ms(c));
   return out;
 }
 
@@ -168,6 +186,10 @@ CaseForecast check_case(const Case& c, const LoadLimits& limits) {
                                 "raise the hard limit (ulimit -Hn)",
                                 c.name, f.fds + kBaseFds, kFdsPerCase, kBaseFds, limits.fd_limit));
   }
+  if (limits.max_duration_s > 0 && f.duration_ms > 1000.0 * limits.max_duration_s && f.connections.empty())
+    throw CaseError(c.where, fmt::format("case '{}' watches its programs for {:.1f} s after the fault (horizon_s, or "
+                                         "what [program.expect] declares), longer than --max-duration {:g} s",
+                                         c.name, f.duration_ms / 1000.0, limits.max_duration_s));
   if (limits.max_duration_s > 0 && f.duration_ms > 1000.0 * limits.max_duration_s) {
     const auto longest = std::max_element(f.connections.begin(), f.connections.end(), [](const auto& a, const auto& b) {
       return a.forecast.horizon_ms < b.forecast.horizon_ms;

@@ -24,8 +24,10 @@ double predicted_end_ms(const NominalConnection& n) {
 
 long shard_weight_ms(const Case& c) {
   const model::Kernel any_hz;  // HZ unknown: the same weight on every node
+  const auto forecast = nominal_forecast(c, any_hz);
   double end_ms = 0;
-  for (const auto& n : nominal_forecast(c, any_hz).connections) end_ms = std::max(end_ms, predicted_end_ms(n));
+  for (const auto& n : forecast.connections) end_ms = std::max(end_ms, predicted_end_ms(n));
+  if (forecast.connections.empty()) end_ms = forecast.duration_ms;  // programs only: how long they are watched
   return std::lround(end_ms);
 }
 

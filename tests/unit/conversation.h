@@ -77,6 +77,7 @@ class Conversation {
     side.ack = ack;
     side.flags = flags;
     side.payload_len = len;
+    side.frame = packets_.size() + 1;  // as a capture of this conversation alone numbers it
     packets_.push_back(side);
   }
 
@@ -101,6 +102,7 @@ inline Conversation opened() {
 inline std::vector<Packet> together(const Conversation& one, const Conversation& two) {
   std::vector<Packet> all = one.packets();
   all.insert(all.end(), two.packets().begin(), two.packets().end());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i].frame = i + 1;
   return all;
 }
 

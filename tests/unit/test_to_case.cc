@@ -143,6 +143,7 @@ TEST_CASE("the peer's RST answering a probe: reset, peer-reboot; interval and co
   CHECK(inferred.idle_s == 2);
   CHECK_FALSE(inferred.interval_s);
   CHECK_FALSE(inferred.count);
+  INFO(inferred.outcome_evidence);
   CHECK(has(inferred.outcome_evidence, "answered probe 1 (frame 6 at 2.025 s) with an RST (frame 7 at 2.025 s)"));
   const Case loaded = checked(case_file_text(inferred, "reboot"));
   CHECK(loaded.faults.at(0).kind == FaultKind::peer_reboot);
