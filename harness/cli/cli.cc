@@ -269,6 +269,8 @@ std::optional<kah::model::KernelVersion> running_kernel_version() {
 kah::model::Kernel kernel_for(int hz_override, std::string& source) {
   kah::model::Kernel k;
   k.version = running_kernel_version();
+  // One CPU: no other CPU's tick can beat the jiffies update.
+  if (sysconf(_SC_NPROCESSORS_ONLN) == 1) k.late_ticks = 0;
   if (hz_override > 0) {
     k.hz = hz_override;
     source = "--hz";

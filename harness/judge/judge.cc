@@ -133,7 +133,7 @@ void judge_connection(ConnectionResult& r) {
   const auto& kernel = r.observed.kernel_end;
   const bool by_bucket = r.observed.timed_by == "kernel-trace" && kernel && kernel->bucket();
   const double late_allowance = r.observed.timed_by == "wakeup" || r.observed.timed_by == "sock_diag" ? kWakeupAllowanceMs
-                                : by_bucket                      ? -r.model_input.kernel.wakeup_slack_ms
+                                : by_bucket ? -(r.model_input.kernel.wakeup_slack_ms + r.prediction.late_tick_ms)
                                                                  : 0.0;
   const double latest = r.expected.window.latest_ms + late_allowance;
   const bool early = r.observed.at_ms < r.expected.window.earliest_ms;
@@ -143,8 +143,8 @@ void judge_connection(ConnectionResult& r) {
     if (late && late_allowance > 0)
       allowance = fmt::format(" (+{:.0f} ms for the event loop's wake-up)", late_allowance);
     if (late && by_bucket)
-      allowance = fmt::format(" (its bucket by {:.1f} ms, less the {:.0f} ms wake-up slack)", latest,
-                              r.model_input.kernel.wakeup_slack_ms);
+      allowance = fmt::format(" (its bucket by {:.1f} ms, less the {:.0f} ms for a late tick and wake-up)", latest,
+                              r.model_input.kernel.wakeup_slack_ms + r.prediction.late_tick_ms);
     std::string how;
     if (by_bucket)
       how = fmt::format(" (the kernel trace: the {}'s bucket, jiffy {}, starts then; its callback ran {:.2f} ms later)",

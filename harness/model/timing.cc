@@ -197,6 +197,10 @@ std::string ms_text(double ms) {
 // t_r itself may be up to receive_delay_ms before the instant the kernel counts from.
 double slack_of(const Kernel& k) { return k.wakeup_slack_ms + std::max(0.0, k.receive_delay_ms); }
 
+// The same after a timer's latest bucket at one HZ: first the ticks its callback may wait
+// (Kernel::late_ticks).
+double firing_slack(const Kernel& k, const Grid& grid) { return std::max(0, k.late_ticks) * grid.tick_ms + slack_of(k); }
+
 std::string span_text(const Span& s, double slack_ms) {
   return fmt::format("[{}, {}]", ms_text(s.lo), ms_text(s.hi + slack_ms));
 }
@@ -374,7 +378,7 @@ void explain_first_probe(const Input& in, const Grid& grid, const KeepaliveTimer
         "t_r kept re-arming it, so probe 1 is only known to fall in [idle, {}]",
         -in.armed_at_ms / 1000, ms_text(grid.ms(t.cycling_bound))));
   ev.steps.push_back(fmt::format("probe 1 (nominal {}): {}", ms_text(1000.0 * in.keepalive.idle_s),
-                                 span_text(rep.probe0, slack_of(in.kernel))));
+                                 span_text(rep.probe0, firing_slack(in.kernel, grid))));
 }
 
 // The self re-armed probes: each one's lateness is fixed by the interval's wheel level,
@@ -418,7 +422,7 @@ std::pair<int, int> probes_until_abort(const std::map<int, AbortGroup>& groups, 
 
 // The abort test in words: by count, or by TCP_USER_TIMEOUT, which may land after
 // different probes depending on the wheel.
-void explain_abort(const Input& in, const KeepaliveTimers& t, int min_abort, int max_abort, Events& ev) {
+void explain_abort(const Input& in, const Grid& grid, const KeepaliveTimers& t, int min_abort, int max_abort, Events& ev) {
   if (t.user_timeout > 0) {
     ev.steps.push_back(fmt::format(
         "TCP_USER_TIMEOUT {} ms = {} jiffies: TCP_KEEPCNT is ignored; the timer aborts at its first firing after a "
@@ -433,13 +437,13 @@ void explain_abort(const Input& in, const KeepaliveTimers& t, int min_abort, int
   for (std::size_t k = 1; k < shown; ++k)
     ev.steps.push_back(fmt::format("probe {} (nominal {}): {}{}", k + 1,
                                    ms_text(1000.0 * (in.keepalive.idle_s + static_cast<double>(k) * in.keepalive.interval_s)),
-                                   span_text(ev.probes[k], slack_of(in.kernel)),
+                                   span_text(ev.probes[k], firing_slack(in.kernel, grid)),
                                    ev.probe_certain[k] ? "" : " (only for some alignments)"));
   if (ev.probes.size() > shown) ev.steps.push_back(fmt::format("... {} probes in all", ev.probes.size()));
   ev.steps.push_back(fmt::format(
-      "abort at the firing after the last probe: RST sent, ETIMEDOUT: {} (the window's end allows {} for wake-up "
-      "and receive delays)",
-      span_text(ev.outcome, slack_of(in.kernel)), ms_text(slack_of(in.kernel))));
+      "abort at the firing after the last probe: RST sent, ETIMEDOUT: {} (the window's end allows {} for a "
+      "callback a tick late, wake-up and receive delays)",
+      span_text(ev.outcome, firing_slack(in.kernel, grid)), ms_text(firing_slack(in.kernel, grid))));
 }
 
 void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
@@ -463,7 +467,7 @@ void keepalive_dead_peer(const Input& in, const Grid& grid, Events& ev) {
 
   explain_interval_probes(in, grid, t, ev);
   const auto [min_abort, max_abort] = probes_until_abort(rep.groups, grid, t, ev);
-  explain_abort(in, t, min_abort, max_abort, ev);
+  explain_abort(in, grid, t, min_abort, max_abort, ev);
 }
 
 // A healthy peer ACKs each probe: rcv_tstamp moves and probes_out resets. The timer,
@@ -528,7 +532,7 @@ void keepalive_healthy_peer(const Input& in, const Grid& grid, Events& ev) {
       in.keepalive.interval_s, std::max(in.keepalive.idle_s, in.keepalive.interval_s)));
   if (!ev.probes.empty())
     ev.steps.push_back(fmt::format("probe 1: {}; {} probe{} before the horizon {}",
-                                   span_text(ev.probes[0], slack_of(in.kernel)), ev.probes.size(),
+                                   span_text(ev.probes[0], firing_slack(in.kernel, grid)), ev.probes.size(),
                                    ev.probes.size() == 1 ? "" : "s", ms_text(in.horizon_ms)));
 }
 
@@ -914,7 +918,7 @@ void explain_data_chain(const Input& in, const RtoRules& r, double start_ms, con
           "(tcp_reset_xmit_timer(..., true)); the retransmission timer's own re-arms do not",
           r.pace, r.pace == 1 ? "y" : "ies"));
     if (!ev.loss_probe.empty())
-      ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, slack_of(in.kernel))));
+      ev.steps.push_back(fmt::format("tail-loss probe: {}", span_text(ev.loss_probe, firing_slack(in.kernel, grid))));
   } else {
     ev.steps.push_back(fmt::format(
         "no tail-loss probe ({}): the first RTO {} = {} jiffies → {}",
@@ -974,12 +978,12 @@ void retransmission_chain(const Input& in, const Grid& grid, Events& ev) {
   if (syn) explain_syn_chain(rt, r, grid, ev);
   else explain_data_chain(in, r, start_ms, grid, ev);
   if (!ev.retransmissions.empty())
-    ev.steps.push_back(fmt::format("retransmission 1: {}; {} in all", span_text(ev.retransmissions[0], slack_of(in.kernel)),
+    ev.steps.push_back(fmt::format("retransmission 1: {}; {} in all", span_text(ev.retransmissions[0], firing_slack(in.kernel, grid)),
                                    ev.retransmissions.size()));
   if (!syn && in.peer == PeerBehaviour::unreachable && in.icmp_reverts_backoff && !ev.retransmissions.empty())
     icmp_reverted_backoff(r, grid, ev);
   ev.steps.push_back(fmt::format("{}: {}", in.peer == PeerBehaviour::unreachable ? "EHOSTUNREACH" : "ETIMEDOUT",
-                                 span_text(ev.outcome, slack_of(in.kernel))));
+                                 span_text(ev.outcome, firing_slack(in.kernel, grid))));
 }
 
 // ---------------------------------------------------------------------------
@@ -1390,7 +1394,15 @@ Prediction predict(const Input& given) {
     return p;
   }
 
-  const double slack = slack_of(in.kernel);
+  const int slowest_hz = *std::min_element(p.hz_values.begin(), p.hz_values.end());
+  p.late_tick_ms = std::max(0, in.kernel.late_ticks) * 1000.0 / slowest_hz;
+  const double slack = slack_of(in.kernel) + p.late_tick_ms;
+  if (in.kernel.late_ticks > 0)
+    p.steps.push_back(fmt::format("every window ends {} after its latest bucket: a callback may wait {} tick{} ({}) "
+                                  "when another CPU's jiffies update comes after this CPU's tick, then {} for "
+                                  "wake-up and receive delays",
+                                  ms_text(slack), in.kernel.late_ticks, in.kernel.late_ticks == 1 ? "" : "s",
+                                  ms_text(p.late_tick_ms), ms_text(slack_of(in.kernel))));
   if (p.hz_values.size() > 1) {
     p.steps.push_back("HZ unknown: the windows are the union of those for HZ 100, 250, 300 and 1000");
     if (in.kernel.calibration) p.steps.push_back("a jiffies calibration needs a known HZ: ignored");

@@ -167,6 +167,14 @@ struct Kernel {
   // scripts/bench-jiffies-lag.sh (/proc/timer_list readings against the fitted tick
   // grid); see the README for the figures this default comes from.
   double jiffies_lag_ms = 1.2;
+  // Ticks a timer's callback may run after its bucket's own tick. With more than one CPU,
+  // a CPU's tick can run before the CPU that keeps time has advanced jiffies for that
+  // same tick; run_local_timers() (kernel/time/timer.c) raises the timer softirq only
+  // once jiffies has reached the bucket, so the timer waits for that CPU's next tick.
+  // Seen in up to 40 % of firings with both CPUs busy (harness/clock/canary.h). 0 on a
+  // machine with one CPU. Added to the end of every timer-fired window (not absorbed by
+  // the wake-up slack, which is a tick or more at HZ 100..250).
+  int late_ticks = 1;
   double rtt_ms = 1;              // round trip to the peer (reset arrives one RTT after the probe)
   std::optional<JiffyCalibration> calibration;
   // Which timer behaviours exist (kernel_version.h): unset = a current kernel, every
@@ -243,6 +251,9 @@ struct Prediction {
   // nominal_ms: the send plus the PTO.
   std::optional<ProbeWindow> loss_probe;
   std::vector<int> hz_values;         // the HZ values the windows cover (several when HZ is unknown)
+  // What the ends of the timer-fired windows allow after the latest bucket: Kernel::late_ticks
+  // ticks (of the longest tick covered), then the wake-up slack and the receive delay.
+  double late_tick_ms = 0;
 };
 
 Prediction predict(const Input& input);

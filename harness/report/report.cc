@@ -60,6 +60,7 @@ nlohmann::json model_json(const model::Input& in, const model::Prediction& p) {
   if (in.sent_by_ms) j["sent_by_ms"] = *in.sent_by_ms;
   if (in.armed_from_ms) j["armed_from_ms"] = *in.armed_from_ms;
   j["jiffies_lag_ms"] = in.kernel.jiffies_lag_ms;
+  j["late_ticks"] = in.kernel.late_ticks;
   if (const auto& c = in.kernel.calibration)
     j["calibration"] = {{"jiffies_at_origin", c->jiffies_at_origin},
                         {"origin_phase", c->origin_phase},

@@ -219,7 +219,7 @@ void KernelTraceLoop::attach(std::vector<Connection>& connections, const JiffyCl
     };
     if (r.evidence.probes_checked)
       probes_timed += evidence::time_probes_by_kernel(r.evidence.probe_checks, keepalive, origin, boundary,
-                                                      r.model_input.kernel.wakeup_slack_ms, tick_ms);
+                                                      r.model_input.kernel.wakeup_slack_ms + r.prediction.late_tick_ms, tick_ms);
     if (r.verdict == Verdict::interrupted || r.observed.outcome == ObservedOutcome::alive) continue;
     // A reset is the peer's RST arriving, not a timer of ours: only its state change.
     std::vector<evidence::NamedFirings> named;

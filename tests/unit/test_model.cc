@@ -20,7 +20,6 @@ constexpr double kSlackMs = 6;
 // the first timer's bucket follows it: windows reach this much further.
 constexpr double kReceiveDelayMs = 1;
 constexpr double kJiffiesLagMs = 1.2;  // Kernel::jiffies_lag_ms's default
-constexpr double kLateMs = kSlackMs + kReceiveDelayMs;
 
 Input keepalive(int idle, int interval, int count, std::optional<int> hz = 250, double armed_at_ms = -0.3) {
   Input in;
@@ -31,6 +30,9 @@ Input keepalive(int idle, int interval, int count, std::optional<int> hz = 250, 
 }
 
 double tick_ms(int hz) { return 1000.0 / hz; }
+// How far past its latest bucket a timer-fired window may end: a callback one tick late
+// (Kernel::late_ticks), then the slack, and the receive delay the arming may be off by.
+double late_ms(int hz = 250) { return tick_ms(hz) + kSlackMs + kReceiveDelayMs; }
 
 // A window lies inside [lo, hi].
 bool within(const Window& w, double lo, double hi) { return w.earliest_ms >= lo && w.latest_ms <= hi; }
@@ -103,19 +105,19 @@ TEST_CASE("packetdrill keepalive test: idle 3, interval 2, count 4", "[model][go
     const double nominal = 3000 + 2000 * static_cast<double>(k);
     CHECK(p.probes[k].nominal_ms == Approx(nominal));
     CHECK(p.probes[k].certain);
-    CHECK(within(p.probes[k].window, nominal - tick_ms(250), nominal + 256 + 16 * static_cast<double>(k) + kLateMs));
+    CHECK(within(p.probes[k].window, nominal - tick_ms(250), nominal + 256 + 16 * static_cast<double>(k) + late_ms()));
   }
   for (std::size_t k = 1; k < 4; ++k)
     CHECK(p.probes[k].window.earliest_ms - p.probes[k - 1].window.earliest_ms == Approx(2016));
-  CHECK(within(p.window, 11000, 11000 + 256 + 16 * 4 + kLateMs));
+  CHECK(within(p.window, 11000, 11000 + 256 + 16 * 4 + late_ms()));
 }
 
 TEST_CASE("idle 90, interval 15, count 2: 120 s", "[model][golden]") {
   const auto p = predict(keepalive(90, 15, 2));
   CHECK(p.nominal_ms == Approx(120000));
   // 22500 jiffies: level 3 (2.048 s); 3750 jiffies: level 2, period 3776 = 15.104 s.
-  CHECK(within(p.window, 120000, 120000 + 2048 + 2 * 104 + kLateMs));
-  CHECK(p.window.width_ms() <= 2048 + kLateMs + kReceiveDelayMs + tick_ms(250));
+  CHECK(within(p.window, 120000, 120000 + 2048 + 2 * 104 + late_ms()));
+  CHECK(p.window.width_ms() <= 2048 + late_ms() + kReceiveDelayMs + tick_ms(250));
 }
 
 TEST_CASE("idle 10, interval 2, count 2, the last ACK 16 s after arming: RST at 30 s", "[model][golden]") {
@@ -133,7 +135,7 @@ TEST_CASE("idle 10, interval 2, count 2, the last ACK 16 s after arming: RST at 
   // How the timer was re-armed before t_r is unknown: probe 0 anywhere in
   // [idle, idle + 256 ms] (level 2), then two intervals of 2.016 s (+ up to 8 jiffies
   // for where probe 0 fell modulo level 1).
-  CHECK(within(p.window, 14000, 14000 + 256 + 32 + 32 + kLateMs));
+  CHECK(within(p.window, 14000, 14000 + 256 + 32 + 32 + late_ms()));
 }
 
 TEST_CASE("7200 / 75 / 9: nominal 2 h 11 min 15 s, real window per HZ", "[model][golden]") {
@@ -142,15 +144,15 @@ TEST_CASE("7200 / 75 / 9: nominal 2 h 11 min 15 s, real window per HZ", "[model]
   CHECK(at250.nominal_ms == Approx(7875000));
   // 1800000 jiffies: level 5, up to 131.072 s late; 75 s = 18750 jiffies re-armed on
   // level 3: 18944 jiffies = 75.776 s each.
-  CHECK(within(at250.window, 7875000, 7875000 + 131072 + 9 * 776 + kLateMs));
-  CHECK(at250.window.width_ms() <= 131072 + kLateMs + kReceiveDelayMs + tick_ms(250));
+  CHECK(within(at250.window, 7875000, 7875000 + 131072 + 9 * 776 + late_ms()));
+  CHECK(at250.window.width_ms() <= 131072 + late_ms() + kReceiveDelayMs + tick_ms(250));
 
   in.kernel.hz = 1000;
   const auto at1000 = predict(in);
   // 7200000 jiffies: level 6, up to 262.144 s late; 75000 jiffies on level 4: 77.824 s.
-  CHECK(within(at1000.window, 7875000, 7875000 + 262144 + 9 * 2824 + kLateMs));
+  CHECK(within(at1000.window, 7875000, 7875000 + 262144 + 9 * 2824 + late_ms(1000)));
   // At HZ=1000 the jiffies lag (1.2 ms) is more than a tick: the arming may be a jiffy earlier still.
-  CHECK(at1000.window.width_ms() <= 262144 + kLateMs + kReceiveDelayMs + kJiffiesLagMs + tick_ms(1000));
+  CHECK(at1000.window.width_ms() <= 262144 + late_ms(1000) + kReceiveDelayMs + kJiffiesLagMs + tick_ms(1000));
 }
 
 TEST_CASE("measured here: idle 1, interval 1, count 2 -> ETIMEDOUT at 3072 ms", "[model][measured]") {
@@ -158,14 +160,14 @@ TEST_CASE("measured here: idle 1, interval 1, count 2 -> ETIMEDOUT at 3072 ms", 
     const auto p = predict(keepalive(1, 1, 2, 250, armed));
     INFO("armed at " << armed << " ms");
     CHECK(p.window.contains(3072));
-    CHECK(p.window.width_ms() <= 32 + kLateMs + kReceiveDelayMs + tick_ms(250));
+    CHECK(p.window.width_ms() <= 32 + late_ms() + kReceiveDelayMs + tick_ms(250));
   }
   // Armed 30 ticks before t_r, the timer fires ~30 ticks before t_r + idle and
   // re-arms for the remainder: under 63 jiffies, level 0, so probe 0 comes exactly one
   // jiffy after t_r + idle and the abort cannot reach 3072 ms. Seen here: 3036 ms with
   // the timer armed 105 ms before t_r.
   const auto early = predict(keepalive(1, 1, 2, 250, -120));
-  CHECK(early.probes[0].window.latest_ms <= 1000 + tick_ms(250) + kLateMs);
+  CHECK(early.probes[0].window.latest_ms <= 1000 + tick_ms(250) + late_ms());
   CHECK(early.window.contains(3036));
   CHECK_FALSE(early.window.contains(3072));
 }
@@ -193,7 +195,7 @@ TEST_CASE("measured here: a rebooted peer resets at 2025 ms with idle 2", "[mode
   CHECK(p.window.contains(2025));
   CHECK(p.probes.size() == 1);
   CHECK(p.window.earliest_ms >= 2000 - tick_ms(250));
-  CHECK(p.window.latest_ms <= 2000 + 32 + in.kernel.rtt_ms + kLateMs);
+  CHECK(p.window.latest_ms <= 2000 + 32 + in.kernel.rtt_ms + late_ms());
 }
 
 TEST_CASE("TCP_USER_TIMEOUT makes TCP_KEEPCNT irrelevant", "[model][property]") {
@@ -232,10 +234,10 @@ TEST_CASE("windows: never before the nominal time less one tick, and only as wid
           for (const auto& probe : p.probes) {
             CHECK(probe.window.earliest_ms >= probe.nominal_ms - tick);
             const double chain = g_idle + (probe.index > 0 ? g_interval : 0);
-            CHECK(probe.window.width_ms() <= chain + tick + kLateMs + kReceiveDelayMs + 1e-6);
+            CHECK(probe.window.width_ms() <= chain + tick + late_ms(hz) + kReceiveDelayMs + 1e-6);
           }
           CHECK(p.window.earliest_ms >= p.nominal_ms - tick);
-          CHECK(p.window.width_ms() <= g_idle + g_interval + tick + kLateMs + kReceiveDelayMs + 1e-6);
+          CHECK(p.window.width_ms() <= g_idle + g_interval + tick + late_ms(hz) + kReceiveDelayMs + 1e-6);
         }
       }
     }
@@ -272,7 +274,7 @@ TEST_CASE("calibrated jiffies: about one tick wide, and inside the blind window"
         // in [-0.4, -0.3] ms, with the jiffies lag before it) one jiffy is possible:
         // the width is the phase range (2 x 0.02 ticks) plus the slack at most.
         if (phase == 0.5 || phase == 0.7)
-          CHECK(p.window.width_ms() <= 2 * 0.02 * tick_ms(250) + kReceiveDelayMs + kSlackMs + 1e-6);
+          CHECK(p.window.width_ms() <= 2 * 0.02 * tick_ms(250) + late_ms() + 1e-6);
       }
     }
   }
@@ -528,7 +530,7 @@ TEST_CASE("measured here: the tail-loss probe fires at the RTO instant and delay
     // granularity (where the send fell modulo it is unknown without a calibration), plus
     // where in its tick the send fell, plus the slack. (The old model, unsure whether a
     // probe went first, gave [6619.8, 13282.9] for tcp_retries2 = 4.)
-    CHECK(p.window.width_ms() <= c.wheel_ms + tick_ms(250) + kSlackMs + 1e-6);
+    CHECK(p.window.width_ms() <= c.wheel_ms + tick_ms(250) + late_ms() - kReceiveDelayMs + 1e-6);
   }
 }
 
@@ -563,7 +565,7 @@ TEST_CASE("data in flight, calibrated: about a tick wide, inside the blind windo
             // calibration's phase range (2 x 0.02 ticks) plus the slack. Not at phases 0.03
             // and 0.97: the send then falls 0.4 and 0.2 ms after a tick boundary, where a
             // late tick can leave jiffies at the jiffy before (Kernel::jiffies_lag_ms).
-            if (phase == 0.37 || phase == 0.5) CHECK(p.window.width_ms() <= 2 * 0.02 * tick_ms(250) + kSlackMs + 1e-6);
+            if (phase == 0.37 || phase == 0.5) CHECK(p.window.width_ms() <= 2 * 0.02 * tick_ms(250) + tick_ms(250) + kSlackMs + 1e-6);
           }
         }
       }
@@ -587,7 +589,7 @@ TEST_CASE("connect(), calibrated: about a tick wide, inside the blind window", "
         INFO("tcp_syn_retries " << retries << " linear " << linear << " phase " << phase);
         CHECK(covers(blind.window, p.window));
         // Phase 0.03: connect() 0.12 ms after a tick boundary, inside the jiffies lag.
-        if (phase != 0.03) CHECK(p.window.width_ms() <= 2 * 0.02 * tick_ms(250) + kSlackMs + 1e-6);
+        if (phase != 0.03) CHECK(p.window.width_ms() <= 2 * 0.02 * tick_ms(250) + tick_ms(250) + kSlackMs + 1e-6);
         CHECK_FALSE(p.loss_probe);
       }
     }
@@ -605,7 +607,7 @@ TEST_CASE("a path whose RTT varies: the probe goes out before the RTO, which res
   REQUIRE(p.loss_probe);
   // Level 0 from the write: one jiffy of rounding (and the write may take receive_delay_ms;
   // jiffies read during it may still be the jiffy before).
-  CHECK(within(p.loss_probe->window, 220 - kJiffiesLagMs, 224 + kLateMs));
+  CHECK(within(p.loss_probe->window, 220 - kJiffiesLagMs, 224 + late_ms()));
   REQUIRE_FALSE(p.retransmissions.empty());
   // tcp_send_loss_probe() zeroes icsk_pending, so tcp_rearm_rto() arms a whole RTO from the
   // probe (250 jiffies on level 1 from the callback: 252..258), not the 165 jiffies that
@@ -743,7 +745,7 @@ TEST_CASE("BBR's pacing delay on the tail-loss probe and the re-arm after it", "
                  {3000.17, 3205.04, 3412.98, 3833.01, 4661.02}, 6325.2};
   CHECK(nat_run_fits(a, nat_prediction(a, 1)));
   CHECK(nat_run_fits(b, nat_prediction(b, 1)));
-  CHECK(nat_prediction(a, 1).window.width_ms() < 40);  // about one level-1 bucket
+  CHECK(nat_prediction(a, 1).window.width_ms() < 40 + tick_ms(250));  // about one level-1 bucket, and a late tick
   // The reported run (no calibration recorded): the write 3011.40 ms after t_r, the probe
   // 211.59 ms after it and the first retransmission 212.02 ms after the probe, both 53
   // jiffies (the write early in its jiffy, the probe's callback at a tick). Put t_r on a
@@ -754,7 +756,40 @@ TEST_CASE("BBR's pacing delay on the tail-loss probe and the re-arm after it", "
   const auto paced = nat_prediction(reported, 1);
   REQUIRE(unpaced.retransmissions.size() >= 1);
   REQUIRE(paced.retransmissions.size() >= 1);
-  CHECK_FALSE(unpaced.retransmissions[0].window.contains(reported.captured[2]));
+  // Only a callback a tick late would reach it unpaced; here both came on their ticks.
+  CHECK(unpaced.retransmissions[0].window.latest_ms - unpaced.late_tick_ms < reported.captured[2]);
   CHECK(paced.loss_probe->window.contains(reported.captured[1]));
   CHECK(paced.retransmissions[0].window.contains(reported.captured[2]));
+}
+
+// soak.sh, two library runs at once, kernel 6.18, HZ=250: redis-server's connection
+// (cases/programs/redis-vanished-client.toml; idle 3, interval 1, count 3, armed 26.5 ms
+// before t_r) sent probe 1 at 3010.1 ms, 1.0 ms after a window that allowed only the
+// wake-up slack after its latest bucket; probes 2 and 3 (4039.2, 5063.2 ms) and the
+// abort (6087.2 ms) came where the chain from that bucket puts them. The callback had
+// waited for its CPU's next tick (the other CPU had not yet advanced jiffies), then a
+// few ms more on the busy machine.
+TEST_CASE("measured here: a keepalive callback one tick after its bucket (Kernel::late_ticks)", "[model][measured]") {
+  auto in = keepalive(3, 1, 3, 250, -26.46240234375);
+  in.kernel.calibration = JiffyCalibration{4300159767, 0.24905575, 0.014375};
+  in.horizon_ms = 9699.2;
+  const auto p = predict(in);
+  REQUIRE(p.outcome == Outcome::timeout);
+  REQUIRE(p.probes.size() == 3);
+  CHECK(p.late_tick_ms == Approx(tick_ms(250)));
+  CHECK(p.probes[0].window.contains(3010.1));
+  CHECK(p.probes[1].window.contains(4039.2));
+  CHECK(p.probes[2].window.contains(5063.2));
+  CHECK(p.window.contains(6087.2));
+  // Without the late tick (one CPU: late_ticks 0) the same window ends before probe 1:
+  // everything else about it is unchanged.
+  in.kernel.late_ticks = 0;
+  const auto one_cpu = predict(in);
+  CHECK(one_cpu.late_tick_ms == 0);
+  CHECK_FALSE(one_cpu.probes[0].window.contains(3010.1));
+  CHECK(one_cpu.probes[0].window.earliest_ms == p.probes[0].window.earliest_ms);
+  CHECK(p.probes[0].window.latest_ms - one_cpu.probes[0].window.latest_ms == Approx(tick_ms(250)));
+  // At HZ 100 a late tick is 10 ms: more than the whole wake-up slack.
+  auto at100 = keepalive(3, 1, 3, 100);
+  CHECK(predict(at100).late_tick_ms == Approx(10));
 }
