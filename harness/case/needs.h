@@ -5,6 +5,7 @@
 // Pure: no I/O.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,5 +31,12 @@ struct CaseNeed {
 
 // Every need of `c`, each once, in the order of Need.
 std::vector<CaseNeed> case_needs(const Case& c);
+
+// Why a routed case needs a router of its own ("routed topology", "routed topology:
+// [router] nat, ..."), or nullopt when it has none (pair) or lo can stand in for it:
+// its fault's row says so (FaultKindInfo::on_loopback) and its [router] holds nothing
+// lo lacks (no NAT, no conntrack setting, no [sysctl.router], a firewall only where
+// the fault's rule precedes it).
+std::optional<std::string> router_needed(const Case& c);
 
 }  // namespace kah
