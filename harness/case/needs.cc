@@ -49,6 +49,7 @@ std::string to_string(Need need) {
     case Need::link_control: return "a link it can unplug";
     case Need::ipv6: return "IPv6";
     case Need::peer_process: return "a separate peer process";
+    case Need::program_holder: return "a PID namespace in a network namespace for each program";
   }
   return "?";
 }
@@ -65,6 +66,11 @@ std::vector<CaseNeed> case_needs(const Case& c) {
   if (const auto v6 = connections_of(c, Family::ipv6); !v6.empty())
     needs.push_back({Need::ipv6, fmt::format("IPv6 connection{} {}", v6.find(',') == std::string::npos ? "" : "s", v6)});
   if (fault.needs_peer_process) needs.push_back({Need::peer_process, fmt::format("fault {}", fault.name)});
+  if (!c.programs.empty()) {
+    std::string names;
+    for (const auto& p : c.programs) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", p.name);
+    needs.push_back({Need::program_holder, fmt::format("program{} {}", c.programs.size() == 1 ? "" : "s", names)});
+  }
   return needs;
 }
 

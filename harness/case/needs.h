@@ -19,6 +19,7 @@ enum class Need {
   link_control,    // a fault that unplugs a link
   ipv6,            // IPv6 connections
   peer_process,    // the server's sockets in a process of their own
+  program_holder,  // [[program]]s, each held in a PID namespace in a host's network namespace
 };
 
 // "its own network namespaces", "to set sysctls", ...: what follows "needs".

@@ -102,6 +102,20 @@ TEST_CASE("local backend: lo stands in for a router only where the router holds 
   CHECK_FALSE(router_needed(load("peer-power-off.toml")));  // a pair has no router
 }
 
+TEST_CASE("programs are held in PID namespaces: a backend that cannot make them skips the case", "[needs][local]") {
+  const Case c = load("programs/socat-client-blackhole.toml");
+  const auto needs = case_needs(c);
+  REQUIRE_FALSE(needs.empty());
+  CHECK(needs.back().need == Need::program_holder);
+  CHECK(has(needs.back().because, "programs 'socat-server', 'socat-v4'"));
+  Offers contained = local_with_ipv6();
+  contained.lacks[Need::program_holder] = "cannot make one here (Operation not permitted: it takes CAP_SYS_ADMIN)";
+  CHECK(has(skip_reason(c, Backend::local, contained).value_or(""),
+            "needs a PID namespace in a network namespace for each program (programs 'socat-server', 'socat-v4'"));
+  CHECK_FALSE(skip_reason(c, Backend::netns, offers_of(Backend::netns)));
+  CHECK_FALSE(skip_reason(load("peer-reboot.toml"), Backend::local, contained));
+}
+
 TEST_CASE("the local topology's rules match the case's own ports in a table of its own", "[needs][local]") {
   CHECK(server_port_match({40001, 40002}, true) == "tcp dport { 40001, 40002 }");
   CHECK(server_port_match({40001}, false) == "tcp sport { 40001 }");
