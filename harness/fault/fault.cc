@@ -144,7 +144,7 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
      a.nft(Host::router, rules);
    }},
   {FaultKind::loss, "loss", "", "the router drops packets at random, both ways (`probability`)",
-   Host::router, true, false, false, false, OnLoopback::no, true, false, true, PeerBehaviour::silent, PathModel::random_loss, "",
+   Host::router, true, false, false, false, OnLoopback::plain_router, true, false, true, PeerBehaviour::silent, PathModel::random_loss, "",
    // Each packet on its own draw: a probe round trip then survives with (1 - p)^2. On
    // lo the probe draws on input, its answer on output: one draw each, as on a router.
    [](const Fault& f, const RuleScope& s) {

@@ -180,7 +180,8 @@ TEST_CASE("local backend: on lo standing in for the router, the client's side on
       CHECK(row.acts_on == Host::router);
       on_lo.insert(row.kind);
     }
-  CHECK(on_lo == std::set<FaultKind>{FaultKind::reject_rst, FaultKind::reject_icmp});
+  CHECK(on_lo == std::set<FaultKind>{FaultKind::reject_rst, FaultKind::reject_icmp, FaultKind::loss});
+  CHECK(kah::fault_info(FaultKind::loss).on_loopback == kah::OnLoopback::plain_router);
 }
 
 TEST_CASE("peer-firewall-rst: the server's own firewall resets what the client sends", "[fault][nft]") {

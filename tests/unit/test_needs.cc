@@ -67,7 +67,8 @@ TEST_CASE("netns and userns offer everything, local skips what needs namespaces,
   for (const char* file : {"peer-reboot.toml", "peer-power-off.toml", "peer-app-frozen.toml", "ack-lost.toml"})
     CHECK_FALSE(skip_reason(load(file), Backend::local, local));
   // Routed, with a router lo stands in for: a rule that answers or drops (router_needed()).
-  for (const char* file : {"firewall-reject-rst.toml", "firewall-reject-icmp.toml"})
+  for (const char* file : {"firewall-reject-rst.toml", "firewall-reject-icmp.toml", "lossy-path-count-1.toml",
+                           "lossy-path-count-5.toml"})
     CHECK_FALSE(skip_reason(load(file), Backend::local, local));
   // ... but not its conntrack, and not the sysctls the case asks of the client.
   CHECK(skip_reason(load("conntrack-expire-loose.toml"), Backend::local, local) ==
@@ -97,7 +98,9 @@ TEST_CASE("local backend: lo stands in for a router only where the router holds 
         "routed topology: [router] nat, which lo cannot stand in for");
   CHECK(router_needed(routed("[router]\nfirewall = true\nconntrack_loose = false\n", rst, reset)) ==
         "routed topology: [router] conntrack settings, which lo cannot stand in for");
-  CHECK(router_needed(routed("", loss, survive)) == "routed topology");
+  CHECK_FALSE(router_needed(routed("", loss, survive)));
+  CHECK(router_needed(routed("[router]\nfirewall = true\n", loss, survive)) ==
+        "routed topology: [router] firewall, which lo cannot stand in for with fault loss");
   CHECK(router_needed(load("nat-idle-eviction.toml")) == "routed topology");
   CHECK_FALSE(router_needed(load("peer-power-off.toml")));  // a pair has no router
 }
