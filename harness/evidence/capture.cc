@@ -21,10 +21,13 @@
 #include <ctime>
 #include <limits>
 #include <set>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "netns/packet_socket.h"
 
 namespace kah::evidence {
 namespace {
@@ -285,26 +288,16 @@ void LiveCapture::on_frame(unsigned char* self_ptr, const pcap_pkthdr* header, c
 std::size_t LiveCapture::drain_tap() {
   std::size_t total = 0;
   std::vector<std::uint8_t> buffer(static_cast<std::size_t>(std::max(snaplen_, 1)));
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(tpacket_auxdata))> control{};
   // As many frames as a sweep of libpcap's ring would give, at most, then back to the
   // loop (epoll is level-triggered: what is left wakes it again).
   for (int frames = 0; frames < kDispatchRoundsPerDrain * 1024; ++frames) {
-    sockaddr_ll from{};
-    iovec iov{buffer.data(), buffer.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    const ssize_t n = ::recvmsg(tap_, &msg, MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      std::string why = std::strerror(errno);
+    std::optional<netns::PacketFrame> read;
+    try {
+      read = netns::read_packet_frame(tap_, buffer);
+    } catch (const std::system_error& e) {
+      std::string why = e.what();
       if (why != last_failure_)
-        errors_.push_back(fmt::format("{}: recvmsg failed at CLOCK_MONOTONIC {:.3f} ms: {}", where_, monotonic_ms(), why));
+        errors_.push_back(fmt::format("{}: failed at CLOCK_MONOTONIC {:.3f} ms: {}", where_, monotonic_ms(), why));
       last_failure_ = std::move(why);
       if (total == 0 && ++failed_drains_ >= kFailedDrainsBeforeGivingUp) {
         errors_.push_back(fmt::format("{}: {} reads failed in a row; capture stopped", where_, failed_drains_));
@@ -312,26 +305,15 @@ std::size_t LiveCapture::drain_tap() {
       }
       return total;
     }
-    if (from.sll_pkttype != PACKET_OUTGOING) continue;  // the filter passes none; belt and braces
+    if (!read) break;
+    if (read->pkttype != PACKET_OUTGOING) continue;  // the filter passes none; belt and braces
     ++total;
     try {
       Frame frame;
-      frame.wire_len = static_cast<std::uint32_t>(n);
-      bool stamped = false;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-          timespec ts{};
-          std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-          frame.t_ns = std::int64_t{ts.tv_sec} * kNsPerSecond + ts.tv_nsec;
-          stamped = true;
-        } else if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
-          tpacket_auxdata aux{};
-          std::memcpy(&aux, CMSG_DATA(c), sizeof aux);
-          frame.wire_len = aux.tp_len;
-        }
-      }
-      if (!stamped) frame.t_ns = now_ns(CLOCK_REALTIME);  // the kernel always stamps with SO_TIMESTAMPNS on
-      frame.bytes.assign(buffer.data(), buffer.data() + std::min(static_cast<std::size_t>(n), buffer.size()));
+      // The kernel stamps every frame with SO_TIMESTAMPNS on.
+      frame.t_ns = read->realtime_ns.value_or(now_ns(CLOCK_REALTIME));
+      frame.wire_len = read->wire_len;
+      frame.bytes.assign(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(read->length));
       frames_.push_back(std::move(frame));
     } catch (...) {
       ++unstored_;

@@ -23,8 +23,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <cstring>
 #include <map>
+#include <span>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -42,6 +42,7 @@
 #include "harness/model/timing.h"
 #include "harness/run/topology.h"
 #include "harness/run/watcher.h"
+#include "netns/packet_socket.h"
 #include "tests/integration/root_snapshot.h"
 
 using namespace kah;
@@ -352,30 +353,12 @@ TEST_CASE("on lo a capture keeps each frame once, stamped as it leaves, also in 
   // The reference tap: the stamps of each client's pure ACKs towards the server (the
   // handshake's last segment, then its probes), outgoing and incoming copies apart.
   std::map<std::uint16_t, std::vector<std::int64_t>> outgoing, incoming;
-  for (;;) {
-    std::array<unsigned char, 256> frame{};
-    alignas(cmsghdr) std::array<char, 256> control{};
-    sockaddr_ll from{};
-    iovec iov{frame.data(), frame.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    const ssize_t n = ::recvmsg(tap.get(), &msg, 0);
-    if (n < 0) break;
-    const std::vector<std::uint8_t> bytes(frame.data(), frame.data() + n);
-    const auto packet = decode_frame(LinkType::ethernet, bytes, 0);
+  std::array<std::uint8_t, 256> buffer{};
+  while (const auto read = netns::read_packet_frame(tap.get(), buffer)) {
+    const auto packet = decode_frame(LinkType::ethernet, std::span(buffer.data(), read->length), 0);
     if (!packet || packet->dport != kPort || packet->payload_len != 0 || packet->flags != kAckOnly) continue;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-        timespec ts{};
-        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        (from.sll_pkttype == PACKET_OUTGOING ? outgoing : incoming)[packet->sport].push_back(
-            std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
-      }
+    REQUIRE(read->realtime_ns.has_value());
+    (read->pkttype == PACKET_OUTGOING ? outgoing : incoming)[packet->sport].push_back(*read->realtime_ns);
   }
   std::map<std::uint16_t, std::vector<std::int64_t>> seen;
   for (const auto& frame : capture.frames()) {
