@@ -28,6 +28,20 @@ std::string connections_of(const Case& c, Family family) {
 
 }  // namespace
 
+std::optional<std::string> router_needed(const Case& c) {
+  if (c.topology != TopologyKind::routed) return std::nullopt;
+  const FaultKindInfo& fault = fault_info(c.faults.front().kind);
+  if (fault.on_loopback == OnLoopback::no) return "routed topology";
+  if (c.router.nat) return "routed topology: [router] nat, which lo cannot stand in for";
+  if (c.router.conntrack_loose || c.router.established_timeout_s)
+    return "routed topology: [router] conntrack settings, which lo cannot stand in for";
+  if (c.router.firewall && fault.on_loopback != OnLoopback::ahead_of_firewall)
+    return fmt::format("routed topology: [router] firewall, which lo cannot stand in for with fault {}", fault.name);
+  if (const auto it = c.sysctls.find("router"); it != c.sysctls.end() && !it->second.empty())
+    return "routed topology: [sysctl.router]";
+  return std::nullopt;
+}
+
 std::string to_string(Need need) {
   switch (need) {
     case Need::own_namespaces: return "its own network namespaces";
@@ -35,6 +49,7 @@ std::string to_string(Need need) {
     case Need::link_control: return "a link it can unplug";
     case Need::ipv6: return "IPv6";
     case Need::peer_process: return "a separate peer process";
+    case Need::program_holder: return "a PID namespace in a network namespace for each program";
   }
   return "?";
 }
@@ -42,15 +57,20 @@ std::string to_string(Need need) {
 std::vector<CaseNeed> case_needs(const Case& c) {
   std::vector<CaseNeed> needs;
   const FaultKindInfo& fault = fault_info(c.faults.front().kind);
-  if (c.topology == TopologyKind::routed)
-    needs.push_back({Need::own_namespaces, "routed topology"});
-  else if (fault.needs_router)
+  if (const auto router = router_needed(c))
+    needs.push_back({Need::own_namespaces, *router});
+  else if (fault.needs_router && c.topology != TopologyKind::routed)
     needs.push_back({Need::own_namespaces, fmt::format("fault {} acts on a router", fault.name)});
   if (const auto keys = sysctl_keys(c); !keys.empty()) needs.push_back({Need::sysctls, keys});
   if (fault.needs_link_control) needs.push_back({Need::link_control, fmt::format("fault {}", fault.name)});
   if (const auto v6 = connections_of(c, Family::ipv6); !v6.empty())
     needs.push_back({Need::ipv6, fmt::format("IPv6 connection{} {}", v6.find(',') == std::string::npos ? "" : "s", v6)});
   if (fault.needs_peer_process) needs.push_back({Need::peer_process, fmt::format("fault {}", fault.name)});
+  if (!c.programs.empty()) {
+    std::string names;
+    for (const auto& p : c.programs) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", p.name);
+    needs.push_back({Need::program_holder, fmt::format("program{} {}", c.programs.size() == 1 ? "" : "s", names)});
+  }
   return needs;
 }
 

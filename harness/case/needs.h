@@ -5,6 +5,7 @@
 // Pure: no I/O.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ enum class Need {
   link_control,    // a fault that unplugs a link
   ipv6,            // IPv6 connections
   peer_process,    // the server's sockets in a process of their own
+  program_holder,  // [[program]]s, each held in a PID namespace in a host's network namespace
 };
 
 // "its own network namespaces", "to set sysctls", ...: what follows "needs".
@@ -30,5 +32,12 @@ struct CaseNeed {
 
 // Every need of `c`, each once, in the order of Need.
 std::vector<CaseNeed> case_needs(const Case& c);
+
+// Why a routed case needs a router of its own ("routed topology", "routed topology:
+// [router] nat, ..."), or nullopt when it has none (pair) or lo can stand in for it:
+// its fault's row says so (FaultKindInfo::on_loopback) and its [router] holds nothing
+// lo lacks (no NAT, no conntrack setting, no [sysctl.router], a firewall only where
+// the fault's rule precedes it).
+std::optional<std::string> router_needed(const Case& c);
 
 }  // namespace kah

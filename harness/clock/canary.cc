@@ -31,6 +31,7 @@
 #include "harness/model/timing.h"
 #include "netns/fd.h"
 #include "netns/namespace.h"
+#include "netns/packet_socket.h"
 
 namespace kah {
 namespace {
@@ -242,50 +243,23 @@ void connect_watched(const netns::Namespace& ns, const Canary& canary, int hz, i
   }
 }
 
-// The kernel's stamp of a frame on CLOCK_MONOTONIC: the instant the timer's callback
-// sent it, free of our own wake-up latency.
-std::optional<std::int64_t> monotonic_stamp_ns(msghdr& msg, std::int64_t offset) {
-  std::optional<std::int64_t> stamp;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-      timespec ts{};
-      std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-      stamp = static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec - offset;
-    }
-  return stamp;
-}
-
 // Reads every frame queued on the tap; each probe from a watched connection, sent
-// after `start`, is one timer firing.
+// after `start`, is one timer firing, at the kernel's stamp on CLOCK_MONOTONIC (the
+// instant the timer's callback sent it, free of our own wake-up latency).
 void drain_tap(const Canary& canary, std::int64_t start, std::int64_t offset, std::map<std::uint16_t, Watched>& watched,
                CanaryResult& out) {
-  std::array<unsigned char, 2048> frame{};
-  std::array<char, CMSG_SPACE(sizeof(timespec))> control{};
-  for (;;) {
-    sockaddr_ll from{};
-    iovec iov{frame.data(), frame.size()};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    const ssize_t n = ::recvmsg(canary.tap.get(), &msg, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      throw_errno("recvmsg canary tap");
-    }
-    if (from.sll_pkttype != PACKET_OUTGOING) continue;  // loopback shows each frame twice
-    const std::uint16_t port = probe_source_port(frame.data(), static_cast<std::size_t>(n));
+  std::array<std::uint8_t, 2048> frame{};
+  while (const auto read = netns::read_packet_frame(canary.tap.get(), frame)) {
+    if (read->pkttype != PACKET_OUTGOING) continue;  // loopback shows each frame twice
+    const std::uint16_t port = probe_source_port(frame.data(), read->length);
     const auto w = watched.find(port);
     if (w == watched.end()) continue;
-    const std::optional<std::int64_t> stamp = monotonic_stamp_ns(msg, offset);
+    if (!read->realtime_ns) continue;
+    const std::int64_t stamp = *read->realtime_ns - offset;
     // Handshakes left before `start`; the earliest timer fires 1 s after the first
     // connection, itself less than 1 s before `start`.
-    if (!stamp || *stamp < start) continue;
-    out.firings.push_back({*stamp, w->second.probes++ == 0 ? w->second.first_granularity : w->second.later_granularity});
+    if (stamp < start) continue;
+    out.firings.push_back({stamp, w->second.probes++ == 0 ? w->second.first_granularity : w->second.later_granularity});
   }
 }
 

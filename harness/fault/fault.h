@@ -87,6 +87,25 @@ struct RuleScope {
   // The table is made with `flags owner` (the kernel deletes it with the socket that
   // made it); every declaration of it must say so, or the kernel refuses the change.
   bool owned = false;
+  // No router: both ends on lo (backend local). A router kind's rules, where its row
+  // lets lo stand in for the router (FaultKindInfo::on_loopback), go on lo's hooks in
+  // the case's table, matched by to_server / from_server.
+  bool loopback = false;
+};
+
+// Whether the local backend, which has no router, can stand in for the router of a
+// kind that acts on one: the kind's rules on lo's input hook (the client's segments
+// towards the case's server, after the capture on lo saw them leave, as the client's
+// capture sees them leave towards a router) and output hook (the server's segments,
+// before the capture, as the client never sees what a router drops). Only where the
+// client's kernel then gets exactly what it gets behind the router (the same reset,
+// the same ICMP error, the same silence), as each row says.
+enum class OnLoopback {
+  no,                 // needs a router (its conntrack, NAT, timeouts), or acts on none
+  plain_router,       // stands in for a router that only forwards: [router] asks nothing
+  ahead_of_firewall,  // ... or whose only state is a firewall the kind's rule precedes:
+                      // it answers every client segment first, and the server, which
+                      // then hears nothing, sends nothing the firewall could judge
 };
 
 // "table inet NAME {\n", with "  flags owner;\n" when `owned`.
@@ -102,6 +121,7 @@ struct FaultKindInfo {
   bool needs_flow_state;   // the router must track flows ([router] nat or firewall)
   bool needs_peer_process; // the server's sockets live in a process of their own
   bool needs_link_control; // unplugs a link of its own (loopback cannot be unplugged)
+  OnLoopback on_loopback;  // a router kind the local backend can run on lo, and how
   bool takes_probability;  // [[fault]] probability
   // Probes never reach the capture point (dropped at the qdisc of an unplugged link):
   // ends are timed by the event loop and probes are not checked.
@@ -116,8 +136,8 @@ struct FaultKindInfo {
   std::string_view model_note;  // said in the model's steps; empty: nothing
   // Its nftables rules in their own table (scope.table) on `acts_on`; null: none.
   std::string (*rules)(const Fault& fault, const RuleScope& scope);
-  // Applies it; `rules` is the row's own rule text ("" when it has none).
-  void (*apply)(const Fault& fault, const std::string& rules, FaultActions& actions);
+  // Applies it; `rules` is the row's own rule text for `scope` ("" when it has none).
+  void (*apply)(const Fault& fault, const RuleScope& scope, const std::string& rules, FaultActions& actions);
 };
 
 // The table's row for `kind`.

@@ -222,6 +222,18 @@ Offers offers_of(Backend backend) {
   offers.lacks[Need::sysctls] = "never changes a sysctl of the namespace it runs in";
   offers.lacks[Need::link_control] = "runs on lo, which it never unplugs";
   if (!loopback_has_ipv6()) offers.lacks[Need::ipv6] = "finds no ::1 on lo here";
+  // A program is held by a keeper that enters the host's network namespace (setns) and
+  // makes a PID namespace (harness/run/programs.h): both need CAP_SYS_ADMIN, which a
+  // container that only grants CAP_NET_ADMIN lacks (and its seccomp profile refuses).
+  if (const int e = in_child([] {
+        const int net = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (net < 0) return errno;
+        if (::setns(net, CLONE_NEWNET) != 0) return errno;
+        return unshare_errno(CLONE_NEWPID);
+      });
+      e != 0)
+    offers.lacks[Need::program_holder] =
+        fmt::format("cannot make one here ({}: it takes CAP_SYS_ADMIN)", std::strerror(e));
   return offers;
 }
 

@@ -41,15 +41,20 @@ void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets) 
   apply_fault(fault, topology.rule_scope(targets.server_ports), actions);
 }
 
-std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology) {
+std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology,
+                                                       const std::vector<std::uint16_t>& server_ports) {
   std::map<std::string, std::uint64_t> out;
   if (c.topology != TopologyKind::routed) return out;
-  const auto& router = topology.ns(Host::router);
-  if (c.router.firewall)
-    for (const auto& [name, packets] : netns::nft_counters(router, kRouterTable)) out["router." + name] = packets;
+  const RuleScope scope = topology.rule_scope(server_ports);
   const FaultKindInfo& row = fault_info(c.faults.front().kind);
   if (row.acts_on == Host::router && row.rules != nullptr)
-    for (const auto& [name, packets] : netns::nft_counters(router, kFaultTable)) out["fault." + name] = packets;
+    for (const auto& [name, packets] : topology.nft_counters(Host::router, scope.table)) out["fault." + name] = packets;
+  // On lo (no router) there is no router firewall, and the client's namespace-wide
+  // netstat counts every program's ICMP errors, not the case's.
+  if (scope.loopback) return out;
+  if (c.router.firewall)
+    for (const auto& [name, packets] : netns::nft_counters(topology.ns(Host::router), kRouterTable))
+      out["router." + name] = packets;
   // How the client's kernel took ICMP errors: those for keepalive probes are out of window.
   if (row.path == PathModel::icmp_errors) {
     const auto netstat = topology.ns(Host::client).netstat();

@@ -46,7 +46,10 @@ void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets);
 
 // The packet counters of the router's rules and of a fault's rules on the router
 // ("router.invalid", "fault.hit", ...), and the client's OutOfWindowIcmps, as
-// evidence of what the middlebox did; empty for a pair topology.
-std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology);
+// evidence of what the middlebox did; empty for a pair topology. On lo standing in
+// for the router (backend local), the fault's counters only. `server_ports`: the
+// case's, which scope its rules there.
+std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology,
+                                                       const std::vector<std::uint16_t>& server_ports);
 
 }  // namespace kah

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "harness/case/needs.h"
 #include "harness/run/nft_rules.h"
 #include "netns/nft.h"
 
@@ -20,9 +21,10 @@ class LocalTopology final : public Topology {
         nft_(here_.label()),
         fault_table_(local_table_name("fault")),
         probe_table_(local_table_name("probes")) {
-    if (c.topology != TopologyKind::pair || !c.sysctls.empty())
-      throw std::logic_error(fmt::format("case {} needs its own namespaces or sysctls: the local backend skips it",
-                                         c.name));
+    for (const auto& need : case_needs(c))
+      if (need.need == Need::own_namespaces || need.need == Need::sysctls || need.need == Need::link_control)
+        throw std::logic_error(fmt::format("case {} needs {} ({}): the local backend skips it", c.name,
+                                           to_string(need.need), need.because));
     // No table yet: each is made by the first rules declared in it (they say `flags
     // owner`), at the fault or at the probe counters. libnftables runs one command at
     // a time in the process, and a dozen cases making their tables while one applies
@@ -52,13 +54,12 @@ class LocalTopology final : public Topology {
   // Nothing to pin: the namespace is not ours, and the tables go with the run.
   std::vector<std::string> keep(const std::string&) override { return {}; }
 
-  void nft(Host host, const std::string& ruleset) override {
-    if (host == Host::router) throw std::logic_error("the local topology has no router");
-    nft_.apply(ruleset);
-  }
+  // Every host's rules, the router's included, go in the case's own tables on lo: a
+  // router kind reaches here only where lo stands in for the router (router_needed()),
+  // and its rules were written for lo (RuleScope::loopback).
+  void nft(Host, const std::string& ruleset) override { nft_.apply(ruleset); }
 
-  std::map<std::string, std::uint64_t> nft_counters(Host host, const std::string& family_and_table) const override {
-    if (host == Host::router) throw std::logic_error("the local topology has no router");
+  std::map<std::string, std::uint64_t> nft_counters(Host, const std::string& family_and_table) const override {
     return nft_.counters(family_and_table);
   }
 
@@ -68,6 +69,7 @@ class LocalTopology final : public Topology {
     scope.to_server = server_port_match(server_ports, true);
     scope.from_server = server_port_match(server_ports, false);
     scope.owned = true;
+    scope.loopback = true;
     return scope;
   }
 

@@ -19,8 +19,10 @@
 
 namespace kah {
 
-// Throws std::logic_error for a case it cannot run (sysctls, routed: skip_reason()
-// says so first), NftError when its tables cannot be made.
+// Throws std::logic_error for a case it cannot run (sysctls, a router lo cannot stand
+// in for: skip_reason() says so first), NftError when its tables cannot be made.
+// A routed case it runs has no router: lo stands in for it (router_needed(),
+// FaultKindInfo::on_loopback), with the router's rules in the case's own table.
 std::unique_ptr<Topology> build_local_topology(const Case& c);
 
 // "inet kaharness_<pid>_<n>_<what>": a table name no other case or run uses.

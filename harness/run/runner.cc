@@ -740,7 +740,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   }
   result.connections = collect(c, world, tested, *ends, std::move(waited), fault_at, seen);
   attach_kernel_timing(result.connections, tested, *world.topology, trace, clock);
-  result.counters = middlebox_counters(c, *world.topology);
+  result.counters = middlebox_counters(c, *world.topology, world.ports());
   judge(result, c, *world.topology, tested, landing, seen, options);
   if (!programs.running.empty()) {
     collect_programs(c, result, *world.topology, programs, program_conns, seen, fault_at,

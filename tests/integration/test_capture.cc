@@ -7,6 +7,9 @@
 //
 // The [.bench] test measures what capturing costs (scripts/bench-capture.sh runs
 // it); it prints figures and asserts nothing about timing.
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
@@ -18,7 +21,10 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <map>
+#include <span>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -36,6 +42,7 @@
 #include "harness/model/timing.h"
 #include "harness/run/topology.h"
 #include "harness/run/watcher.h"
+#include "netns/packet_socket.h"
 #include "tests/integration/root_snapshot.h"
 
 using namespace kah;
@@ -46,6 +53,7 @@ namespace {
 
 constexpr std::uint16_t kPort = 8080;
 constexpr double kIdleMs = 1000;  // TCP_KEEPIDLE = 1, TCP_KEEPINTVL = 1
+constexpr std::uint8_t kAckOnly = 0x10;
 
 ConnectionSpec keepalive_spec(Family family) {
   ConnectionSpec spec;
@@ -303,6 +311,79 @@ TEST_CASE("captures on both ends see keepalive probes and their ACKs (IPv4)", "[
 
 TEST_CASE("captures on both ends see keepalive probes and their ACKs (IPv6)", "[capture]") {
   capture_keepalive(Family::ipv6);
+}
+
+// The local backend captures on lo, where both copies of a frame pass the tap. A
+// burst of keepalive probes sent by one timer tick is the case it got wrong with
+// libpcap (which keeps the incoming copy, stamped when NET_RX delivers it after the
+// whole burst was sent): each probe must be there once, stamped as it left.
+TEST_CASE("on lo a capture keeps each frame once, stamped as it leaves, also in a burst of probes", "[capture][local]") {
+  constexpr int kConnections = 100;
+  const auto ns = netns::Namespace::create("capture-lo");
+  // A reference tap with both copies and their kernel stamps (CLOCK_REALTIME ns).
+  const UniqueFd tap = ns.run([] {
+    UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL)));
+    if (!fd) throw_errno("AF_PACKET");
+    sockaddr_ll ll{};
+    ll.sll_family = AF_PACKET;
+    ll.sll_protocol = htons(ETH_P_ALL);
+    ll.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&ll), sizeof ll) != 0) throw_errno("bind");
+    const int on = 1, bytes = 1 << 24;
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) throw_errno("SO_TIMESTAMPNS");
+    if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0) throw_errno("SO_RCVBUFFORCE");
+    return fd;
+  });
+  const auto listener = open_listener(ns, Family::ipv4, "127.0.0.1", kPort);
+  CaptureOptions options;
+  options.filter = fmt::format("tcp port {}", kPort);
+  CaptureLoop loop;
+  const auto id = loop.add(LiveCapture::open(ns, "lo", options));
+  ConnectionSpec spec = keepalive_spec(Family::ipv4);
+  spec.keepalive.count = 9;
+  auto clients = open_client_sockets(ns, spec, kConnections);
+  std::vector<UniqueFd> servers;
+  for (auto& c : clients) servers.push_back(establish(c.get(), listener.get(), Family::ipv4, "127.0.0.1", kPort).server);
+  sleep_ms(1600);  // the first probes leave at ~1 s, in a few ticks' bursts
+  auto capture = loop.remove(id);
+  INFO(fmt::format("errors: {}", fmt::join(capture.errors(), "; ")));
+  CHECK(capture.errors().empty());
+  CHECK(capture.stats().lossless());
+
+  // The reference tap: the stamps of each client's pure ACKs towards the server (the
+  // handshake's last segment, then its probes), outgoing and incoming copies apart.
+  std::map<std::uint16_t, std::vector<std::int64_t>> outgoing, incoming;
+  std::array<std::uint8_t, 256> buffer{};
+  while (const auto read = netns::read_packet_frame(tap.get(), buffer)) {
+    const auto packet = decode_frame(LinkType::ethernet, std::span(buffer.data(), read->length), 0);
+    if (!packet || packet->dport != kPort || packet->payload_len != 0 || packet->flags != kAckOnly) continue;
+    REQUIRE(read->realtime_ns.has_value());
+    (read->pkttype == PACKET_OUTGOING ? outgoing : incoming)[packet->sport].push_back(*read->realtime_ns);
+  }
+  std::map<std::uint16_t, std::vector<std::int64_t>> seen;
+  for (const auto& frame : capture.frames()) {
+    const auto packet = decode_frame(LinkType::ethernet, frame.bytes, frame.t_ms());
+    if (packet && packet->dport == kPort && packet->payload_len == 0 && packet->flags == kAckOnly)
+      seen[packet->sport].push_back(frame.t_ns);
+  }
+  REQUIRE(seen.size() == kConnections);
+  // Each stamp is its outgoing copy's (the two taps stamp one clone each, in the same
+  // loop of dev_queue_xmit_nit: microseconds apart), never the incoming copy's.
+  std::int64_t worst_ns = 0, burst_lag_ns = 0;
+  for (const auto& [port, stamps] : seen) {
+    INFO("client port " << port);
+    REQUIRE(outgoing[port].size() == stamps.size());  // once each
+    REQUIRE(incoming[port].size() == stamps.size());
+    CHECK(stamps.size() >= 2);  // the handshake's ACK and at least the first probe
+    for (std::size_t i = 0; i < stamps.size(); ++i) {
+      worst_ns = std::max(worst_ns, static_cast<std::int64_t>(std::llabs(stamps[i] - outgoing[port][i])));
+      burst_lag_ns = std::max(burst_lag_ns, incoming[port][i] - outgoing[port][i]);
+    }
+  }
+  std::printf("lo, %d connections: capture stamps within %.1f us of the outgoing copies; incoming copies up to %.1f us "
+              "later\n",
+              kConnections, static_cast<double>(worst_ns) / 1e3, static_cast<double>(burst_lag_ns) / 1e3);
+  CHECK(worst_ns < 50'000);
 }
 
 TEST_CASE("a capture that cannot open says where and why", "[capture]") {

@@ -79,10 +79,13 @@ kah::test::RootSnapshot snapshot(const netns::Namespace& net) {
 // The container's network namespace, as a runtime makes it: new, lo up, nothing else.
 netns::Namespace container_namespace() { return netns::Namespace::create("emulated-container"); }
 
+// 17 of 27: the routed cases among them have a router lo stands in for (reject-rst,
+// reject-icmp, loss; harness/case/needs.h router_needed()).
 const std::set<std::string> kRunOnLoopback{
-    "ack-lost",       "app-idle-timeout",  "data-in-flight-user-timeout", "http-keepalive-timeout",
-    "keepalive-off",  "peer-alive",        "peer-app-frozen",             "peer-firewall-rst",
-    "peer-power-off", "peer-reboot",       "probes-lost",                 "user-timeout-long",
+    "ack-lost",           "app-idle-timeout",   "data-in-flight-user-timeout", "firewall-reject-icmp",
+    "firewall-reject-rst", "http-keepalive-timeout", "keepalive-off",          "lossy-path-count-1",
+    "lossy-path-count-5", "peer-alive",         "peer-app-frozen",             "peer-firewall-rst",
+    "peer-power-off",     "peer-reboot",        "probes-lost",                 "user-timeout-long",
     "user-timeout-short"};
 
 }  // namespace

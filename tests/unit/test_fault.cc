@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,52 @@ TEST_CASE("router faults: reject with reset or ICMP from the client side, loss b
   CHECK(kah::loss_threshold(0.3) == 300000);
   CHECK(kah::loss_threshold(0.0000004) == 0);
   CHECK(kah::loss_threshold(0.9999996) == 1000000);
+}
+
+TEST_CASE("local backend: on lo standing in for the router, the client's side on input, the server's on output, no sysctl",
+          "[fault][nft][local]") {
+  kah::RuleScope lo;
+  lo.table = "inet kaharness_7_4_fault";
+  lo.to_server = "tcp dport { 40001 }";
+  lo.from_server = "tcp sport { 40001 }";
+  lo.owned = true;
+  lo.loopback = true;
+  const auto rst = kah::fault_rules(Fault{FaultKind::reject_rst, {}}, lo);
+  CHECK(has(rst, "table inet kaharness_7_4_fault {\n  flags owner;\n"));
+  CHECK(has(rst, "type filter hook input priority filter - 10; policy accept;\n"
+                 "    tcp dport { 40001 } meta l4proto tcp counter name \"hit\" reject with tcp reset\n"));
+  CHECK_FALSE(has(rst, "hook output"));
+  CHECK_FALSE(has(rst, "forward"));
+  CHECK_FALSE(has(rst, "iifname"));
+
+  const auto icmp = kah::fault_rules(Fault{FaultKind::reject_icmp, {}}, lo);
+  CHECK(has(icmp, "tcp dport { 40001 } meta l4proto tcp counter name \"hit\" reject with icmpx type host-unreachable"));
+  CHECK_FALSE(has(icmp, "hook output"));
+  // Loopback has no ICMP rate limit to lift, and the local backend writes no sysctl.
+  Recorder r;
+  kah::apply_fault(Fault{FaultKind::reject_icmp, {}}, lo, r);
+  CHECK(r.calls == std::vector<std::string>{"nft router " + icmp});
+
+  const auto loss = kah::fault_rules(Fault{FaultKind::loss, 0.3}, lo);
+  CHECK(has(loss, "hook input priority filter - 10; policy accept;\n"
+                  "    tcp dport { 40001 } meta l4proto tcp numgen random mod 1000000 < 300000 counter name \"hit\" drop\n"));
+  CHECK(has(loss, "hook output priority filter - 10; policy accept;\n"
+                  "    tcp sport { 40001 } meta l4proto tcp numgen random mod 1000000 < 300000 counter name \"hit\" drop\n"));
+
+  // Never a rule on a shared lo without the case's ports.
+  kah::RuleScope bare;
+  bare.loopback = true;
+  CHECK_THROWS_AS(kah::fault_rules(Fault{FaultKind::loss, 0.3}, bare), std::logic_error);
+
+  // lo stands in only for routers whose answer is a rule: not for conntrack.
+  std::set<FaultKind> on_lo;
+  for (const auto& row : kah::fault_kinds())
+    if (row.on_loopback != kah::OnLoopback::no) {
+      CHECK(row.acts_on == Host::router);
+      on_lo.insert(row.kind);
+    }
+  CHECK(on_lo == std::set<FaultKind>{FaultKind::reject_rst, FaultKind::reject_icmp, FaultKind::loss});
+  CHECK(kah::fault_info(FaultKind::loss).on_loopback == kah::OnLoopback::plain_router);
 }
 
 TEST_CASE("peer-firewall-rst: the server's own firewall resets what the client sends", "[fault][nft]") {

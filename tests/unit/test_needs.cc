@@ -66,11 +66,57 @@ TEST_CASE("netns and userns offer everything, local skips what needs namespaces,
             "net.ipv4.tcp_keepalive_time); backend local never changes a sysctl"));
   for (const char* file : {"peer-reboot.toml", "peer-power-off.toml", "peer-app-frozen.toml", "ack-lost.toml"})
     CHECK_FALSE(skip_reason(load(file), Backend::local, local));
+  // Routed, with a router lo stands in for: a rule that answers or drops (router_needed()).
+  for (const char* file : {"firewall-reject-rst.toml", "firewall-reject-icmp.toml", "lossy-path-count-1.toml",
+                           "lossy-path-count-5.toml"})
+    CHECK_FALSE(skip_reason(load(file), Backend::local, local));
+  // ... but not its conntrack, and not the sysctls the case asks of the client.
+  CHECK(skip_reason(load("conntrack-expire-loose.toml"), Backend::local, local) ==
+        "needs its own network namespaces (routed topology); backend local offers none");
+  CHECK(skip_reason(load("firewall-reject-icmp-sending.toml"), Backend::local, local) ==
+        "needs to set sysctls ([sysctl.client] net.ipv4.tcp_retries2); backend local never changes a sysctl of the "
+        "namespace it runs in");
 
   Offers no_v6 = local;
   no_v6.lacks[Need::ipv6] = "finds no ::1 on lo here";
   CHECK(skip_reason(load("peer-reboot.toml"), Backend::local, no_v6) ==
         "needs IPv6 (IPv6 connection 'client-v6'); backend local finds no ::1 on lo here");
+}
+
+TEST_CASE("local backend: lo stands in for a router only where the router holds nothing lo lacks", "[needs][local]") {
+  const std::string head = "name = \"r\"\ntopology = \"routed\"\n";
+  const std::string conn = "[[connection]]\nname = \"a\"\nfamily = \"ipv4\"\nkeepalive = { idle = 2, interval = 1, count = 3 }\n";
+  const auto routed = [&](const std::string& router, const std::string& fault, const std::string& expect) {
+    return parse_case(head + router + conn + fault + expect, "r.toml");
+  };
+  const std::string rst = "[[fault]]\nkind = \"reject-rst\"\n", reset = "[expect]\noutcome = \"reset\"\n";
+  const std::string loss = "[[fault]]\nkind = \"loss\"\nprobability = 0.3\n";
+  const std::string survive = "[expect]\noutcome = \"timeout\"\nsurvival = 0.5\n";
+  CHECK_FALSE(router_needed(routed("", rst, reset)));
+  CHECK_FALSE(router_needed(routed("[router]\nfirewall = true\n", rst, reset)));
+  CHECK(router_needed(routed("[router]\nnat = true\n", rst, reset)) ==
+        "routed topology: [router] nat, which lo cannot stand in for");
+  CHECK(router_needed(routed("[router]\nfirewall = true\nconntrack_loose = false\n", rst, reset)) ==
+        "routed topology: [router] conntrack settings, which lo cannot stand in for");
+  CHECK_FALSE(router_needed(routed("", loss, survive)));
+  CHECK(router_needed(routed("[router]\nfirewall = true\n", loss, survive)) ==
+        "routed topology: [router] firewall, which lo cannot stand in for with fault loss");
+  CHECK(router_needed(load("nat-idle-eviction.toml")) == "routed topology");
+  CHECK_FALSE(router_needed(load("peer-power-off.toml")));  // a pair has no router
+}
+
+TEST_CASE("programs are held in PID namespaces: a backend that cannot make them skips the case", "[needs][local]") {
+  const Case c = load("programs/socat-client-blackhole.toml");
+  const auto needs = case_needs(c);
+  REQUIRE_FALSE(needs.empty());
+  CHECK(needs.back().need == Need::program_holder);
+  CHECK(has(needs.back().because, "programs 'socat-server', 'socat-v4'"));
+  Offers contained = local_with_ipv6();
+  contained.lacks[Need::program_holder] = "cannot make one here (Operation not permitted: it takes CAP_SYS_ADMIN)";
+  CHECK(has(skip_reason(c, Backend::local, contained).value_or(""),
+            "needs a PID namespace in a network namespace for each program (programs 'socat-server', 'socat-v4'"));
+  CHECK_FALSE(skip_reason(c, Backend::netns, offers_of(Backend::netns)));
+  CHECK_FALSE(skip_reason(load("peer-reboot.toml"), Backend::local, contained));
 }
 
 TEST_CASE("the local topology's rules match the case's own ports in a table of its own", "[needs][local]") {
