@@ -629,9 +629,10 @@ void wait_for_programs(const Case& c, const ProgramSet& set, const ProgramConnec
 
 // Program connections judged from the program host's capture, then what each program did.
 void collect_programs(const Case& c, CaseResult& result, const Topology& topology, const ProgramSet& set,
-                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen, double fault_at,
-                      double until, const RunOptions& options, const JiffyClock* clock,
+                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen,
+                      const FaultLanding& landing, double until, const RunOptions& options, const JiffyClock* clock,
                       std::optional<double> stopped_at) {
+  const double fault_at = landing.begun_ms;
   const auto offset = ClockOffset::measure();
   const double to_realtime = static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6;
   std::map<Host, evidence::Analysis> analyses;
@@ -649,6 +650,18 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
     auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
     if (stopped_at && !conn.vanished_ms && *stopped_at < conn.origin_ms + conn.forecast.horizon_ms)
       mark_interrupted(r, *stopped_at - conn.origin_ms);
+    // A program's connection is made when the program starts, before the case waits
+    // its turn to set up: under load the fault can land after the first probe, as for
+    // the harness's own connections (fault_landing.h), and that is the harness's
+    // failure to set the scene, not the kernel's or the model's.
+    std::optional<double> first_probe_seen;
+    if (r.evidence.probes_checked && !r.evidence.probe_checks.empty())
+      first_probe_seen = r.evidence.probe_checks.front().seen_ms;
+    if (r.verdict != Verdict::interrupted)
+      if (auto late = fault_landed_late(c.faults.front().kind, landing, conn.origin_ms, r.prediction, first_probe_seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
+      }
     result.connections.push_back(std::move(r));
   }
   result.programs = program_results(c, set, conns, fault_at, until);
@@ -742,7 +755,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   result.counters = middlebox_counters(c, *world.topology);
   judge(result, c, *world.topology, tested, landing, seen, options);
   if (!programs.running.empty()) {
-    collect_programs(c, result, *world.topology, programs, program_conns, seen, fault_at,
+    collect_programs(c, result, *world.topology, programs, program_conns, seen, landing,
                      waited.stopped_at_ms.value_or(program_until), options, clock, waited.stopped_at_ms);
     if (!any_interrupted(result.connections)) result.verdict = case_verdict(result.connections, result.survival);
     for (const auto& p : result.programs)
