@@ -29,6 +29,7 @@ std::string to_string(ObservedOutcome o) {
     case ObservedOutcome::alive: return "alive";
     case ObservedOutcome::eof: return "eof";
     case ObservedOutcome::error: return "error";
+    case ObservedOutcome::closed: return "closed";
   }
   return "?";
 }
@@ -66,6 +67,7 @@ model::Outcome to_model(ExpectedOutcome o) {
     case ExpectedOutcome::reset: return model::Outcome::reset;
     case ExpectedOutcome::alive: return model::Outcome::alive;
     case ExpectedOutcome::eof: return model::Outcome::eof;
+    case ExpectedOutcome::closed: break;  // no kernel outcome: judged against the kernel's earliest end
   }
   return model::Outcome::alive;
 }
@@ -76,6 +78,7 @@ std::string describe_observed(const Observed& o) {
   switch (o.outcome) {
     case ObservedOutcome::alive: return fmt::format("still open at {:.1f} ms (the horizon)", o.at_ms);
     case ObservedOutcome::eof: return fmt::format("eof (the peer closed) at {:.1f} ms", o.at_ms);
+    case ObservedOutcome::closed: return fmt::format("closed by the program (its FIN) at {:.1f} ms", o.at_ms);
     case ObservedOutcome::timeout:
     case ObservedOutcome::reset:
     case ObservedOutcome::error:
@@ -86,6 +89,32 @@ std::string describe_observed(const Observed& o) {
 }
 
 }  // namespace
+
+// ExpectedOutcome::closed: the program must close its connection itself, and before
+// the earliest instant the kernel could have ended it (the model's window for what
+// the kernel does with these settings and this fault).
+static void judge_closed(ConnectionResult& r, const std::string& where) {
+  const bool kernel_ends = r.expected.model_outcome && *r.expected.model_outcome != model::Outcome::alive;
+  const auto kernel_end =
+      kernel_ends ? fmt::format("the kernel's {} {}", to_string(expected_outcome(*r.expected.model_outcome)),
+                                evidence::window_text(r.expected.window))
+                  : std::string("the horizon (the model has the kernel keep it open)");
+  if (r.observed.outcome != ObservedOutcome::closed) {
+    r.verdict = Verdict::fail;
+    r.message = fmt::format("{}: expected the program to close the connection before {}, observed {}", where,
+                            kernel_end, describe_observed(r.observed));
+    return;
+  }
+  if (kernel_ends && r.observed.at_ms >= r.expected.window.earliest_ms) {
+    r.verdict = Verdict::fail;
+    r.message = fmt::format("{}: the program closed the connection at {:.1f} ms, not before {}: the kernel could "
+                            "have ended it first",
+                            where, r.observed.at_ms, kernel_end);
+    return;
+  }
+  r.verdict = Verdict::pass;
+  r.message.clear();
+}
 
 // (file-local) The first probe the capture shows out of its window (or missing, or extra), or "".
 static std::string probe_problem(const CaptureFindings& ev) {
@@ -98,6 +127,7 @@ static std::string probe_problem(const CaptureFindings& ev) {
 void judge_connection(ConnectionResult& r) {
   const auto where = fmt::format("{}: connection {}", r.where.str(), r.name);
   const auto expected_outcome = to_string(r.expected.outcome);
+  if (r.expected.outcome == ExpectedOutcome::closed) return judge_closed(r, where);
   const auto probes = probe_problem(r.evidence);
   const auto fail = [&](std::string why) {
     r.verdict = Verdict::fail;

@@ -22,7 +22,9 @@ namespace kah {
 enum class Verdict { pass, fail, error, skip, interrupted };
 std::string to_string(Verdict v);
 
-enum class ObservedOutcome { timeout, reset, alive, eof, error };
+// closed: the program on this side closed the connection itself (its FIN), before any
+// end by the kernel (programs' connections only).
+enum class ObservedOutcome { timeout, reset, alive, eof, error, closed };
 std::string to_string(ObservedOutcome o);
 
 struct Expected {

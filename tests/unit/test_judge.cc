@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <limits>
 
 #include "harness/judge/judge.h"
 
@@ -222,4 +223,39 @@ TEST_CASE("an end seen by the event loop's wake-up may trail the window by the w
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "(+10 ms for the event loop's wake-up)"));
+}
+
+TEST_CASE("closed: the program must close its connection before the kernel's earliest end", "[judge][program]") {
+  ConnectionResult r;
+  r.name = "ssh-v4-1";
+  r.expected.outcome = ExpectedOutcome::closed;
+  r.expected.model_outcome = model::Outcome::timeout;
+  r.expected.window = {924000, 925100};
+  r.observed = observed(ObservedOutcome::closed, "", 4012.5, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+  CHECK(r.message.empty());
+
+  // The kernel's window opened first: it could have ended the connection before the program did.
+  r.expected.window = {3000, 3010};
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "the program closed the connection at 4012.5 ms, not before the kernel's timeout within "
+                       "[3000.0, 3010.0] ms: the kernel could have ended it first"));
+
+  // The kernel ended it (its RST), the program never closed.
+  r.expected.window = {924000, 925100};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 924050, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "expected the program to close the connection before the kernel's timeout"));
+  CHECK(has(r.message, "observed timeout (ETIMEDOUT) at 924050.0 ms"));
+
+  // A kernel that keeps the connection open: any close by the program comes first.
+  r.expected.model_outcome = model::Outcome::alive;
+  r.expected.window = {9000, std::numeric_limits<double>::infinity()};
+  r.observed = observed(ObservedOutcome::closed, "", 4012.5, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+  CHECK(to_string(ObservedOutcome::closed) == "closed");
 }
