@@ -303,8 +303,12 @@ void ProgramConnectionWatch::sample() {
       return c.host == host;  // the hosts never change: read without the lock
     });
     if (!watched) continue;
-    const double at = monotonic_ms();
+    // The dump shows each socket at some instant inside it: present means present at
+    // its start at the latest, absent means gone by its end at the earliest. Stamping
+    // an absence with the start made an end look up to the dump's length early.
+    const double before = monotonic_ms();
     const auto sockets = netns::socket_timers(topology_.ns(host));
+    const double after = monotonic_ms();
     std::set<std::uint64_t> inodes;
     for (const auto& s : sockets)
       if (s.inode != 0) inodes.insert(s.inode);
@@ -312,10 +316,10 @@ void ProgramConnectionWatch::sample() {
     for (auto& conn : conns_) {
       if (conn.host != host || conn.vanished_ms) continue;
       if (inodes.contains(conn.socket.inode)) {
-        conn.last_seen_ms = at;
+        conn.last_seen_ms = before;
         continue;
       }
-      conn.vanished_ms = at;
+      conn.vanished_ms = after;
       conn.orphaned = std::any_of(sockets.begin(), sockets.end(), [&](const netns::SocketTimer& s) {
         return is_orphan_of(s, conn.socket);
       });
