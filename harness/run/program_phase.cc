@@ -161,7 +161,8 @@ std::optional<std::string> missing_program(const Case& c) {
   return std::nullopt;
 }
 
-void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set) {
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
+                    const ProgramArgs& extra) {
   for (const auto& p : c.programs) {
     const auto workdir = dir / p.name;
     std::filesystem::create_directories(workdir);
@@ -170,6 +171,8 @@ void start_programs(const Case& c, const Topology& topology, const std::filesyst
     launch.name = p.name;
     try {
       for (const auto& word : p.command) launch.argv.push_back(expand_placeholders(word, values));
+      if (const auto more = extra.find(p.name); more != extra.end())
+        for (const auto& word : more->second) launch.argv.push_back(expand_placeholders(word, values));
       for (const auto& [key, value] : p.env) launch.env[key] = expand_placeholders(value, values);
     } catch (const std::invalid_argument& e) {
       program_failed(p, e.what());

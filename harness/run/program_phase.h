@@ -56,9 +56,11 @@ Placeholders placeholders_for(const Case& c, const ProgramSpec& program, const T
 // The first missing executable of the case's programs, as a reason to skip it.
 std::optional<std::string> missing_program(const Case& c);
 
-// Starts every program of `c`, each in `dir`/<name>/ (created). Throws, naming the
-// program and quoting its output, when one exits or is not ready in time.
-void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set);
+// Starts every program of `c`, each in `dir`/<name>/ (created), with `extra`'s
+// arguments for its name appended to its command. Throws, naming the program and
+// quoting its output, when one exits or is not ready in time.
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
+                    const ProgramArgs& extra = {});
 
 // One connection of a program, judged like the harness's own.
 

@@ -607,8 +607,19 @@ void announce(const Case& c, const std::vector<Tested>& tested, RunListener* lis
 // ---- programs ----------------------------------------------------------------------
 
 // Where a case's programs keep their working directories and output.
-std::filesystem::path program_dir(const Case& c) {
-  return std::filesystem::temp_directory_path() / fmt::format("kaharness-{}", ::getpid()) / c.name;
+std::filesystem::path program_run_dir() {
+  return std::filesystem::temp_directory_path() / fmt::format("kaharness-{}", ::getpid());
+}
+
+std::filesystem::path program_dir(const Case& c) { return program_run_dir() / c.name; }
+
+// A passed case's program output is not worth keeping; a failed one's is the evidence.
+void remove_program_dir(const Case& c, const CaseResult& result, const RunOptions& options) {
+  const bool passed = result.verdict == Verdict::pass || result.verdict == Verdict::skip;
+  if (c.programs.empty() || options.keep_workdirs || !passed) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(program_dir(c), ignored);
+  std::filesystem::remove(program_run_dir(), ignored);  // only once empty: the last case's
 }
 
 // Until `until_ms`, a stop request, or every program connection ended with each
@@ -676,7 +687,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   // Stopped (reverse order) before the topology goes; started before the gate: a
   // program may take seconds to be ready.
   ProgramSet programs;
-  start_programs(c, *world.topology, program_dir(c), programs);
+  start_programs(c, *world.topology, program_dir(c), programs, options.program_args);
   std::unique_lock setup(setup_gate());
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
@@ -784,6 +795,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     result.verdict = Verdict::error;
     result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());
   }
+  remove_program_dir(c, result, options);
   result.wall_ms = monotonic_ms() - started;
   return result;
 }

@@ -196,3 +196,12 @@ outcome = "closed"
   CHECK_THAT(e.message(), Contains("outcome \"closed\" (a program closed its own connection before the kernel "
                                    "ended it) is for the connections of [[program]]s only"));
 }
+
+TEST_CASE("program: --program-arg NAME=ARG splits at the first '='", "[case][program]") {
+  CHECK(parse_program_arg("redis-server=--loglevel") == std::pair<std::string, std::string>{"redis-server", "--loglevel"});
+  CHECK(parse_program_arg("psql-v4=-v=ON_ERROR_STOP=1") ==
+        std::pair<std::string, std::string>{"psql-v4", "-v=ON_ERROR_STOP=1"});
+  CHECK(parse_program_arg("ssh-v4=") == std::pair<std::string, std::string>{"ssh-v4", ""});
+  CHECK_THROWS_WITH(parse_program_arg("redis-server"), Contains("'redis-server' is not NAME=ARG"));
+  CHECK_THROWS_WITH(parse_program_arg("=x"), Contains("is not NAME=ARG"));
+}
