@@ -165,13 +165,19 @@ void judge_connection(ConnectionResult& r) {
   const double late_allowance = r.observed.timed_by == "wakeup" || r.observed.timed_by == "sock_diag" ? kWakeupAllowanceMs
                                 : by_bucket                      ? -r.model_input.kernel.wakeup_slack_ms
                                                                  : 0.0;
-  const double latest = r.expected.window.latest_ms + late_allowance;
+  // A sock_diag bracket: late only if the connection was gone before its last sample
+  // that listed it could have been after the window; no wake-up allowance then.
+  const auto& open_until = r.observed.open_until_ms;
+  const bool bracketed = r.observed.timed_by == "sock_diag" && open_until.has_value();
+  const double latest = r.expected.window.latest_ms + (bracketed ? 0.0 : late_allowance);
   const bool early = r.observed.at_ms < r.expected.window.earliest_ms;
-  const bool late = r.observed.at_ms > latest;
+  const bool late = (bracketed ? *open_until : r.observed.at_ms) > latest;
   if (r.observed.outcome != ObservedOutcome::alive && (early || late)) {
     std::string allowance;
-    if (late && late_allowance > 0)
+    if (late && late_allowance > 0 && !bracketed)
       allowance = fmt::format(" (+{:.0f} ms for the event loop's wake-up)", late_allowance);
+    if (late && bracketed)
+      allowance = fmt::format(" (sock_diag still listed it at {:.1f} ms)", *open_until);
     if (late && by_bucket)
       allowance = fmt::format(" (its bucket by {:.1f} ms, less the {:.0f} ms wake-up slack)", latest,
                               r.model_input.kernel.wakeup_slack_ms);
@@ -181,7 +187,8 @@ void judge_connection(ConnectionResult& r) {
                         kernel->event, *kernel->baseclk, kernel->softirq_late_ms.value_or(0));
     return fail(fmt::format("{} {:.1f} ms too {}: expected {}{}, observed {}{}", expected_outcome,
                             early ? r.expected.window.earliest_ms - r.observed.at_ms
-                                  : r.observed.at_ms - (by_bucket ? latest : r.expected.window.latest_ms),
+                                  : (bracketed ? *open_until : r.observed.at_ms) -
+                                        (by_bucket ? latest : r.expected.window.latest_ms),
                             early ? "early" : "late", evidence::window_text(r.expected.window), allowance,
                             describe_observed(r.observed), how));
   }

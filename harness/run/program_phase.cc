@@ -436,6 +436,7 @@ ConnectionResult program_connection_result(const Case& c, const ProgramConnectio
     r.observed.outcome = ObservedOutcome::closed;
     r.observed.at_ms = *conn.vanished_ms - conn.origin_ms;
     r.observed.timed_by = "sock_diag";
+    if (conn.last_seen_ms > 0) r.observed.open_until_ms = conn.last_seen_ms - conn.origin_ms;
   } else if (conn.vanished_ms) {
     // Gone from sock_diag: the capture says how (the kernel's RST when keepalive gave
     // up, or the peer's RST).
@@ -452,6 +453,7 @@ ConnectionResult program_connection_result(const Case& c, const ProgramConnectio
                                                                                           : "";
     r.observed.at_ms = *conn.vanished_ms - conn.origin_ms;
     r.observed.timed_by = "sock_diag";
+    if (conn.last_seen_ms > 0) r.observed.open_until_ms = conn.last_seen_ms - conn.origin_ms;
   } else {
     r.observed.outcome = ObservedOutcome::alive;
     r.observed.at_ms = conn.forecast.horizon_ms;

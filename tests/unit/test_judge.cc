@@ -259,3 +259,25 @@ TEST_CASE("closed: the program must close its connection before the kernel's ear
   CHECK(r.verdict == Verdict::pass);
   CHECK(to_string(ObservedOutcome::closed) == "closed");
 }
+
+TEST_CASE("an end sampled by sock_diag is judged as the interval between two samples", "[judge][program]") {
+  auto r = timeout_expected(4414.4, 4432.6);
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 4450.5, 0);
+  r.observed.timed_by = "sock_diag";
+  r.observed.open_until_ms = 4425.0;  // still listed then: the end may lie inside the window
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+
+  r.observed.open_until_ms = 4440.0;  // listed after the window closed: the kernel was late
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "timeout 7.4 ms too late: expected within [4414.4, 4432.6] ms (sock_diag still listed it "
+                       "at 4440.0 ms)"));
+
+  // Gone by a sample before the window opened: early, whatever the interval.
+  r.observed.at_ms = 4410.0;
+  r.observed.open_until_ms = 4405.0;
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "too early"));
+}
