@@ -10,14 +10,20 @@ using namespace kah;
 
 namespace {
 
-ConnectionResult timeout_expected(double earliest, double latest) {
+// A connection the case expects to end as `outcome`, the model predicting `predicted`
+// within [earliest, latest].
+ConnectionResult outcome_expected(ExpectedOutcome outcome, model::Outcome predicted, double earliest, double latest) {
   ConnectionResult r;
   r.name = "c1-v4";
   r.where = {"cases/peer-power-off.toml", 12, 1};
-  r.expected.outcome = ExpectedOutcome::timeout;
-  r.expected.model_outcome = model::Outcome::timeout;
+  r.expected.outcome = outcome;
+  r.expected.model_outcome = predicted;
   r.expected.window = {earliest, latest};
   return r;
+}
+
+ConnectionResult timeout_expected(double earliest, double latest) {
+  return outcome_expected(ExpectedOutcome::timeout, model::Outcome::timeout, earliest, latest);
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -192,11 +198,7 @@ TEST_CASE("under random loss a connection may live; the copies are judged togeth
 }
 
 TEST_CASE("eof is an outcome of its own", "[judge]") {
-  ConnectionResult r;
-  r.name = "c";
-  r.expected.outcome = ExpectedOutcome::eof;
-  r.expected.model_outcome = model::Outcome::eof;
-  r.expected.window = {3000, 3026};
+  auto r = outcome_expected(ExpectedOutcome::eof, model::Outcome::eof, 3000, 3026);
   r.observed = observed(ObservedOutcome::eof, "", 3000.2, 0);
   judge_connection(r);
   CHECK(r.verdict == Verdict::pass);
@@ -226,11 +228,7 @@ TEST_CASE("an end seen by the event loop's wake-up may trail the window by the w
 }
 
 TEST_CASE("closed: the program must close its connection before the kernel's earliest end", "[judge][program]") {
-  ConnectionResult r;
-  r.name = "ssh-v4-1";
-  r.expected.outcome = ExpectedOutcome::closed;
-  r.expected.model_outcome = model::Outcome::timeout;
-  r.expected.window = {924000, 925100};
+  auto r = outcome_expected(ExpectedOutcome::closed, model::Outcome::timeout, 924000, 925100);
   r.observed = observed(ObservedOutcome::closed, "", 4012.5, 0);
   judge_connection(r);
   CHECK(r.verdict == Verdict::pass);
