@@ -21,6 +21,7 @@ packages=(
 programs=(
   redis-server haproxy postgresql postgresql-client openssh-server openssh-client
   socat nginx-light curl
+  python3      # cases/programs/scanner-stale-connection.toml: http.server and http.client
 )
 # Their services, disabled after the install.
 services=(redis-server haproxy postgresql ssh nginx)

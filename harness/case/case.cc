@@ -60,6 +60,7 @@ std::string to_string(ExpectedOutcome o) {
     case ExpectedOutcome::reset: return "reset";
     case ExpectedOutcome::alive: return "alive";
     case ExpectedOutcome::eof: return "eof";
+    case ExpectedOutcome::closed: return "closed";
   }
   return fmt::format("ExpectedOutcome({})", static_cast<int>(o));
 }
@@ -111,8 +112,8 @@ namespace {
 // The parse helpers and the "expected one of" lists are derived from these and
 // to_string, so a spelling lives in one place. Order = order shown to users.
 constexpr Family kFamilies[] = {Family::ipv4, Family::ipv6};
-constexpr ExpectedOutcome kOutcomes[] = {ExpectedOutcome::timeout, ExpectedOutcome::reset,
-                                         ExpectedOutcome::alive, ExpectedOutcome::eof};
+constexpr ExpectedOutcome kOutcomes[] = {ExpectedOutcome::timeout, ExpectedOutcome::reset, ExpectedOutcome::alive,
+                                         ExpectedOutcome::eof, ExpectedOutcome::closed};
 constexpr Traffic kTraffics[] = {Traffic::idle, Traffic::sending, Traffic::connecting};
 constexpr TopologyKind kTopologies[] = {TopologyKind::pair, TopologyKind::routed};
 constexpr AppProtocol kAppProtocols[] = {AppProtocol::raw, AppProtocol::http};
@@ -796,6 +797,10 @@ void read_expect(const Scope& top, Case& c, Diagnostics& d) {
   c.expect.where = s.pos;
   const auto outcome = read_choice(s, "outcome", Need::required, "outcome", spellings(kOutcomes), d);
   if (outcome) c.expect.outcome = *expected_outcome_from_string(*outcome);
+  if (outcome && c.expect.outcome == ExpectedOutcome::closed && (!c.connections.empty() || c.programs.empty()))
+    d.error(t->get("outcome")->source(),
+            "outcome \"closed\" (a program closed its own connection before the kernel ended it) is for the "
+            "connections of [[program]]s only: this case has [[connection]]s or no [[program]]");
   if (auto v = read_number(s, "deadline_ms", d)) {
     if (!(*v > 0) || !std::isfinite(*v)) {
       d.error(t->get("deadline_ms")->source(), fmt::format("'deadline_ms' must be a number > 0, found {}", *v));
@@ -881,7 +886,7 @@ void read_header(const Scope& top, Case& c, Diagnostics& d) {
 // ---- [[program]] -------------------------------------------------------------------
 
 const std::vector<std::string> kProgramKeys = {"name", "host",        "family", "command", "env",
-                                               "port", "connections", "ready",  "expect"};
+                                               "port", "connections", "ready",  "expect",  "idle_close_s"};
 const std::vector<std::string> kReadyKeys = {"port", "line", "delay_ms", "timeout_s"};
 const std::vector<std::string> kProgramExpectKeys = {"settings", "exit_code", "exits_within_s",
                                                      "output",   "output_within_s", "alive"};
@@ -973,6 +978,19 @@ void read_ready(const Scope& s, ProgramSpec& p, Diagnostics& d) {
     else p.ready.delay_ms = *v;
   }
   if (auto v = read_seconds(r, "timeout_s", kMaxReadyS, d)) p.ready.timeout_s = *v;
+}
+
+// `idle_close_s`: a server program's application timeout, for its peers' forecast.
+void read_idle_close(const Scope& s, ProgramSpec& p, Diagnostics& d) {
+  const toml::node* n = s.table.get("idle_close_s");
+  if (n == nullptr) return;
+  p.idle_close_s = read_seconds(s, "idle_close_s", kMaxHorizonS, d);
+  if (p.host != Host::server)
+    d.error(n->source(), "'idle_close_s' is a server program's idle timeout (its peers' connections read EOF); "
+                         "this program runs on the client");
+  else if (!p.port)
+    d.error(n->source(), "'idle_close_s' applies to the client programs' connections to this program's port: give "
+                         "'port'");
 }
 
 void read_expected_settings(const Scope& s, ExpectedSettings& out, Diagnostics& d) {
@@ -1069,6 +1087,7 @@ void read_programs(const toml::table& root, Case& c, Diagnostics& d) {
     p.port = read_int(s, "port", Need::optional, kPortRange, d);
     if (auto v = read_int(s, "connections", Need::optional, kProgramConnectionsRange, d)) p.connections = *v;
     read_ready(s, p, d);
+    read_idle_close(s, p, d);
     read_program_expect(s, p, d);
     check_program_fault(*t, p, c, d);
     if (t->get("name") != nullptr) {

@@ -36,7 +36,10 @@ class CaseError : public std::runtime_error {
 
 enum class Family { ipv4, ipv6 };
 // eof: the peer's application closed the connection (FIN) and the client read EOF.
-enum class ExpectedOutcome { timeout, reset, alive, eof };
+// closed: a program under test closed its own connection (its FIN) before the kernel
+// ended it: an application-level timeout (ssh's ServerAliveInterval) beat the
+// kernel's keepalive or retransmissions. Only for programs' connections.
+enum class ExpectedOutcome { timeout, reset, alive, eof, closed };
 
 // How the hosts are wired.
 enum class TopologyKind {
@@ -119,6 +122,10 @@ struct ProgramSpec {
   std::map<std::string, std::string> env;  // added to the harness's environment (placeholders expanded)
   std::optional<int> port;  // {port}; else the first server program's port; else 7000
   ReadyCondition ready;
+  // A server program's own idle timeout (its application closes a connection idle this
+  // long, with a FIN): the connections of client programs to its `port` are forecast
+  // to read EOF then, as with [server] idle_close_s.
+  std::optional<double> idle_close_s;
   int connections = 0;   // how many of its TCP connections to the other host are judged
   ProgramExpectation expect;
   // The executable, resolved when the case was loaded (empty when missing).

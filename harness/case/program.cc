@@ -96,6 +96,13 @@ std::vector<std::string> split_command(std::string_view line) {
   return words;
 }
 
+std::pair<std::string, std::string> parse_program_arg(std::string_view text) {
+  const auto eq = text.find('=');
+  if (eq == std::string_view::npos || eq == 0)
+    throw std::invalid_argument(fmt::format("'{}' is not NAME=ARG (the program's name, '=', one argument)", text));
+  return {std::string(text.substr(0, eq)), std::string(text.substr(eq + 1))};
+}
+
 std::string debian_package_of(std::string_view executable) {
   struct Entry {
     std::string_view executable, package;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kah {
@@ -70,6 +71,15 @@ std::vector<std::string> placeholders_in(std::string_view text);
 // single quotes). No variables, globs or redirections. Throws std::invalid_argument
 // for an unclosed quote.
 std::vector<std::string> split_command(std::string_view line);
+
+// Extra arguments for named programs (`kaharness run --program-arg NAME=ARG`, in
+// order): appended to that program's command, placeholders expanded like its own.
+using ProgramArgs = std::map<std::string, std::vector<std::string>>;
+
+// "redis-server=--loglevel" -> {"redis-server", "--loglevel"} (split at the first
+// '='; the argument may be empty or hold more '='). Throws std::invalid_argument when
+// there is no '=' or no name before it.
+std::pair<std::string, std::string> parse_program_arg(std::string_view text);
 
 // The Debian package that installs `executable` (its file name), or "" when unknown.
 std::string debian_package_of(std::string_view executable);

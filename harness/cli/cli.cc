@@ -77,6 +77,8 @@ struct RunArgs {
   bool force = false;
   bool in_place = false;
   bool fail_on_skip = false;
+  bool keep_workdirs = false;
+  std::vector<std::string> program_args;  // NAME=ARG, in order
   double max_duration_s = 600;
 };
 
@@ -405,6 +407,11 @@ kah::RunOptions run_options(const RunArgs& args, int jobs, const kah::model::Ker
   options.pcap_all = args.pcap_all;
   options.capture = !args.no_capture;
   options.keep_prefix = fmt::format("{}{}", kKeepPrefix, getpid());
+  options.keep_workdirs = args.keep_workdirs;
+  for (const auto& a : args.program_args) {
+    auto [name, arg] = kah::parse_program_arg(a);  // checked in run_command
+    options.program_args[name].push_back(std::move(arg));
+  }
   return options;
 }
 
@@ -436,6 +443,18 @@ int run_command(const RunArgs& args, bool verbose) {
   bool bad = false;
   auto cases = load_cases(args, bad);
   if (bad) return kExitBadInput;
+  for (const auto& a : args.program_args) {
+    std::string name;
+    try {
+      name = kah::parse_program_arg(a).first;
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--program-arg", e.what());
+    }
+    const bool known = std::any_of(cases.begin(), cases.end(), [&](const kah::Case& c) {
+      return std::any_of(c.programs.begin(), c.programs.end(), [&](const auto& p) { return p.name == name; });
+    });
+    if (!known) throw CLI::ValidationError("--program-arg", fmt::format("no case here has a program named '{}'", name));
+  }
   if (cases.empty()) {
     fmt::print(stderr, "kaharness: no case matches (paths: {}, filter: '{}')\n", fmt::join(args.paths, " "), args.filter);
     return kExitBadInput;
@@ -810,6 +829,12 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
   cmd->add_flag("--kernel-trace", run.kernel_trace,
                 "experimental: also time probes and ends by the kernel's tracepoints (root; see the README)");
   cmd->add_flag("--keep", run.keep, "keep the namespaces under /run/netns/kaharness-PID-* for inspection");
+  cmd->add_option("--program-arg", run.program_args,
+                  "append ARG to the command of the [[program]] named NAME (repeatable, in order; placeholders expand)")
+      ->type_name("NAME=ARG");
+  cmd->add_flag("--keep-workdirs", run.keep_workdirs,
+                "keep every program's working directory ($TMPDIR/kaharness-PID/<case>/); by default only those of "
+                "cases that did not pass are kept");
   cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
   cmd->add_flag("--fail-on-skip", run.fail_on_skip,
                 "exit 1 when a case was skipped (the backend lacks what it needs); by default skips are not failures");

@@ -287,6 +287,7 @@ std::string description_of(const CaseFromCapture& c) {
     case ExpectedOutcome::reset: return "the peer answered a keepalive probe with an RST";
     case ExpectedOutcome::eof: return "the peer's application closed the idle connection while its kernel answered the probes";
     case ExpectedOutcome::alive: return "the peer answered the keepalive probes until the capture ended";
+    case ExpectedOutcome::closed: return "the program closed the connection itself";
   }
   return "";
 }

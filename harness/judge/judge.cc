@@ -29,6 +29,7 @@ std::string to_string(ObservedOutcome o) {
     case ObservedOutcome::alive: return "alive";
     case ObservedOutcome::eof: return "eof";
     case ObservedOutcome::error: return "error";
+    case ObservedOutcome::closed: return "closed";
   }
   return "?";
 }
@@ -66,6 +67,7 @@ model::Outcome to_model(ExpectedOutcome o) {
     case ExpectedOutcome::reset: return model::Outcome::reset;
     case ExpectedOutcome::alive: return model::Outcome::alive;
     case ExpectedOutcome::eof: return model::Outcome::eof;
+    case ExpectedOutcome::closed: break;  // no kernel outcome: judged against the kernel's earliest end
   }
   return model::Outcome::alive;
 }
@@ -76,6 +78,7 @@ std::string describe_observed(const Observed& o) {
   switch (o.outcome) {
     case ObservedOutcome::alive: return fmt::format("still open at {:.1f} ms (the horizon)", o.at_ms);
     case ObservedOutcome::eof: return fmt::format("eof (the peer closed) at {:.1f} ms", o.at_ms);
+    case ObservedOutcome::closed: return fmt::format("closed by the program (its FIN) at {:.1f} ms", o.at_ms);
     case ObservedOutcome::timeout:
     case ObservedOutcome::reset:
     case ObservedOutcome::error:
@@ -86,6 +89,32 @@ std::string describe_observed(const Observed& o) {
 }
 
 }  // namespace
+
+// ExpectedOutcome::closed: the program must close its connection itself, and before
+// the earliest instant the kernel could have ended it (the model's window for what
+// the kernel does with these settings and this fault).
+static void judge_closed(ConnectionResult& r, const std::string& where) {
+  const bool kernel_ends = r.expected.model_outcome && *r.expected.model_outcome != model::Outcome::alive;
+  const auto kernel_end =
+      kernel_ends ? fmt::format("the kernel's {} {}", to_string(expected_outcome(*r.expected.model_outcome)),
+                                evidence::window_text(r.expected.window))
+                  : std::string("the horizon (the model has the kernel keep it open)");
+  if (r.observed.outcome != ObservedOutcome::closed) {
+    r.verdict = Verdict::fail;
+    r.message = fmt::format("{}: expected the program to close the connection before {}, observed {}", where,
+                            kernel_end, describe_observed(r.observed));
+    return;
+  }
+  if (kernel_ends && r.observed.at_ms >= r.expected.window.earliest_ms) {
+    r.verdict = Verdict::fail;
+    r.message = fmt::format("{}: the program closed the connection at {:.1f} ms, not before {}: the kernel could "
+                            "have ended it first",
+                            where, r.observed.at_ms, kernel_end);
+    return;
+  }
+  r.verdict = Verdict::pass;
+  r.message.clear();
+}
 
 // (file-local) The first probe the capture shows out of its window (or missing, or extra), or "".
 static std::string probe_problem(const CaptureFindings& ev) {
@@ -98,6 +127,7 @@ static std::string probe_problem(const CaptureFindings& ev) {
 void judge_connection(ConnectionResult& r) {
   const auto where = fmt::format("{}: connection {}", r.where.str(), r.name);
   const auto expected_outcome = to_string(r.expected.outcome);
+  if (r.expected.outcome == ExpectedOutcome::closed) return judge_closed(r, where);
   const auto probes = probe_problem(r.evidence);
   const auto fail = [&](std::string why) {
     r.verdict = Verdict::fail;
@@ -135,13 +165,19 @@ void judge_connection(ConnectionResult& r) {
   const double late_allowance = r.observed.timed_by == "wakeup" || r.observed.timed_by == "sock_diag" ? kWakeupAllowanceMs
                                 : by_bucket ? -(r.model_input.kernel.wakeup_slack_ms + r.prediction.late_tick_ms)
                                                                  : 0.0;
-  const double latest = r.expected.window.latest_ms + late_allowance;
+  // A sock_diag bracket: late only if the connection was gone before its last sample
+  // that listed it could have been after the window; no wake-up allowance then.
+  const auto& open_until = r.observed.open_until_ms;
+  const bool bracketed = r.observed.timed_by == "sock_diag" && open_until.has_value();
+  const double latest = r.expected.window.latest_ms + (bracketed ? 0.0 : late_allowance);
   const bool early = r.observed.at_ms < r.expected.window.earliest_ms;
-  const bool late = r.observed.at_ms > latest;
+  const bool late = (bracketed ? *open_until : r.observed.at_ms) > latest;
   if (r.observed.outcome != ObservedOutcome::alive && (early || late)) {
     std::string allowance;
-    if (late && late_allowance > 0)
+    if (late && late_allowance > 0 && !bracketed)
       allowance = fmt::format(" (+{:.0f} ms for the event loop's wake-up)", late_allowance);
+    if (late && bracketed)
+      allowance = fmt::format(" (sock_diag still listed it at {:.1f} ms)", *open_until);
     if (late && by_bucket)
       allowance = fmt::format(" (its bucket by {:.1f} ms, less the {:.0f} ms for a late tick and wake-up)", latest,
                               r.model_input.kernel.wakeup_slack_ms + r.prediction.late_tick_ms);
@@ -151,7 +187,8 @@ void judge_connection(ConnectionResult& r) {
                         kernel->event, *kernel->baseclk, kernel->softirq_late_ms.value_or(0));
     return fail(fmt::format("{} {:.1f} ms too {}: expected {}{}, observed {}{}", expected_outcome,
                             early ? r.expected.window.earliest_ms - r.observed.at_ms
-                                  : r.observed.at_ms - (by_bucket ? latest : r.expected.window.latest_ms),
+                                  : (bracketed ? *open_until : r.observed.at_ms) -
+                                        (by_bucket ? latest : r.expected.window.latest_ms),
                             early ? "early" : "late", evidence::window_text(r.expected.window), allowance,
                             describe_observed(r.observed), how));
   }

@@ -22,7 +22,9 @@ namespace kah {
 enum class Verdict { pass, fail, error, skip, interrupted };
 std::string to_string(Verdict v);
 
-enum class ObservedOutcome { timeout, reset, alive, eof, error };
+// closed: the program on this side closed the connection itself (its FIN), before any
+// end by the kernel (programs' connections only).
+enum class ObservedOutcome { timeout, reset, alive, eof, error, closed };
 std::string to_string(ObservedOutcome o);
 
 struct Expected {
@@ -50,6 +52,10 @@ struct Observed {
   // for a program's connection, "sock_diag" (the first sample that no longer listed it).
   std::string timed_by = "wakeup";
   std::optional<double> woke_at_ms;  // when the event loop saw the end, for comparison
+  // timed_by "sock_diag": the last sample that still listed the connection, from t_r.
+  // The end lies in (open_until_ms, at_ms]; how long that is depends on how promptly
+  // the sampling thread ran, so it is judged as that interval, not as a point.
+  std::optional<double> open_until_ms;
   std::optional<double> captured_at_ms;  // the RST's capture stamp, when kernel-trace timed it
   std::optional<evidence::KernelEnd> kernel_end;  // set with timed_by "kernel-trace"
 };

@@ -109,6 +109,7 @@ std::string observed_text(const Observed& o) {
   switch (o.outcome) {
     case ObservedOutcome::alive: return fmt::format("still open at {} (the horizon)", ms_text(o.at_ms));
     case ObservedOutcome::eof: return fmt::format("eof at {}", ms_text(o.at_ms));
+    case ObservedOutcome::closed: return fmt::format("closed by the program at {}", ms_text(o.at_ms));
     case ObservedOutcome::timeout:
     case ObservedOutcome::reset:
     case ObservedOutcome::error:

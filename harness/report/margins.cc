@@ -27,7 +27,7 @@ Verdict verdict_from_string(const std::string& s) {
 
 ObservedOutcome observed_outcome_from_string(const std::string& s) {
   for (ObservedOutcome o : {ObservedOutcome::timeout, ObservedOutcome::reset, ObservedOutcome::alive,
-                            ObservedOutcome::eof, ObservedOutcome::error})
+                            ObservedOutcome::eof, ObservedOutcome::error, ObservedOutcome::closed})
     if (to_string(o) == s) return o;
   throw std::invalid_argument(fmt::format("unknown observed outcome '{}'", s));
 }

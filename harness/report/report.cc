@@ -220,6 +220,7 @@ nlohmann::json connection_json(const ConnectionResult& r) {
   if (r.expected.survival) j["expected"]["survival"] = *r.expected.survival;
   if (!r.message.empty()) j["message"] = r.message;
   if (r.observed.woke_at_ms) j["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
+  if (r.observed.open_until_ms) j["observed"]["open_until_ms"] = round1(*r.observed.open_until_ms);
   if (r.observed.captured_at_ms) j["observed"]["captured_at_ms"] = round1(*r.observed.captured_at_ms);
   if (const auto& k = r.observed.kernel_end) {
     auto& jk = j["observed"]["kernel_trace"] = {{"event", k->event}, {"at_ms", std::round(k->at_ms * 1000) / 1000},

@@ -161,7 +161,8 @@ std::optional<std::string> missing_program(const Case& c) {
   return std::nullopt;
 }
 
-void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set) {
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
+                    const ProgramArgs& extra) {
   for (const auto& p : c.programs) {
     const auto workdir = dir / p.name;
     std::filesystem::create_directories(workdir);
@@ -170,6 +171,8 @@ void start_programs(const Case& c, const Topology& topology, const std::filesyst
     launch.name = p.name;
     try {
       for (const auto& word : p.command) launch.argv.push_back(expand_placeholders(word, values));
+      if (const auto more = extra.find(p.name); more != extra.end())
+        for (const auto& word : more->second) launch.argv.push_back(expand_placeholders(word, values));
       for (const auto& [key, value] : p.env) launch.env[key] = expand_placeholders(value, values);
     } catch (const std::invalid_argument& e) {
       program_failed(p, e.what());
@@ -245,10 +248,36 @@ double forecast_program_connections(const Case& c, const Topology& topology, std
     facts.family = conn.spec.family;
     facts.fault_at_ms = fault_at - conn.origin_ms;
     if (keep_horizon_ms) facts.horizon_ms = *keep_horizon_ms - conn.origin_ms;
-    conn.forecast = forecast(c, conn.spec, in, facts);
+    if (conn.data_sent_ms) {
+      // The program wrote into the fault: its data stays unacknowledged and the
+      // retransmission timer decides. The capture stamps the segment on its way out;
+      // the kernel arms the timer right after sending it.
+      in.traffic = model::Traffic::data_in_flight;
+      conn.spec.traffic = Traffic::sending;
+      facts.send_at_ms = *conn.data_sent_ms - conn.origin_ms;
+      in.sent_by_ms = *facts.send_at_ms + in.kernel.receive_delay_ms;
+    }
+    // A server program that closes idle connections: its peers read EOF (its last
+    // write left at most half a round trip before this side received it).
+    Case with_close;
+    const Case* modelled = &c;
+    if (const auto idle_close = peer_idle_close_s(c, host, conn.socket.remote_port)) {
+      with_close = c;
+      with_close.server.idle_close_s = *idle_close;
+      facts.server_activity_ms = -in.kernel.rtt_ms / 2;
+      modelled = &with_close;
+    }
+    conn.forecast = forecast(*modelled, conn.spec, in, facts);
     until = std::max(until, conn.origin_ms + conn.forecast.horizon_ms);
   }
   return until;
+}
+
+bool is_orphan_of(const netns::SocketTimer& s, const netns::SocketTimer& conn) {
+  const bool closing = s.state == TCP_FIN_WAIT1 || s.state == TCP_FIN_WAIT2 || s.state == TCP_CLOSING ||
+                       s.state == TCP_LAST_ACK || s.state == TCP_TIME_WAIT;
+  return closing && s.inode == 0 && s.local == conn.local && s.local_port == conn.local_port &&
+         s.remote == conn.remote && s.remote_port == conn.remote_port;
 }
 
 ProgramConnectionWatch::ProgramConnectionWatch(const Topology& topology, std::vector<ProgramConnection>& conns)
@@ -277,15 +306,26 @@ void ProgramConnectionWatch::sample() {
       return c.host == host;  // the hosts never change: read without the lock
     });
     if (!watched) continue;
-    const double at = monotonic_ms();
+    // The dump shows each socket at some instant inside it: present means present at
+    // its start at the latest, absent means gone by its end at the earliest. Stamping
+    // an absence with the start made an end look up to the dump's length early.
+    const double before = monotonic_ms();
+    const auto sockets = netns::socket_timers(topology_.ns(host));
+    const double after = monotonic_ms();
     std::set<std::uint64_t> inodes;
-    for (const auto& s : netns::socket_timers(topology_.ns(host)))
+    for (const auto& s : sockets)
       if (s.inode != 0) inodes.insert(s.inode);
     std::lock_guard lock(mutex_);
     for (auto& conn : conns_) {
       if (conn.host != host || conn.vanished_ms) continue;
-      if (inodes.contains(conn.socket.inode)) conn.last_seen_ms = at;
-      else conn.vanished_ms = at;
+      if (inodes.contains(conn.socket.inode)) {
+        conn.last_seen_ms = before;
+        continue;
+      }
+      conn.vanished_ms = after;
+      conn.orphaned = std::any_of(sockets.begin(), sockets.end(), [&](const netns::SocketTimer& s) {
+        return is_orphan_of(s, conn.socket);
+      });
     }
   }
 }
@@ -302,18 +342,61 @@ double program_watch_until(const Case& c, const std::vector<ProgramConnection>& 
   return until;
 }
 
+namespace {
+
+bool sent_by(const evidence::Packet& p, const netns::SocketTimer& s) {
+  return p.src == s.local && p.sport == s.local_port && p.dst == s.remote && p.dport == s.remote_port;
+}
+
+bool received_by(const evidence::Packet& p, const netns::SocketTimer& s) {
+  return p.dst == s.local && p.dport == s.local_port && p.src == s.remote && p.sport == s.remote_port;
+}
+
+}  // namespace
+
+std::optional<ConnectionClose> first_fin(const std::vector<evidence::Packet>& packets, const netns::SocketTimer& s) {
+  for (const auto& p : packets) {
+    const bool local = sent_by(p, s);
+    if (!local && !received_by(p, s)) continue;
+    if (p.has(evidence::tcp_flag::rst)) return std::nullopt;
+    if (p.has(evidence::tcp_flag::fin)) return ConnectionClose{local, p.t_ms};
+  }
+  return std::nullopt;
+}
+
+std::optional<double> first_data_sent(const std::vector<evidence::Packet>& packets, const netns::SocketTimer& s,
+                                      double after_ms, double before_ms) {
+  for (const auto& p : packets)
+    if (sent_by(p, s) && p.payload_len > 0 && !p.has(evidence::tcp_flag::rst) && p.t_ms > after_ms &&
+        p.t_ms < before_ms)
+      return p.t_ms;
+  return std::nullopt;
+}
+
+std::optional<double> peer_idle_close_s(const Case& c, Host host, std::uint16_t remote_port) {
+  if (host != Host::client) return std::nullopt;
+  for (const auto& p : c.programs)
+    if (p.host == Host::server && p.idle_close_s && p.port && *p.port == remote_port) return p.idle_close_s;
+  return std::nullopt;
+}
+
 void place_on_capture(ProgramConnection& conn, const std::vector<evidence::Packet>& host_packets,
                       double to_realtime_ms, double fault_at) {
   const auto& s = conn.socket;
   std::optional<double> first, last;
   for (const auto& p : host_packets) {
-    const bool inbound = p.dst == s.local && p.dport == s.local_port && p.src == s.remote && p.sport == s.remote_port;
-    if (!inbound || p.has(evidence::tcp_flag::rst) || p.t_ms > fault_at + to_realtime_ms) continue;
+    if (!received_by(p, s) || p.has(evidence::tcp_flag::rst) || p.t_ms > fault_at + to_realtime_ms) continue;
     // The handshake's last segment for this side: the SYN-ACK (client) or the ACK of it (server).
     const bool bare_syn = p.has(evidence::tcp_flag::syn) && !p.has(evidence::tcp_flag::ack);
     if (!first && !bare_syn) first = p.t_ms;
     if (!last || p.t_ms > *last) last = p.t_ms;
   }
+  // How it ended (a FIN before any RST) and whether the program's side sent data into
+  // the fault before that: data sent after the connection ended is not in flight.
+  if (const auto fin = first_fin(host_packets, s)) conn.fin = ConnectionClose{fin->by_local, fin->t_ms - to_realtime_ms};
+  const double ended = conn.fin ? conn.fin->t_ms + to_realtime_ms : std::numeric_limits<double>::infinity();
+  if (const auto sent = first_data_sent(host_packets, s, fault_at + to_realtime_ms, ended))
+    conn.data_sent_ms = *sent - to_realtime_ms;
   if (!last || !first) return;
   conn.origin_ms = *last - to_realtime_ms;
   // The program set its keepalive options right after the handshake (as the programs
@@ -341,18 +424,36 @@ ConnectionResult program_connection_result(const Case& c, const ProgramConnectio
   const FlowKey key{conn.spec.family, s.local, s.remote, s.local_port, s.remote_port};
   const evidence::FlowAnalysis* flow =
       host_analysis ? evidence::find_flow(*host_analysis, {s.local, s.local_port}, {s.remote, s.remote_port}) : nullptr;
-  if (conn.vanished_ms) {
+  if (conn.fin) {
+    // A FIN before any RST: the program (closed) or its peer's application (eof)
+    // ended the connection; the capture times it.
+    r.observed.outcome = conn.fin->by_local ? ObservedOutcome::closed : ObservedOutcome::eof;
+    r.observed.at_ms = conn.fin->t_ms - conn.origin_ms;
+    r.observed.timed_by = "capture";
+  } else if (conn.vanished_ms && conn.orphaned) {
+    // The program closed it with its FIN still queued (behind unacknowledged data):
+    // timed by the sock_diag sample that first listed it as an orphan.
+    r.observed.outcome = ObservedOutcome::closed;
+    r.observed.at_ms = *conn.vanished_ms - conn.origin_ms;
+    r.observed.timed_by = "sock_diag";
+    if (conn.last_seen_ms > 0) r.observed.open_until_ms = conn.last_seen_ms - conn.origin_ms;
+  } else if (conn.vanished_ms) {
     // Gone from sock_diag: the capture says how (the kernel's RST when keepalive gave
-    // up, the peer's RST, or the program's own FIN).
+    // up, or the peer's RST).
     const auto end = flow ? flow->end : evidence::FlowEnd::capture_end;
     r.observed.outcome = end == evidence::FlowEnd::reset_by_peer ? ObservedOutcome::reset
                          : end == evidence::FlowEnd::closed      ? ObservedOutcome::error
                                                                  : ObservedOutcome::timeout;
-    r.observed.errno_name = end == evidence::FlowEnd::reset_by_peer     ? "ECONNRESET"
-                            : end == evidence::FlowEnd::reset_by_prober ? "ETIMEDOUT"
-                                                                        : "";
+    // No RST and no FIN at all, and no orphan left: the kernel's retransmission timer
+    // gave up (it sends nothing then, unlike keepalive). Under the faults judged for
+    // programs no ICMP error can stand in for the error: ETIMEDOUT.
+    const bool silent_end = flow != nullptr && end == evidence::FlowEnd::capture_end;
+    r.observed.errno_name = end == evidence::FlowEnd::reset_by_peer                       ? "ECONNRESET"
+                            : end == evidence::FlowEnd::reset_by_prober || silent_end ? "ETIMEDOUT"
+                                                                                          : "";
     r.observed.at_ms = *conn.vanished_ms - conn.origin_ms;
     r.observed.timed_by = "sock_diag";
+    if (conn.last_seen_ms > 0) r.observed.open_until_ms = conn.last_seen_ms - conn.origin_ms;
   } else {
     r.observed.outcome = ObservedOutcome::alive;
     r.observed.at_ms = conn.forecast.horizon_ms;

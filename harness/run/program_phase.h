@@ -56,11 +56,38 @@ Placeholders placeholders_for(const Case& c, const ProgramSpec& program, const T
 // The first missing executable of the case's programs, as a reason to skip it.
 std::optional<std::string> missing_program(const Case& c);
 
-// Starts every program of `c`, each in `dir`/<name>/ (created). Throws, naming the
-// program and quoting its output, when one exits or is not ready in time.
-void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set);
+// Starts every program of `c`, each in `dir`/<name>/ (created), with `extra`'s
+// arguments for its name appended to its command. Throws, naming the program and
+// quoting its output, when one exits or is not ready in time.
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
+                    const ProgramArgs& extra = {});
 
 // One connection of a program, judged like the harness's own.
+
+// A FIN that ended a connection, seen in a capture: which side sent it, and when
+// (the capture's clock).
+struct ConnectionClose {
+  bool by_local = false;  // the program's own side (else the peer)
+  double t_ms = 0;
+};
+
+// The connection local:local_port <-> remote:remote_port in `packets` (one host's
+// capture, in time order): the first FIN, when it came before any RST of the
+// connection; nullopt when an RST came first or neither came.
+std::optional<ConnectionClose> first_fin(const std::vector<evidence::Packet>& packets, const netns::SocketTimer& s);
+
+// The capture time of the first segment carrying data that `s`'s side sent after
+// `after_ms` and before `before_ms` (capture clock), or nullopt.
+std::optional<double> first_data_sent(const std::vector<evidence::Packet>& packets, const netns::SocketTimer& s,
+                                      double after_ms, double before_ms);
+
+// `s` (a sock_diag entry) is what is left of `conn` after its program closed it: the
+// same address pair, no inode (an orphan), a closing state.
+bool is_orphan_of(const netns::SocketTimer& s, const netns::SocketTimer& conn);
+
+// The idle timeout of the server program that `conn` (a client program's connection)
+// talks to: its `idle_close_s`, matched by the connection's remote port.
+std::optional<double> peer_idle_close_s(const Case& c, Host host, std::uint16_t remote_port);
 struct ProgramConnection {
   std::size_t program = 0;  // index in Case::programs
   Host host = Host::server;  // where the program runs
@@ -73,6 +100,16 @@ struct ProgramConnection {
   Forecast forecast;
   std::optional<double> vanished_ms;  // the first sock_diag sample without it
   double last_seen_ms = 0;            // the last sample with it
+  // In that sample its address pair was still listed, without an inode, in a closing
+  // state (FIN-WAIT-1, ...): the program closed it (the socket lives on as an orphan)
+  // before the kernel ended it. A FIN stuck behind unacknowledged data never reaches
+  // the capture; this is how such a close is seen.
+  bool orphaned = false;
+  // From the capture (CLOCK_MONOTONIC): the first segment with data the program's side
+  // sent after the fault (then the retransmission timer owns the connection, not
+  // keepalive), and the first FIN of the connection when it came before any RST.
+  std::optional<double> data_sent_ms;
+  std::optional<ConnectionClose> fin;
 };
 
 // Waits (up to each program's ready timeout) until every program with `connections

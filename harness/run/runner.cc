@@ -608,8 +608,19 @@ void announce(const Case& c, const std::vector<Tested>& tested, RunListener* lis
 // ---- programs ----------------------------------------------------------------------
 
 // Where a case's programs keep their working directories and output.
-std::filesystem::path program_dir(const Case& c) {
-  return std::filesystem::temp_directory_path() / fmt::format("kaharness-{}", ::getpid()) / c.name;
+std::filesystem::path program_run_dir() {
+  return std::filesystem::temp_directory_path() / fmt::format("kaharness-{}", ::getpid());
+}
+
+std::filesystem::path program_dir(const Case& c) { return program_run_dir() / c.name; }
+
+// A passed case's program output is not worth keeping; a failed one's is the evidence.
+void remove_program_dir(const Case& c, const CaseResult& result, const RunOptions& options) {
+  const bool passed = result.verdict == Verdict::pass || result.verdict == Verdict::skip;
+  if (c.programs.empty() || options.keep_workdirs || !passed) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(program_dir(c), ignored);
+  std::filesystem::remove(program_run_dir(), ignored);  // only once empty: the last case's
 }
 
 // Until `until_ms`, a stop request, or every program connection ended with each
@@ -630,9 +641,10 @@ void wait_for_programs(const Case& c, const ProgramSet& set, const ProgramConnec
 
 // Program connections judged from the program host's capture, then what each program did.
 void collect_programs(const Case& c, CaseResult& result, const Topology& topology, const ProgramSet& set,
-                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen, double fault_at,
-                      double until, const RunOptions& options, const JiffyClock* clock,
+                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen,
+                      const FaultLanding& landing, double until, const RunOptions& options, const JiffyClock* clock,
                       std::optional<double> stopped_at) {
+  const double fault_at = landing.begun_ms;
   const auto offset = ClockOffset::measure();
   const double to_realtime = static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6;
   std::map<Host, evidence::Analysis> analyses;
@@ -650,6 +662,18 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
     auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
     if (stopped_at && !conn.vanished_ms && *stopped_at < conn.origin_ms + conn.forecast.horizon_ms)
       mark_interrupted(r, *stopped_at - conn.origin_ms);
+    // A program's connection is made when the program starts, before the case waits
+    // its turn to set up: under load the fault can land after the first probe, as for
+    // the harness's own connections (fault_landing.h), and that is the harness's
+    // failure to set the scene, not the kernel's or the model's.
+    std::optional<double> first_probe_seen;
+    if (r.evidence.probes_checked && !r.evidence.probe_checks.empty())
+      first_probe_seen = r.evidence.probe_checks.front().seen_ms;
+    if (r.verdict != Verdict::interrupted)
+      if (auto late = fault_landed_late(c.faults.front().kind, landing, conn.origin_ms, r.prediction, first_probe_seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
+      }
     result.connections.push_back(std::move(r));
   }
   result.programs = program_results(c, set, conns, fault_at, until);
@@ -664,7 +688,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   // Stopped (reverse order) before the topology goes; started before the gate: a
   // program may take seconds to be ready.
   ProgramSet programs;
-  start_programs(c, *world.topology, program_dir(c), programs);
+  start_programs(c, *world.topology, program_dir(c), programs, options.program_args);
   std::unique_lock setup(setup_gate());
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
@@ -743,7 +767,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   result.counters = middlebox_counters(c, *world.topology, world.ports());
   judge(result, c, *world.topology, tested, landing, seen, options);
   if (!programs.running.empty()) {
-    collect_programs(c, result, *world.topology, programs, program_conns, seen, fault_at,
+    collect_programs(c, result, *world.topology, programs, program_conns, seen, landing,
                      waited.stopped_at_ms.value_or(program_until), options, clock, waited.stopped_at_ms);
     if (!any_interrupted(result.connections)) result.verdict = case_verdict(result.connections, result.survival);
     for (const auto& p : result.programs)
@@ -772,6 +796,7 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     result.verdict = Verdict::error;
     result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());
   }
+  remove_program_dir(c, result, options);
   result.wall_ms = monotonic_ms() - started;
   return result;
 }

@@ -57,6 +57,11 @@ struct RunOptions {
   bool pcap_all = false;
   std::string keep_prefix;      // run-specific, e.g. "kah-1234"
   RunListener* listener = nullptr;  // told what runs and what the model expects next
+  ProgramArgs program_args;         // appended to the named programs' commands (--program-arg)
+  // The programs' working directories ($TMPDIR/kaharness-<pid>/<case>/): removed when
+  // their case passed (or was skipped); kept when it failed or could not run, or
+  // always with keep_workdirs (--keep-workdirs).
+  bool keep_workdirs = false;
   // A stop request (SIGINT/SIGTERM, see judge/interrupt.h): waiting cases stop waiting
   // and judge what they saw (open connections: Verdict::interrupted); cases not
   // started are not started.

@@ -50,3 +50,10 @@ TEST_CASE("predict checks the kernel's ranges", "[cli]") {
   CHECK(cli({"predict", "--traffic", "teleport"}) == 2);
   CHECK(cli({"predict", "--retries2", "300"}) == 2);
 }
+
+TEST_CASE("run --program-arg needs NAME=ARG and a program of that name", "[cli][program]") {
+  const std::string programs = kCases + "/programs";
+  CHECK(cli({"run", "--program-arg", "no-program-has-this-name=--verbose", programs}) == 2);
+  CHECK(cli({"run", "--program-arg", "redis-server", programs}) == 2);  // no '='
+  CHECK(cli({"run", "--program-arg", "=--verbose", programs}) == 2);     // no name
+}

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cerrno>
+#include <limits>
 
 #include "harness/judge/judge.h"
 
@@ -9,14 +10,20 @@ using namespace kah;
 
 namespace {
 
-ConnectionResult timeout_expected(double earliest, double latest) {
+// A connection the case expects to end as `outcome`, the model predicting `predicted`
+// within [earliest, latest].
+ConnectionResult outcome_expected(ExpectedOutcome outcome, model::Outcome predicted, double earliest, double latest) {
   ConnectionResult r;
   r.name = "c1-v4";
   r.where = {"cases/peer-power-off.toml", 12, 1};
-  r.expected.outcome = ExpectedOutcome::timeout;
-  r.expected.model_outcome = model::Outcome::timeout;
+  r.expected.outcome = outcome;
+  r.expected.model_outcome = predicted;
   r.expected.window = {earliest, latest};
   return r;
+}
+
+ConnectionResult timeout_expected(double earliest, double latest) {
+  return outcome_expected(ExpectedOutcome::timeout, model::Outcome::timeout, earliest, latest);
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -191,11 +198,7 @@ TEST_CASE("under random loss a connection may live; the copies are judged togeth
 }
 
 TEST_CASE("eof is an outcome of its own", "[judge]") {
-  ConnectionResult r;
-  r.name = "c";
-  r.expected.outcome = ExpectedOutcome::eof;
-  r.expected.model_outcome = model::Outcome::eof;
-  r.expected.window = {3000, 3026};
+  auto r = outcome_expected(ExpectedOutcome::eof, model::Outcome::eof, 3000, 3026);
   r.observed = observed(ObservedOutcome::eof, "", 3000.2, 0);
   judge_connection(r);
   CHECK(r.verdict == Verdict::pass);
@@ -222,4 +225,57 @@ TEST_CASE("an end seen by the event loop's wake-up may trail the window by the w
   judge_connection(r);
   CHECK(r.verdict == Verdict::fail);
   CHECK(has(r.message, "(+10 ms for the event loop's wake-up)"));
+}
+
+TEST_CASE("closed: the program must close its connection before the kernel's earliest end", "[judge][program]") {
+  auto r = outcome_expected(ExpectedOutcome::closed, model::Outcome::timeout, 924000, 925100);
+  r.observed = observed(ObservedOutcome::closed, "", 4012.5, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+  CHECK(r.message.empty());
+
+  // The kernel's window opened first: it could have ended the connection before the program did.
+  r.expected.window = {3000, 3010};
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "the program closed the connection at 4012.5 ms, not before the kernel's timeout within "
+                       "[3000.0, 3010.0] ms: the kernel could have ended it first"));
+
+  // The kernel ended it (its RST), the program never closed.
+  r.expected.window = {924000, 925100};
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 924050, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "expected the program to close the connection before the kernel's timeout"));
+  CHECK(has(r.message, "observed timeout (ETIMEDOUT) at 924050.0 ms"));
+
+  // A kernel that keeps the connection open: any close by the program comes first.
+  r.expected.model_outcome = model::Outcome::alive;
+  r.expected.window = {9000, std::numeric_limits<double>::infinity()};
+  r.observed = observed(ObservedOutcome::closed, "", 4012.5, 0);
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+  CHECK(to_string(ObservedOutcome::closed) == "closed");
+}
+
+TEST_CASE("an end sampled by sock_diag is judged as the interval between two samples", "[judge][program]") {
+  auto r = timeout_expected(4414.4, 4432.6);
+  r.observed = observed(ObservedOutcome::timeout, "ETIMEDOUT", 4450.5, 0);
+  r.observed.timed_by = "sock_diag";
+  r.observed.open_until_ms = 4425.0;  // still listed then: the end may lie inside the window
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::pass);
+
+  r.observed.open_until_ms = 4440.0;  // listed after the window closed: the kernel was late
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "timeout 7.4 ms too late: expected within [4414.4, 4432.6] ms (sock_diag still listed it "
+                       "at 4440.0 ms)"));
+
+  // Gone by a sample before the window opened: early, whatever the interval.
+  r.observed.at_ms = 4410.0;
+  r.observed.open_until_ms = 4405.0;
+  judge_connection(r);
+  CHECK(r.verdict == Verdict::fail);
+  CHECK(has(r.message, "too early"));
 }

@@ -148,3 +148,60 @@ TEST_CASE("program: a case needs a connection or a program", "[case][program]") 
   const auto e = error_of(kHead);
   CHECK_THAT(e.message(), Contains("a case needs at least one connection (or a [[program]])"));
 }
+
+TEST_CASE("program: idle_close_s is a server program's idle timeout, with its port", "[case][program]") {
+  const auto c = parse_case(R"(name = "p"
+[[program]]
+host = "server"
+command = "sh"
+port = 8080
+idle_close_s = 3
+[[fault]]
+kind = "none"
+[expect]
+outcome = "eof"
+)",
+                            "case.toml");
+  REQUIRE(c.programs[0].idle_close_s);
+  CHECK(*c.programs[0].idle_close_s == 3);
+  CHECK(c.expect.outcome == ExpectedOutcome::eof);
+
+  const auto at = [](const std::string& program) {
+    const auto e = error_of(kHead + "[[program]]\n" + program);
+    return e.where().str() + ": " + e.message();
+  };
+  CHECK_THAT(at("host = \"client\"\ncommand = \"sh\"\nport = 80\nidle_close_s = 3\n"),
+             Contains("case.toml:10:16: 'idle_close_s' is a server program's idle timeout"));
+  CHECK_THAT(at("host = \"server\"\ncommand = \"sh\"\nidle_close_s = 3\n"),
+             Contains("case.toml:9:16: 'idle_close_s' applies to the client programs' connections to this "
+                      "program's port: give 'port'"));
+}
+
+TEST_CASE("program: outcome \"closed\" is for programs' connections only", "[case][program]") {
+  const std::string program = "[[program]]\nhost = \"client\"\ncommand = \"sh\"\nconnections = 1\n";
+  const auto c = parse_case("name = \"p\"\n[[fault]]\nkind = \"blackhole\"\n[expect]\noutcome = \"closed\"\n" + program,
+                            "case.toml");
+  CHECK(c.expect.outcome == ExpectedOutcome::closed);
+  CHECK(to_string(ExpectedOutcome::closed) == "closed");
+
+  const auto e = error_of(R"(name = "p"
+[[connection]]
+name = "c1"
+[[fault]]
+kind = "blackhole"
+[expect]
+outcome = "closed"
+)" + program);
+  CHECK(e.where().str() == "case.toml:7:11");
+  CHECK_THAT(e.message(), Contains("outcome \"closed\" (a program closed its own connection before the kernel "
+                                   "ended it) is for the connections of [[program]]s only"));
+}
+
+TEST_CASE("program: --program-arg NAME=ARG splits at the first '='", "[case][program]") {
+  CHECK(parse_program_arg("redis-server=--loglevel") == std::pair<std::string, std::string>{"redis-server", "--loglevel"});
+  CHECK(parse_program_arg("psql-v4=-v=ON_ERROR_STOP=1") ==
+        std::pair<std::string, std::string>{"psql-v4", "-v=ON_ERROR_STOP=1"});
+  CHECK(parse_program_arg("ssh-v4=") == std::pair<std::string, std::string>{"ssh-v4", ""});
+  CHECK_THROWS_WITH(parse_program_arg("redis-server"), Contains("'redis-server' is not NAME=ARG"));
+  CHECK_THROWS_WITH(parse_program_arg("=x"), Contains("is not NAME=ARG"));
+}
