@@ -161,9 +161,16 @@ std::optional<std::string> missing_program(const Case& c) {
   return std::nullopt;
 }
 
+std::size_t programs_before_setup(const Case& c) {
+  std::size_t i = 0;
+  while (i < c.programs.size() && c.programs[i].host != Host::client) ++i;
+  return i;
+}
+
 void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
-                    const ProgramArgs& extra) {
-  for (const auto& p : c.programs) {
+                    const ProgramArgs& extra, std::size_t from, std::size_t to) {
+  for (std::size_t i = from; i < std::min(to, c.programs.size()); ++i) {
+    const auto& p = c.programs[i];
     const auto workdir = dir / p.name;
     std::filesystem::create_directories(workdir);
     const auto values = placeholders_for(c, p, topology, workdir);

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,11 +57,20 @@ Placeholders placeholders_for(const Case& c, const ProgramSpec& program, const T
 // The first missing executable of the case's programs, as a reason to skip it.
 std::optional<std::string> missing_program(const Case& c);
 
-// Starts every program of `c`, each in `dir`/<name>/ (created), with `extra`'s
-// arguments for its name appended to its command. Throws, naming the program and
-// quoting its output, when one exits or is not ready in time.
+// Starts the programs of `c` with indices [from, to), in order, each in
+// `dir`/<name>/ (created), with `extra`'s arguments for its name appended to its
+// command. Throws, naming the program and quoting its output, when one exits or is not
+// ready in time.
 void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
-                    const ProgramArgs& extra = {});
+                    const ProgramArgs& extra = {}, std::size_t from = 0,
+                    std::size_t to = std::numeric_limits<std::size_t>::max());
+
+// The programs that start before the case's setup turn: those before the first program
+// on the client. Servers may take seconds to be ready (initdb); a client program opens
+// the connections whose first probe the fault must come before, so it starts in the
+// case's turn, right before the fault (cases waiting for their turn would otherwise
+// have their client programs idle on, and expectations "after the fault" come early).
+std::size_t programs_before_setup(const Case& c);
 
 // One connection of a program, judged like the harness's own.
 

@@ -685,11 +685,13 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
                 const RunOptions& options, const JiffyClock* clock, KernelTraceLoop* trace) {
   CaseWorld world;
   build(c, captures, options, world);
-  // Stopped (reverse order) before the topology goes; started before the gate: a
-  // program may take seconds to be ready.
+  // Stopped (reverse order) before the topology goes. Server programs start before the
+  // gate (they may take seconds to be ready), client programs in the case's turn.
   ProgramSet programs;
-  start_programs(c, *world.topology, program_dir(c), programs, options.program_args);
+  const std::size_t before_setup = programs_before_setup(c);
+  start_programs(c, *world.topology, program_dir(c), programs, options.program_args, 0, before_setup);
   std::unique_lock setup(setup_gate());
+  start_programs(c, *world.topology, program_dir(c), programs, options.program_args, before_setup);
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
   // after the connections, so it stops before their sockets close.
