@@ -510,6 +510,69 @@ std::optional<double> origin_of(const CaptureFindings& evidence) {
   return std::nullopt;
 }
 
+// The programs of a case, one lane each, in seconds from the fault (t = 0): a bar from
+// start to exit (or to the end of the run when the harness stopped it), the ready
+// instant, each line of output (its text on hover), the exit, and the fault itself;
+// then each expectation about what the program did, judged.
+std::string programs_html(const CaseResult& c) {
+  if (c.programs.empty()) return "";
+  constexpr double kWidth = 960, kX0 = 150, kX1 = 944, kLaneH = 22, kTop = 8;
+  double t0 = 0, t1 = 0;
+  for (const auto& p : c.programs) {
+    t0 = std::min(t0, p.started_ms);
+    t1 = std::max(t1, p.exited_ms.value_or(0));
+    for (const auto& line : p.output) t1 = std::max(t1, line.at_ms);
+  }
+  t1 = std::max(t1, c.wall_ms + t0);  // a program still running lasts as long as the case watched
+  if (t1 - t0 < 1) t1 = t0 + 1;
+  auto x = [&](double t) { return kX0 + (t - t0) / (t1 - t0) * (kX1 - kX0); };
+  const double axis_y = kTop + kLaneH * static_cast<double>(c.programs.size()) + 6;
+  std::string s = fmt::format(
+      "<div class=\"conn\"><h3>programs <span class=\"note\">seconds from the fault</span></h3>\n"
+      "<svg class=\"timeline\" viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"programs of {}\" "
+      "xmlns=\"http://www.w3.org/2000/svg\">\n",
+      kWidth, axis_y + 28, xml_attr(c.name));
+  for (std::size_t i = 0; i < c.programs.size(); ++i) {
+    const auto& p = c.programs[i];
+    const double y = kTop + kLaneH * static_cast<double>(i);
+    const double end = p.exited_ms.value_or(t1);
+    s += fmt::format("<text class=\"lane\" x=\"8\" y=\"{:.1f}\">{} ({})</text>\n", y + 14, xml_text(p.name), p.host);
+    s += fmt::format(
+        "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"10\" fill=\"#d0d7de\"><title>{} started {:.3f} s, "
+        "{}</title></rect>\n",
+        x(p.started_ms), y + 5, std::max(1.0, x(end) - x(p.started_ms)), xml_text(p.name), p.started_ms / 1000,
+        p.exited_ms ? fmt::format("exited {:.3f} s with status {}", *p.exited_ms / 1000, p.exit_status.value_or(-1))
+                    : std::string("running when the case ended (stopped by the harness)"));
+    if (p.ready_ms)
+      s += fmt::format("<path d=\"M{0:.1f} {1:.1f} l5 5 l-5 5 l-5 -5 z\" fill=\"var(--model)\"><title>ready at {2:.3f} s"
+                       "</title></path>\n",
+                       x(*p.ready_ms), y + 5, *p.ready_ms / 1000);
+    for (const auto& line : p.output)
+      s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"2\" height=\"14\" fill=\"{}\"><title>{:.3f} s {}: {}"
+                       "</title></rect>\n",
+                       x(line.at_ms) - 1, y + 3, line.stream == "stderr" ? "var(--outcome)" : "var(--ink)",
+                       line.at_ms / 1000, line.stream, xml_text(line.text));
+    if (p.exited_ms)
+      s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" fill=\"var(--fail)\" text-anchor=\"middle\">&#215;<title>exit "
+                       "status {} at {:.3f} s</title></text>\n",
+                       x(*p.exited_ms), y + 14, p.exit_status.value_or(-1), *p.exited_ms / 1000);
+  }
+  s += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2:.1f}\" stroke=\"var(--fail)\" "
+                   "stroke-dasharray=\"3 2\"><title>the fault</title></line>\n",
+                   x(0), kTop, axis_y);
+  const double step = tick_step(t1 - t0);
+  for (double t = std::ceil(t0 / step) * step; t <= t1; t += step)
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", x(t), axis_y + 16,
+                     tick_label(t, step));
+  s += "</svg>\n<table><tr><th>program</th><th>check</th><th>verdict</th><th>what happened</th></tr>\n";
+  for (const auto& p : c.programs)
+    for (const auto& check : p.checks)
+      s += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", xml_text(p.name),
+                       xml_text(check.what), badge(check.verdict), xml_text(check.message));
+  s += "</table></div>\n";
+  return s;
+}
+
 std::string html_report(const RunResult& run, const HtmlOptions& options) {
   int counts[5] = {0, 0, 0, 0, 0};  // by Verdict
   std::size_t connections = 0;
@@ -559,6 +622,7 @@ std::string html_report(const RunResult& run, const HtmlOptions& options) {
     if (!c.error.empty()) s += fmt::format("<div class=\"message error\">{}</div>\n", xml_text(c.error));
     if (!c.reason.empty()) s += fmt::format("<div class=\"message skip\">skipped: {}</div>\n", xml_text(c.reason));
     for (const auto& r : c.connections) s += connection_html(r, options);
+    s += programs_html(c);
     s += "</section>\n";
   }
   s += "<footer>Times are milliseconds from t = 0, the last segment the client received before the fault "

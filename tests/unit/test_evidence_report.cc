@@ -307,3 +307,37 @@ TEST_CASE("evidence report: a kernel timer lane only for connections with timer 
     for (const char* outside : {"<script", "<link", "src=", "url(", "https:"}) CHECK(occurrences(html, outside) == 0);
   }
 }
+
+TEST_CASE("HTML report: a program lane per program, with its output, exit and judged expectations",
+          "[evidence][html][program]") {
+  RunResult run = sample_run();
+  CaseResult& c = run.cases.front();
+  ProgramResult server;
+  server.name = "redis-server";
+  server.host = "server";
+  server.started_ms = -1500;
+  server.ready_ms = -1200;
+  server.output = {{-1300, "stdout", "Ready to accept connections"},
+                   {6010, "stdout", "Reading from client: Connection timed out <&>"}};
+  server.checks = {{"output", Verdict::pass, "a line matched at 6.010 s"}};
+  ProgramResult client;
+  client.name = "curl";
+  client.host = "client";
+  client.started_ms = -900;
+  client.exited_ms = 8100;
+  client.exit_status = 56;
+  client.output = {{8090, "stderr", "curl: (56) Recv failure: Connection timed out"}};
+  client.checks = {{"exit_code", Verdict::fail, "expected 0, exited with status 56"}};
+  c.programs = {server, client};
+
+  const std::string html = html_report(run);
+  CHECK(xml_problem(html).empty());
+  CHECK(occurrences(html, "aria-label=\"programs of ") == 1);  // one lane drawing, for the one case with programs
+  CHECK_THAT(html, Catch::Contains("<title>ready at -1.200 s</title>"));
+  CHECK_THAT(html, Catch::Contains("6.010 s stdout: Reading from client: Connection timed out &lt;&amp;&gt;</title>"));
+  CHECK_THAT(html, Catch::Contains("<title>exit status 56 at 8.100 s</title>"));
+  CHECK_THAT(html, Catch::Contains("running when the case ended (stopped by the harness)"));
+  CHECK_THAT(html, Catch::Contains("<td>exit_code</td><td><span class=\"badge fail\">"));
+  CHECK_THAT(html, Catch::Contains("expected 0, exited with status 56"));
+  CHECK_THAT(html, Catch::Contains("<title>the fault</title>"));
+}
