@@ -180,8 +180,11 @@ std::optional<std::string> missing_program(const Case& c) {
   return std::nullopt;
 }
 
-void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set) {
-  for (const auto& p : c.programs) {
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
+                    std::optional<Host> stop_at) {
+  for (std::size_t i = set.running.size(); i < c.programs.size(); ++i) {
+    const auto& p = c.programs[i];
+    if (stop_at && p.host == *stop_at) return;
     const auto workdir = dir / p.name;
     std::filesystem::create_directories(workdir);
     const auto values = placeholders_for(c, p, topology, workdir);

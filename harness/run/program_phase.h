@@ -56,9 +56,11 @@ Placeholders placeholders_for(const Case& c, const ProgramSpec& program, const T
 // The first missing executable of the case's programs, as a reason to skip it.
 std::optional<std::string> missing_program(const Case& c);
 
-// Starts every program of `c`, each in `dir`/<name>/ (created). Throws, naming the
+// Starts the programs of `c` not yet in `set`, in order, each in `dir`/<name>/
+// (created), up to the first one on `stop_at` (nullopt: all). Throws, naming the
 // program and quoting its output, when one exits or is not ready in time.
-void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set);
+void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
+                    std::optional<Host> stop_at = std::nullopt);
 
 // One connection of a program, judged like the harness's own.
 struct ProgramConnection {

@@ -644,9 +644,10 @@ void wait_for_programs(const Case& c, const ProgramSet& set, const ProgramConnec
 
 // Program connections judged from the program host's capture, then what each program did.
 void collect_programs(const Case& c, CaseResult& result, const Topology& topology, const ProgramSet& set,
-                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen, double fault_at,
-                      double until, const RunOptions& options, const JiffyClock* clock,
+                      std::vector<ProgramConnection>& conns, const std::optional<CaseCaptures>& seen,
+                      const FaultLanding& landing, double until, const RunOptions& options, const JiffyClock* clock,
                       std::optional<double> stopped_at) {
+  const double fault_at = landing.begun_ms;
   const auto offset = ClockOffset::measure();
   const double to_realtime = static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6;
   std::map<Host, evidence::Analysis> analyses;
@@ -664,6 +665,17 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
     auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
     if (stopped_at && !conn.vanished_ms && *stopped_at < conn.origin_ms + conn.forecast.horizon_ms)
       mark_interrupted(r, *stopped_at - conn.origin_ms);
+    // As for the harness's own connections (judge()): a fault that landed after the
+    // first probe left tests nothing the model predicts; under local a full run's
+    // cases contend for libnftables and a commit can take seconds.
+    std::optional<double> first_probe_seen;
+    if (r.evidence.probes_checked && !r.evidence.probe_checks.empty())
+      first_probe_seen = r.evidence.probe_checks.front().seen_ms;
+    if (r.verdict != Verdict::interrupted)
+      if (auto late = fault_landed_late(c.faults.front().kind, landing, conn.origin_ms, r.prediction, first_probe_seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
+      }
     result.connections.push_back(std::move(r));
   }
   result.programs = program_results(c, set, conns, fault_at, until);
@@ -675,11 +687,17 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
                 const RunOptions& options, const JiffyClock* clock, KernelTraceLoop* trace) {
   CaseWorld world;
   build(c, captures, options, world);
-  // Stopped (reverse order) before the topology goes; started before the gate: a
-  // program may take seconds to be ready.
+  // Stopped (reverse order) before the topology goes. The servers start before the
+  // gate (a program may take seconds to be ready), the clients, whose connections
+  // start the keepalive timers, once the case holds it: the fault then follows their
+  // handshakes as closely as the harness's own connections'. Started before the gate,
+  // the clients connected, then waited there while other cases set up (1.5 s in a
+  // full local run), and the kernel's timeout, counted from the handshake, came that
+  // much earlier after the fault than [program.expect] says.
   ProgramSet programs;
-  start_programs(c, *world.topology, program_dir(c), programs);
+  start_programs(c, *world.topology, program_dir(c), programs, Host::client);
   std::unique_lock setup(setup_gate());
+  start_programs(c, *world.topology, program_dir(c), programs);
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
   // after the connections, so it stops before their sockets close.
@@ -757,7 +775,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   result.counters = middlebox_counters(c, *world.topology, world.ports());
   judge(result, c, *world.topology, tested, landing, seen, options);
   if (!programs.running.empty()) {
-    collect_programs(c, result, *world.topology, programs, program_conns, seen, fault_at,
+    collect_programs(c, result, *world.topology, programs, program_conns, seen, landing,
                      waited.stopped_at_ms.value_or(program_until), options, clock, waited.stopped_at_ms);
     if (!any_interrupted(result.connections)) result.verdict = case_verdict(result.connections, result.survival);
     for (const auto& p : result.programs)
