@@ -26,6 +26,22 @@ std::string connections_of(const Case& c, Family family) {
   return names;
 }
 
+// "'redis-cli-v6'": the programs whose family is IPv6 or whose command or
+// environment names an IPv6 address ({server6}, {client6}), by name.
+std::string programs_on_ipv6(const Case& c) {
+  std::string names;
+  for (const auto& p : c.programs) {
+    bool v6 = p.family == Family::ipv6;
+    const auto names_v6 = [](const std::string& text) {
+      return text.find("{server6}") != std::string::npos || text.find("{client6}") != std::string::npos;
+    };
+    for (const auto& word : p.command) v6 = v6 || names_v6(word);
+    for (const auto& [key, value] : p.env) v6 = v6 || names_v6(value);
+    if (v6) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", p.name);
+  }
+  return names;
+}
+
 }  // namespace
 
 std::optional<std::string> router_needed(const Case& c) {
@@ -49,7 +65,7 @@ std::string to_string(Need need) {
     case Need::link_control: return "a link it can unplug";
     case Need::ipv6: return "IPv6";
     case Need::peer_process: return "a separate peer process";
-    case Need::program_holder: return "a PID namespace in a network namespace for each program";
+    case Need::program_holder: return "a holder for each program (a PID namespace, or a child subreaper)";
   }
   return "?";
 }
@@ -65,6 +81,8 @@ std::vector<CaseNeed> case_needs(const Case& c) {
   if (fault.needs_link_control) needs.push_back({Need::link_control, fmt::format("fault {}", fault.name)});
   if (const auto v6 = connections_of(c, Family::ipv6); !v6.empty())
     needs.push_back({Need::ipv6, fmt::format("IPv6 connection{} {}", v6.find(',') == std::string::npos ? "" : "s", v6)});
+  else if (const auto p6 = programs_on_ipv6(c); !p6.empty())
+    needs.push_back({Need::ipv6, fmt::format("IPv6 in program{} {}", p6.find(',') == std::string::npos ? "" : "s", p6)});
   if (fault.needs_peer_process) needs.push_back({Need::peer_process, fmt::format("fault {}", fault.name)});
   if (!c.programs.empty()) {
     std::string names;

@@ -17,9 +17,10 @@ enum class Need {
   own_namespaces,  // a routed topology, or a fault that acts on the router
   sysctls,         // [sysctl.*] keys, or a fault that writes sysctls
   link_control,    // a fault that unplugs a link
-  ipv6,            // IPv6 connections
+  ipv6,            // IPv6 connections, or programs that use IPv6
   peer_process,    // the server's sockets in a process of their own
-  program_holder,  // [[program]]s, each held in a PID namespace in a host's network namespace
+  program_holder,  // [[program]]s, each held in a PID namespace in a host's network namespace,
+                   // or (backend local) by a child subreaper in the harness's own
 };
 
 // "its own network namespaces", "to set sysctls", ...: what follows "needs".

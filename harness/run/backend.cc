@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "harness/run/environment.h"
+#include "harness/run/programs.h"
 
 namespace kah {
 namespace {
@@ -222,18 +223,9 @@ Offers offers_of(Backend backend) {
   offers.lacks[Need::sysctls] = "never changes a sysctl of the namespace it runs in";
   offers.lacks[Need::link_control] = "runs on lo, which it never unplugs";
   if (!loopback_has_ipv6()) offers.lacks[Need::ipv6] = "finds no ::1 on lo here";
-  // A program is held by a keeper that enters the host's network namespace (setns) and
-  // makes a PID namespace (harness/run/programs.h): both need CAP_SYS_ADMIN, which a
-  // container that only grants CAP_NET_ADMIN lacks (and its seccomp profile refuses).
-  if (const int e = in_child([] {
-        const int net = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (net < 0) return errno;
-        if (::setns(net, CLONE_NEWNET) != 0) return errno;
-        return unshare_errno(CLONE_NEWPID);
-      });
-      e != 0)
-    offers.lacks[Need::program_holder] =
-        fmt::format("cannot make one here ({}: it takes CAP_SYS_ADMIN)", std::strerror(e));
+  // A program is held by a warden here, not in a PID namespace (harness/run/programs.h):
+  // the keeper neither enters a namespace nor makes one, which would take CAP_SYS_ADMIN.
+  if (const auto why = warden_refusal()) offers.lacks[Need::program_holder] = "cannot hold one here: " + *why;
   return offers;
 }
 

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -86,15 +87,33 @@ double ms_since_last_received(int fd) {
   return std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
 }
 
+// Whether `ns` is the namespace the harness runs in (backend local: both hosts on its
+// lo). Its programs are then held by a warden, without setns or a PID namespace.
+bool is_own_namespace(const netns::Namespace& ns) {
+  struct stat own {}, host {};
+  if (::stat("/proc/thread-self/ns/net", &own) != 0) throw_errno("cannot read /proc/thread-self/ns/net");
+  if (::fstat(ns.fd(), &host) != 0) throw_errno(fmt::format("cannot read namespace {}", ns.label()));
+  return own.st_dev == host.st_dev && own.st_ino == host.st_ino;
+}
+
+// Which port a program's judged connections use when both hosts share one namespace
+// (and one address): a server program's own port, a client program's server port.
+struct PortMatch {
+  bool local = true;
+  std::uint16_t port = 0;
+};
+
 // The program's established connections to `peer_addresses`, by the inodes its
-// processes hold.
+// processes hold (and by `port`, when given).
 std::vector<std::pair<netns::SocketTimer, netns::HeldSocket>> connections_of(
-    const RunningProgram& program, const netns::Namespace& ns, const std::set<std::string>& peer_addresses) {
+    const RunningProgram& program, const netns::Namespace& ns, const std::set<std::string>& peer_addresses,
+    std::optional<PortMatch> port) {
   std::map<std::uint64_t, netns::HeldSocket> held;
   for (const auto& h : netns::sockets_held(netns::process_tree(program.pid()))) held.emplace(h.inode, h);
   std::vector<std::pair<netns::SocketTimer, netns::HeldSocket>> found;
   for (const auto& s : netns::socket_timers(ns)) {
     const auto it = held.find(s.inode);
+    if (port && (port->local ? s.local_port : s.remote_port) != port->port) continue;
     if (s.state == TCP_ESTABLISHED && it != held.end() && peer_addresses.contains(s.remote))
       found.emplace_back(s, it->second);
   }
@@ -192,6 +211,7 @@ void start_programs(const Case& c, const Topology& topology, const std::filesyst
     }
     launch.workdir = workdir;
     launch.ns = &topology.ns(p.host);
+    launch.pid_namespace = !is_own_namespace(*launch.ns);
     spdlog::debug("{}: starting {} on the {}: {}", c.name, p.name, to_string(p.host), fmt::join(launch.argv, " "));
     set.argv.push_back(launch.argv);
     set.running.push_back(RunningProgram::start(launch));
@@ -211,8 +231,15 @@ std::vector<ProgramConnection> find_program_connections(const Case& c, const Top
     const Host peer = other_host(p.host);
     const std::set<std::string> peer_addresses = {topology.address(peer, Family::ipv4),
                                                   topology.address(peer, Family::ipv6)};
+    // One namespace for both hosts (local): the peer's address is the program's own,
+    // so the port tells its connections to the other host from any other.
+    std::optional<PortMatch> port;
+    if (&ns == &topology.ns(peer)) {
+      const auto values = placeholders_for(c, p, topology, {});
+      port = PortMatch{p.host == Host::server, static_cast<std::uint16_t>(std::stoi(values.at("port")))};
+    }
     const double deadline = monotonic_ms() + 1000 * p.ready.timeout_s;
-    auto found = connections_of(program, ns, peer_addresses);
+    auto found = connections_of(program, ns, peer_addresses, port);
     while (found.size() < static_cast<std::size_t>(p.connections)) {
       if (program.exit() || monotonic_ms() > deadline)
         program_failed(p, fmt::format("expected {} connection(s) to the {}, found {} {}; its last output: {}",
@@ -220,7 +247,7 @@ std::vector<ProgramConnection> find_program_connections(const Case& c, const Top
                                       program.exit() ? "before it exited" : fmt::format("within {} s", p.ready.timeout_s),
                                       program.tail(5)));
       sleep_ms(kStartPollMs);
-      found = connections_of(program, ns, peer_addresses);
+      found = connections_of(program, ns, peer_addresses, port);
     }
     for (int n = 0; n < p.connections; ++n) {
       const auto& [socket, held] = found[static_cast<std::size_t>(n)];

@@ -96,8 +96,109 @@ int wait_for(pid_t child) {
   _exit(wait_for(program));
 }
 
+// ---- the warden (Launch::pid_namespace false): no PID namespace to kill the program's
+// processes with, so the process between the keeper and the program kills them itself.
+
+constexpr int kKeeperGone = SIGUSR1;  // the warden's PR_SET_PDEATHSIG: catchable, unlike SIGKILL
+
+// "1234 5678 " -> SIGKILL to each; how many it signalled. Reads without allocating.
+int kill_pids_in(const char* text, ssize_t n) {
+  int killed = 0;
+  long pid = 0;
+  for (ssize_t i = 0; i <= n; ++i) {
+    const char ch = i < n ? text[i] : ' ';
+    if (ch >= '0' && ch <= '9') {
+      pid = pid * 10 + (ch - '0');
+    } else {
+      if (pid > 1 && ::kill(static_cast<pid_t>(pid), SIGKILL) == 0) ++killed;
+      pid = 0;
+    }
+  }
+  return killed;
+}
+
+// SIGKILL to every child of the warden (single-threaded: its one task's children),
+// orphans it adopted as their subreaper included.
+void kill_children() {
+  const int fd = ::open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // no CONFIG_PROC_CHILDREN: the backend offers no warden (warden_refusal)
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf - 1)) > 0) {
+    // A pid cut at the buffer's end is completed by the next round of kill_subtree.
+    ssize_t whole = n;
+    while (whole > 0 && buf[whole - 1] != ' ' && buf[whole - 1] != '\n') --whole;
+    kill_pids_in(buf, whole);
+    if (whole < n) break;
+  }
+  ::close(fd);
+}
+
+// Kills every descendant of the warden: SIGKILL to each child, reap, again (the
+// children of a killed process re-parent to the warden, the nearest subreaper, before
+// it can be reaped) until waitpid says it has no child left. Never blocks in waitpid:
+// an orphan adopted after a round's kill is alive until the next round.
+void kill_subtree() {
+  for (;;) {
+    kill_children();
+    for (;;) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG | __WALL);
+      if (pid < 0 && errno == EINTR) continue;
+      if (pid < 0) return;  // ECHILD: none left
+      if (pid == 0) break;  // children left, none ended yet
+    }
+    const timespec pause{0, 2'000'000};
+    ::nanosleep(&pause, nullptr);
+  }
+}
+
+// Between the keeper and the program when there is no PID namespace: a child
+// subreaper that passes SIGTERM, SIGINT and SIGHUP to the program's process group,
+// and kills the program's whole subtree when the keeper dies (kKeeperGone) or the
+// program exits; it exits with the program's status, as the init would.
+[[noreturn]] void run_warden(pid_t keeper, const char* path, char* const* argv, char* const* envp,
+                             const char* workdir) {
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, kKeeperGone}) sigaddset(&handled, sig);
+  sigprocmask(SIG_BLOCK, &handled, nullptr);  // taken with sigwaitinfo, never by a handler
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) _exit(127);
+  ::prctl(PR_SET_PDEATHSIG, kKeeperGone);
+  if (::getppid() != keeper) _exit(127);  // the keeper died before the line above
+  const pid_t program = _Fork();
+  if (program < 0) _exit(127);
+  if (program == 0) exec_program(path, argv, envp, workdir);  // unblocks every signal
+  ::setpgid(program, program);  // also here: a signal may come before the program's own setpgid
+  int code = 127;
+  for (;;) {
+    siginfo_t info{};
+    const int sig = ::sigwaitinfo(&handled, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig == kKeeperGone) break;
+    if (sig != SIGCHLD) {
+      ::kill(-program, sig);
+      continue;
+    }
+    bool program_ended = false;
+    for (;;) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) break;
+      if (pid == program) {
+        program_ended = true;
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+    }
+    if (program_ended) break;
+  }
+  kill_subtree();
+  _exit(code);
+}
+
 struct ChildSetup {
   pid_t parent;
+  bool pid_namespace;
   int ns, devnull, out, err, started;
   const char* path;
   char* const* argv;
@@ -110,11 +211,11 @@ struct ChildSetup {
   if (::getppid() != s.parent) _exit(127);
   ::setpgid(0, 0);  // not the harness's group: a Ctrl-C reaches the harness, which stops us
   if (::dup2(s.devnull, 0) < 0 || ::dup2(s.out, 1) < 0 || ::dup2(s.err, 2) < 0) _exit(127);
-  if (::setns(s.ns, CLONE_NEWNET) != 0) {
+  if (s.pid_namespace && ::setns(s.ns, CLONE_NEWNET) != 0) {
     say("kaharness: cannot enter the host's network namespace\n");
     _exit(127);
   }
-  if (::unshare(CLONE_NEWPID) != 0) {
+  if (s.pid_namespace && ::unshare(CLONE_NEWPID) != 0) {
     say("kaharness: cannot make a PID namespace for the program\n");
     _exit(127);
   }
@@ -125,9 +226,11 @@ struct ChildSetup {
   const char byte = 1;
   if (started != 3 || ::write(3, &byte, 1) != 1) _exit(127);
   ::close(3);
+  const pid_t keeper = ::getpid();
   const pid_t init = _Fork();
   if (init < 0) _exit(127);
-  if (init == 0) run_init(s.path, s.argv, s.envp, s.workdir);
+  if (init == 0 && s.pid_namespace) run_init(s.path, s.argv, s.envp, s.workdir);
+  if (init == 0) run_warden(keeper, s.path, s.argv, s.envp, s.workdir);
   g_forward_to = init;
   forward_stop_signals();
   _exit(wait_for(init));
@@ -167,6 +270,22 @@ std::pair<UniqueFd, UniqueFd> make_pipe(const std::string& what) {
 
 }  // namespace
 
+std::optional<std::string> warden_refusal() {
+  int subreaper = 0;
+  if (::prctl(PR_GET_CHILD_SUBREAPER, &subreaper) != 0)
+    return fmt::format("no child subreaper here ({})", std::strerror(errno));
+  if (::access("/proc/thread-self/children", R_OK) != 0)
+    return fmt::format("cannot read /proc/thread-self/children ({})", std::strerror(errno));
+  // The pids the warden reads there go to kill(), and the harness finds a program's
+  // processes and sockets there: /proc must be this PID namespace's.
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self", ec);
+  if (ec || self.string() != std::to_string(::getpid()))
+    return fmt::format("/proc is not this PID namespace's (/proc/self is {}, the pid {})",
+                       ec ? ec.message() : self.string(), ::getpid());
+  return std::nullopt;
+}
+
 std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
   const std::string context = fmt::format("program {}", launch.name);
   auto [out_read, out_write] = make_pipe(context + ": cannot make its stdout pipe");
@@ -180,8 +299,9 @@ std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
   CStrings env = environment_with(launch.env);
   const std::string path = launch.executable.string();
   const std::string workdir = launch.workdir.string();
-  const ChildSetup setup{::getpid(), launch.ns->fd(), devnull.get(), out_write.get(), err_write.get(),
-                         started_write.get(), path.c_str(), argv.get(), env.get(), workdir.c_str()};
+  const ChildSetup setup{::getpid(), launch.pid_namespace, launch.pid_namespace ? launch.ns->fd() : -1,
+                         devnull.get(), out_write.get(), err_write.get(), started_write.get(),
+                         path.c_str(), argv.get(), env.get(), workdir.c_str()};
   const double started = monotonic_ms();
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno(context + ": cannot fork");

@@ -15,6 +15,18 @@
 // program's process group; the keeper exits with the program's status (128 + N when
 // signal N killed it).
 //
+// Without CAP_SYS_ADMIN (backend local: Launch::pid_namespace false) the keeper
+// neither enters a namespace (the program runs in the harness's own) nor makes a PID
+// namespace; the process between it and the program is a warden instead of an init:
+//
+//   harness ─fork─▶ keeper ─▶ warden (a child subreaper) ─▶ the program
+//
+// The warden dies with the keeper through PR_SET_PDEATHSIG too, but with a catchable
+// signal: when it comes, or when the program exits, the warden kills the program's
+// whole subtree itself (SIGKILL to every child, daemonized orphans included since
+// they re-parent to it, reap, again until waitpid says ECHILD), then exits with the
+// program's status. Signals, status and pipes are as with the init.
+//
 // Threading: each RunningProgram has one thread that reads its output and reaps it;
 // the accessors lock. start() and stop() are called from the case's thread.
 #pragma once
@@ -54,8 +66,15 @@ struct Launch {
   std::vector<std::string> argv;            // argv[0] included, expanded
   std::map<std::string, std::string> env;   // on top of the harness's environment
   std::filesystem::path workdir;            // created by the caller; stdout.log, stderr.log go there
-  const netns::Namespace* ns = nullptr;     // where it runs
+  const netns::Namespace* ns = nullptr;     // where it runs (with pid_namespace)
+  // true: held in a PID namespace, in `ns` (CAP_SYS_ADMIN); false: held by a warden
+  // in the harness's own network namespace, `ns` unused.
+  bool pid_namespace = true;
 };
+
+// Whether a warden can hold programs here: it needs PR_SET_CHILD_SUBREAPER and
+// /proc/thread-self/children (CONFIG_PROC_CHILDREN). nullopt when it can, else why.
+std::optional<std::string> warden_refusal();
 
 class RunningProgram {
  public:

@@ -152,10 +152,14 @@ struct CaseWorld {
   std::optional<CaptureGuard> capture;
   std::map<Family, UniqueFd> listeners;
   std::map<Family, std::uint16_t> server_ports;  // the kernel picks them: no two cases share one
+  // Backend local: the ports the case's server programs listen on (its [[program]]
+  // port), which its fault rules and captures on the shared lo match too.
+  std::vector<std::uint16_t> program_ports;
 
   std::vector<std::uint16_t> ports() const {
     std::vector<std::uint16_t> out;
     for (const auto& [family, port] : server_ports) out.push_back(port);
+    out.insert(out.end(), program_ports.begin(), program_ports.end());
     return out;
   }
 };
@@ -181,6 +185,16 @@ void build(const Case& c, evidence::CaptureLoop& captures, const RunOptions& opt
   for (auto f : families) {
     w.listeners[f] = open_listener(server_ns, f, w.topology->address(Host::server, f), 0);
     w.server_ports[f] = bound_port(w.listeners[f].get());
+  }
+  if (options.backend == Backend::local) {
+    for (const auto& p : c.programs) {
+      if (p.host != Host::server) continue;
+      if (!p.port)
+        throw std::runtime_error(fmt::format("{}: program {}: the local backend matches its faults and captures on lo "
+                                             "by a server program's port; this one has no `port`",
+                                             p.where.str(), p.name));
+      w.program_ports.push_back(static_cast<std::uint16_t>(*p.port));
+    }
   }
   // Captures on both ends of the link from before the first connection, so the
   // exchange, every probe and the end are all seen with kernel timestamps.

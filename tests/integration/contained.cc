@@ -62,7 +62,10 @@ void redirect(const std::filesystem::path& file, int fd) {
 
 // In the container's PID namespace (as its pid 1): mounts, capabilities, seccomp, exec.
 [[noreturn]] void become_program(const ContainerSpec& spec, char* const* argv) {
+  // /proc of its own PID namespace, as a runtime mounts it: pids read there are the
+  // ones kill() and waitpid() take inside.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0 ||
       ::mount(spec.empty_file.c_str(), "/proc/timer_list", nullptr, MS_BIND, nullptr) != 0)
     ::_exit(119);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -48,7 +48,7 @@ struct Stage {
     std::string tmpl = (fs::temp_directory_path() / "kah-local-XXXXXX").string();
     dir = ::mkdtemp(tmpl.data());
     fs::copy_file(KAH_BINARY, dir / "kaharness");
-    fs::copy(fs::path(KAH_SOURCE_DIR) / "cases", dir / "cases");
+    fs::copy(fs::path(KAH_SOURCE_DIR) / "cases", dir / "cases", fs::copy_options::recursive);  // programs/ too
     std::ofstream(dir / "empty").close();
   }
   ~Stage() {
@@ -79,9 +79,11 @@ kah::test::RootSnapshot snapshot(const netns::Namespace& net) {
 // The container's network namespace, as a runtime makes it: new, lo up, nothing else.
 netns::Namespace container_namespace() { return netns::Namespace::create("emulated-container"); }
 
-// 17 of 27: the routed cases among them have a router lo stands in for (reject-rst,
-// reject-icmp, loss; harness/case/needs.h router_needed()).
+// 19 of 29 (`run cases` finds cases/programs/ too): the routed cases among them have
+// a router lo stands in for (reject-rst, reject-icmp, loss; harness/case/needs.h
+// router_needed()); the program cases' programs are held by wardens.
 const std::set<std::string> kRunOnLoopback{
+    "redis-vanished-client", "socat-client-blackhole",
     "ack-lost",           "app-idle-timeout",   "data-in-flight-user-timeout", "firewall-reject-icmp",
     "firewall-reject-rst", "http-keepalive-timeout", "keepalive-off",          "lossy-path-count-1",
     "lossy-path-count-5", "peer-alive",         "peer-app-frozen",             "peer-firewall-rst",
@@ -120,6 +122,37 @@ TEST_CASE("in an emulated CAP_NET_ADMIN-only container, auto chooses local, runs
   }
   CHECK(ran == kRunOnLoopback);
   CHECK(ran.size() + skipped.size() == json["cases"].size());
+  CHECK(snapshot(net).diff(before).empty());
+}
+
+// The real-program cases local runs: both hosts on lo, each program held by a warden
+// (harness/run/programs.h) instead of a PID namespace.
+const std::set<std::string> kProgramsOnLoopback{"redis-vanished-client", "socat-client-blackhole"};
+
+TEST_CASE("in an emulated container, local runs the program cases and they pass", "[backend][local][programs]") {
+  const auto net = container_namespace();
+  const auto before = snapshot(net);
+  Stage stage;
+  const auto c = start_contained(stage, net, {"run", "cases/programs", "--json", "out.json"});
+  const int code = kah::test::wait_exit(c.runtime);
+  const std::string out = read_text(stage.dir / "stdout"), err = read_text(stage.dir / "stderr");
+  INFO(out << err);
+  REQUIRE(code == 0);
+  const auto json = nlohmann::json::parse(read_text(stage.dir / "out.json"));
+  CHECK(json["backend"] == "local");
+  std::set<std::string> ran;
+  for (const auto& k : json["cases"]) {
+    const std::string name = k["name"];
+    INFO(name << ": " << k.dump(1).substr(0, 3000));
+    if (k["verdict"] == "skip") {
+      // Only for a missing program (another machine's packages): never for the backend.
+      CHECK(k["reason"].get<std::string>().find("; backend local ") == std::string::npos);
+      continue;
+    }
+    ran.insert(name);
+    CHECK(k["verdict"] == "pass");
+  }
+  for (const auto& name : kProgramsOnLoopback) CHECK(ran.contains(name));
   CHECK(snapshot(net).diff(before).empty());
 }
 

@@ -5,6 +5,7 @@
 // it does fails quoting its output.
 #include <catch2/catch.hpp>
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -55,6 +56,35 @@ bool all_gone_within(const std::vector<pid_t>& pids, std::chrono::milliseconds l
     if (std::chrono::steady_clock::now() > until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+// kaharness ARGS, its output to /dev/null; in `net` when given.
+pid_t start_harness(std::vector<std::string> args, const netns::Namespace* net = nullptr) {
+  args.insert(args.begin(), KAH_BINARY);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t harness = ::fork();
+  if (harness == 0) {
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (net != nullptr && ::setns(net->fd(), CLONE_NEWNET) != 0) ::_exit(126);
+    ::execv(KAH_BINARY, argv.data());
+    ::_exit(127);
+  }
+  return harness;
+}
+
+// The harness's descendants (not itself), once there are `count` (up to 10 s).
+std::vector<pid_t> descendants_of(pid_t harness, std::size_t count) {
+  std::vector<pid_t> descendants;
+  for (int i = 0; i < 500 && descendants.size() < count; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    descendants = netns::process_tree(harness);
+    descendants.erase(descendants.begin());  // the harness itself
+  }
+  return descendants;
 }
 
 ino_t netns_inode(const std::string& path) {
@@ -109,20 +139,8 @@ alive = true
 [expect]
 outcome = "alive"
 )";
-  const pid_t harness = ::fork();
-  if (harness == 0) {
-    const int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
-    ::execl(KAH_BINARY, KAH_BINARY, "run", file.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  std::vector<pid_t> descendants;
-  for (int i = 0; i < 500 && descendants.size() < 5; ++i) {  // keeper, init, sh, two sleeps
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    descendants = netns::process_tree(harness);
-    descendants.erase(descendants.begin());  // the harness itself
-  }
+  const pid_t harness = start_harness({"run", file.string()});
+  const auto descendants = descendants_of(harness, 5);  // keeper, init, sh, two sleeps
   REQUIRE(descendants.size() >= 5);
   ::kill(harness, SIGKILL);
   ::waitpid(harness, nullptr, 0);
@@ -195,4 +213,64 @@ outcome = "alive"
                                            "with status 3"));
   CHECK_THAT(p.checks[0].message, Contains("\"fatal: no config in /"));
   CHECK_THAT(p.checks[0].message, Contains("[stdout at"));
+}
+
+// Backend local: no PID namespace, the warden kills what the program left, daemonized
+// processes included (they re-parent to it, a child subreaper).
+TEST_CASE("a program held by a warden stops with everything it daemonized", "[programs][local]") {
+  const auto dir = fs::temp_directory_path() / fmt::format("kah-warden-test-{}", ::getpid());
+  fs::create_directories(dir);
+  Launch launch;
+  launch.name = "daemonizer";
+  launch.executable = "/bin/sh";
+  launch.argv = {"sh", "-c", "sleep 300 & (setsid sleep 301 &); echo started; exec sleep 302"};
+  launch.workdir = dir;
+  launch.pid_namespace = false;
+  auto program = RunningProgram::start(launch);
+  REQUIRE(program->wait_for_line(std::regex("started"), monotonic_ms() + 5000));
+
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 100 && pids.size() < 5; ++i) {  // keeper, warden, the program and two sleeps
+    pids = netns::process_tree(program->pid());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  REQUIRE(pids.size() == 5);
+  CHECK(netns_inode(fmt::format("/proc/{}/ns/net", pids.back())) == netns_inode("/proc/self/ns/net"));
+  CHECK(netns_inode(fmt::format("/proc/{}/ns/pid", pids.back())) == netns_inode("/proc/self/ns/pid"));
+
+  program->stop();
+  REQUIRE(program->exit());
+  CHECK(program->exit()->status == 128 + SIGTERM);  // sleep 302 dies of the SIGTERM passed to its group
+  CHECK(all_gone_within(pids, std::chrono::seconds(2)));  // setsid sleep 301 too, not in that group
+  fs::remove_all(dir);
+}
+
+TEST_CASE("under local, no program process survives a SIGKILL of the harness", "[programs][local]") {
+  const auto ns = netns::Namespace::create("warden-kill");  // local refuses the initial namespace
+  const auto dir = fs::temp_directory_path() / fmt::format("kah-warden-kill-{}", ::getpid());
+  fs::create_directories(dir);
+  const auto file = dir / "long.toml";
+  std::ofstream(file) << R"(name = "long-program-local"
+horizon_s = 60
+[[program]]
+host = "server"
+command = "sh -c 'sleep 300 & (setsid sleep 301 &); exec sleep 302'"
+port = 7009
+[program.expect]
+alive = true
+[expect]
+outcome = "alive"
+)";
+  // --in-place: a namespace of the test's own, which local cannot always tell from the
+  // host's from here (the host's PID namespace, /proc/1/ns/net unreadable).
+  const pid_t harness =
+      start_harness({"run", file.string(), "--backend", "local", "--in-place", "--no-calibration"}, &ns);
+  const auto descendants = descendants_of(harness, 5);  // keeper, warden, the program, two sleeps
+  REQUIRE(descendants.size() >= 5);
+  // No PID namespace holds them: they are in ours, where nothing else would kill them.
+  CHECK(netns_inode(fmt::format("/proc/{}/ns/pid", descendants.back())) == netns_inode("/proc/self/ns/pid"));
+  ::kill(harness, SIGKILL);
+  ::waitpid(harness, nullptr, 0);
+  CHECK(all_gone_within(descendants, std::chrono::seconds(2)));
+  fs::remove_all(dir);
 }
