@@ -144,6 +144,18 @@ Forecast forecast(const Case& c, const ConnectionSpec& spec, model::Input input,
     f.prediction = model::predict_application_close(
         {facts.server_activity_ms, 1000.0 * *c.server.idle_close_s, model::ApplicationClose{}.timer_slack_ms},
         input.kernel);
+    if (facts.server_closed_ms) {
+      // The application (the harness's server) closed at a measured instant: the window
+      // is the FIN's way from there, whatever its own timer's lateness was.
+      const double due = facts.server_activity_ms + 1000.0 * *c.server.idle_close_s;
+      auto closed = model::predict_application_close({*facts.server_closed_ms, 0, 0}, input.kernel);
+      closed.steps.insert(closed.steps.begin(),
+                          fmt::format("the server application's idle timer was due at {:.1f} ms; it closed the "
+                                      "connection at {:.1f} ms (measured): the window counts from its close",
+                                      due, *facts.server_closed_ms));
+      closed.nominal_ms = f.prediction.nominal_ms;
+      f.prediction = std::move(closed);
+    }
   }
 
   if (row.path == PathModel::random_loss) {

@@ -21,6 +21,10 @@ struct ConnectionFacts {
   double fault_at_ms = 0;            // when the fault was applied
   double server_activity_ms = 0;     // the server application's last write (usually < 0)
   std::optional<double> send_at_ms;  // Traffic::sending: when the client writes (planned or actual)
+  // [server] idle_close_s: when the harness's server application actually closed the
+  // connection (it is the application: its close is a measured fact, and only the FIN's
+  // way to the client is the kernel's). Unset before the close: its timer is forecast.
+  std::optional<double> server_closed_ms;
   // How long the run watches, when already decided (a second forecast after a delayed
   // write); otherwise from the case, or derived from the model.
   std::optional<double> horizon_ms;

@@ -107,6 +107,8 @@ struct Tested {
   double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
   std::optional<double> planned_send_ms;  // Traffic::sending: when the client writes
   Sent sent;
+  // [server] idle_close_s: when the harness's server closed it (CLOCK_MONOTONIC; 0: not yet).
+  std::shared_ptr<std::atomic<double>> server_closed = std::make_shared<std::atomic<double>>(0);
   Forecast forecast;
 };
 
@@ -249,7 +251,8 @@ std::optional<PeerProcess> settle(const Case& c, std::vector<Tested>& tested, Sc
   if (c.server.idle_close_s)
     for (auto& t : tested)
       if (t.link.server)
-        close_when_idle(timeline, std::move(t.link.server), t.link.server_activity_ms + 1000.0 * *c.server.idle_close_s);
+        close_when_idle(timeline, std::move(t.link.server), t.link.server_activity_ms + 1000.0 * *c.server.idle_close_s,
+                        t.server_closed);
   return peer;
 }
 
@@ -358,6 +361,7 @@ ConnectionFacts facts_of(const Tested& t, double fault_at) {
   f.server_activity_ms = t.link.server_activity_ms - t.origin_ms;
   const auto send_at = t.sent.at_ms ? t.sent.at_ms : t.planned_send_ms;
   if (send_at && t.spec->traffic == Traffic::sending) f.send_at_ms = *send_at - t.origin_ms;
+  if (const double closed = t.server_closed->load(); closed > 0) f.server_closed_ms = closed - t.origin_ms;
   return f;
 }
 
@@ -756,14 +760,15 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   }
   for (auto& t : tested) watcher.forget(t.client.get());
   if (auto failure = timeline.failure()) std::rethrow_exception(failure);
-  // A delayed write went out a little after its planned instant: judge against the
-  // window for the actual one (the horizon stays).
+  // A delayed write went out a little after its planned instant, or the server's idle
+  // close came after its timer's deadline: judge against the window for the actual
+  // instant (the horizon stays).
   {
     std::lock_guard lock(delayed->mutex);
     for (std::size_t i = 0; i < tested.size(); ++i) {
       auto& t = tested[i];
-      if (!delayed->sent[i].at_ms) continue;
-      t.sent = delayed->sent[i];
+      if (!delayed->sent[i].at_ms && t.server_closed->load() == 0) continue;
+      if (delayed->sent[i].at_ms) t.sent = delayed->sent[i];
       auto facts = facts_of(t, fault_at);
       facts.horizon_ms = t.forecast.horizon_ms;
       t.forecast = forecast(c, *t.spec, model_input(t, retransmission, options.kernel, clock), facts);

@@ -4,6 +4,8 @@
 
 #include <memory>
 
+#include "harness/clock/clock.h"
+
 namespace kah {
 
 Exchange exchange_for(const ServerSpec& server) {
@@ -22,11 +24,15 @@ Exchange exchange_for(const ServerSpec& server) {
   return Exchange{};
 }
 
-void close_when_idle(Scheduler& scheduler, UniqueFd socket, double deadline_ms) {
+void close_when_idle(Scheduler& scheduler, UniqueFd socket, double deadline_ms,
+                     std::shared_ptr<std::atomic<double>> closed_at) {
   // std::function needs a copyable callable; the shared owner closes the socket when
   // the action runs, or when the scheduler drops the action unrun.
   auto owner = std::make_shared<UniqueFd>(std::move(socket));
-  scheduler.at(deadline_ms, [owner] { owner->close(); });
+  scheduler.at(deadline_ms, [owner, closed_at] {
+    closed_at->store(monotonic_ms());
+    owner->close();
+  });
 }
 
 }  // namespace kah

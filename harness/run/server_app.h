@@ -5,6 +5,9 @@
 // EOF). The timeout runs in the harness process (a Scheduler), like an application's.
 #pragma once
 
+#include <atomic>
+#include <memory>
+
 #include "harness/case/case.h"
 #include "harness/run/endpoints.h"
 #include "harness/run/scheduler.h"
@@ -20,7 +23,10 @@ Exchange exchange_for(const ServerSpec& server);
 // Takes the server's socket of a connection and closes it at `deadline_ms`
 // (CLOCK_MONOTONIC): the application's idle timeout. Nothing is unread, so the
 // kernel sends a FIN, not an RST. A socket whose deadline has not come when the
-// scheduler dies is closed then.
-void close_when_idle(Scheduler& scheduler, UniqueFd socket, double deadline_ms);
+// scheduler dies is closed then. `closed_at` receives the CLOCK_MONOTONIC instant of
+// the close() call (0 until then): a busy machine can run the timer late, and that
+// lateness is the harness's, not the kernel's.
+void close_when_idle(Scheduler& scheduler, UniqueFd socket, double deadline_ms,
+                     std::shared_ptr<std::atomic<double>> closed_at);
 
 }  // namespace kah

@@ -162,3 +162,34 @@ outcome = "eof"
   fixed.horizon_s = 5;
   CHECK(plan(fixed).horizon_ms == Approx(5020));
 }
+
+// soak.sh: with other builds on both cores the harness's own idle timer closed the
+// server's socket 14-100 ms after its deadline (http-keepalive-timeout EOF at 2089.0 ms
+// against [2000.0, 2026.0] ms). The harness is that application: once it has closed,
+// the window counts from its measured close, and only the FIN's way is judged.
+TEST_CASE("an application idle close: once closed, the window counts from the measured close", "[plan]") {
+  const auto c = parse_case(R"(name = "a"
+[server]
+idle_close_s = 2
+[[connection]]
+name = "c"
+keepalive = { idle = 1, interval = 1, count = 3 }
+[expect]
+outcome = "eof"
+)",
+                            "a.toml");
+  ConnectionFacts facts;
+  facts.fault_at_ms = 20;
+  facts.server_activity_ms = -0.4;
+  const auto due = forecast(c, c.connections.front(), input_for(c.connections.front()), facts);
+  CHECK_FALSE(due.prediction.window.contains(2089.0));
+  facts.server_closed_ms = 2088.2;  // the close() call, 88.6 ms after the timer's deadline
+  facts.horizon_ms = due.horizon_ms;
+  const auto closed = forecast(c, c.connections.front(), input_for(c.connections.front()), facts);
+  CHECK(closed.prediction.outcome == model::Outcome::eof);
+  CHECK(closed.prediction.window.contains(2089.0));
+  CHECK(closed.prediction.window.earliest_ms == Approx(2088.2));
+  CHECK(closed.prediction.window.width_ms() < due.prediction.window.width_ms());  // no timer slack left
+  CHECK(closed.prediction.nominal_ms == Approx(due.prediction.nominal_ms));
+  CHECK_THAT(closed.prediction.steps.front(), Catch::Contains("closed the connection at 2088.2 ms (measured)"));
+}
