@@ -66,6 +66,7 @@ std::string to_string(Need need) {
     case Need::ipv6: return "IPv6";
     case Need::peer_process: return "a separate peer process";
     case Need::program_holder: return "a holder for each program (a PID namespace, or a child subreaper)";
+    case Need::host_addresses: return "hosts told apart by their addresses";
   }
   return "?";
 }
@@ -88,6 +89,11 @@ std::vector<CaseNeed> case_needs(const Case& c) {
     std::string names;
     for (const auto& p : c.programs) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", p.name);
     needs.push_back({Need::program_holder, fmt::format("program{} {}", c.programs.size() == 1 ? "" : "s", names)});
+    for (const auto& p : c.programs)
+      if (p.host == Host::server && !p.port) {
+        needs.push_back({Need::host_addresses, fmt::format("server program '{}' has no `port`", p.name)});
+        break;
+      }
   }
   return needs;
 }

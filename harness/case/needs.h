@@ -21,6 +21,8 @@ enum class Need {
   peer_process,    // the server's sockets in a process of their own
   program_holder,  // [[program]]s, each held in a PID namespace in a host's network namespace,
                    // or (backend local) by a child subreaper in the harness's own
+  host_addresses,  // a server program without `port`: its connections and the fault's rules are
+                   // told apart by the hosts' own addresses, not by a port on a shared lo
 };
 
 // "its own network namespaces", "to set sysctls", ...: what follows "needs".

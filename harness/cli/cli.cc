@@ -833,7 +833,7 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
                   "append ARG to the command of the [[program]] named NAME (repeatable, in order; placeholders expand)")
       ->type_name("NAME=ARG");
   cmd->add_flag("--keep-workdirs", run.keep_workdirs,
-                "keep every program's working directory ($TMPDIR/kaharness-PID/<case>/); by default only those of "
+                "keep every program's working directory ($TMPDIR/kaharness-PID-XXXXXX/<case>/); by default only those of "
                 "cases that did not pass are kept");
   cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
   cmd->add_flag("--fail-on-skip", run.fail_on_skip,

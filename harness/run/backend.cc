@@ -226,6 +226,7 @@ Offers offers_of(Backend backend) {
   // A program is held by a warden here, not in a PID namespace (harness/run/programs.h):
   // the keeper neither enters a namespace nor makes one, which would take CAP_SYS_ADMIN.
   if (const auto why = warden_refusal()) offers.lacks[Need::program_holder] = "cannot hold one here: " + *why;
+  offers.lacks[Need::host_addresses] = "puts every host on lo and tells cases apart by port";
   return offers;
 }
 

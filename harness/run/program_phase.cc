@@ -346,9 +346,13 @@ void ProgramConnectionWatch::sample() {
     const double before = monotonic_ms();
     const auto sockets = netns::socket_timers(topology_.ns(host));
     const double after = monotonic_ms();
+    // A socket the kernel has ended (tcp_done(): ETIMEDOUT, a reset) stays in the dump in
+    // state CLOSE until the program closes its descriptor, which a busy program may do a
+    // second later (psql under the local backend): the connection ended when it left
+    // every other state.
     std::set<std::uint64_t> inodes;
     for (const auto& s : sockets)
-      if (s.inode != 0) inodes.insert(s.inode);
+      if (s.inode != 0 && s.state != TCP_CLOSE) inodes.insert(s.inode);
     std::lock_guard lock(mutex_);
     for (auto& conn : conns_) {
       if (conn.host != host || conn.vanished_ms) continue;

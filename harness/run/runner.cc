@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -120,6 +121,32 @@ std::string copy_name(const ConnectionSpec& spec, int copy) {
 std::mutex& setup_gate() {
   static std::mutex gate;
   return gate;
+}
+
+// Under the local backend every case shares the namespace's lo, so two cases whose
+// programs use the same fixed port (redis's 6379, a server's 7001) cannot run at once:
+// the second one's server finds the port taken, or its client reaches the first one's
+// server. Such cases take their ports in turn, for their whole run (in ascending
+// order: no two cases wait on each other).
+std::vector<std::unique_lock<std::mutex>> hold_program_ports(const Case& c, Backend backend) {
+  static std::mutex guard;
+  static std::map<int, std::mutex> ports;
+  std::set<int> wanted;
+  if (backend == Backend::local)
+    for (const auto& p : c.programs) {
+      if (p.port) wanted.insert(*p.port);
+      if (p.ready.port) wanted.insert(*p.ready.port);
+    }
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (const int port : wanted) {
+    std::mutex* m = nullptr;
+    {
+      std::lock_guard lock(guard);
+      m = &ports[port];
+    }
+    held.emplace_back(*m);
+  }
+  return held;
 }
 
 // ---- build ---------------------------------------------------------------------
@@ -625,9 +652,21 @@ void announce(const Case& c, const std::vector<Tested>& tested, RunListener* lis
 
 // ---- programs ----------------------------------------------------------------------
 
-// Where a case's programs keep their working directories and output.
+// Where a case's programs keep their working directories and output: one directory
+// per run, made once. Not named by the pid alone: two runs in two containers (PID
+// namespaces) that share $TMPDIR can have the same pid, and the second one's initdb
+// then found the first one's data directory.
 std::filesystem::path program_run_dir() {
-  return std::filesystem::temp_directory_path() / fmt::format("kaharness-{}", ::getpid());
+  static const std::filesystem::path dir = [] {
+    std::string name = (std::filesystem::temp_directory_path() / fmt::format("kaharness-{}-XXXXXX", ::getpid())).string();
+    if (::mkdtemp(name.data()) == nullptr) throw_errno("cannot make the programs' run directory " + name);
+    // Programs may run as another user (postgres refuses root): they must reach their own.
+    std::filesystem::permissions(name, std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                                           std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                                           std::filesystem::perms::others_exec);
+    return std::filesystem::path(name);
+  }();
+  return dir;
 }
 
 std::filesystem::path program_dir(const Case& c) { return program_run_dir() / c.name; }
@@ -705,6 +744,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   build(c, captures, options, world);
   // Stopped (reverse order) before the topology goes. Server programs start before the
   // gate (they may take seconds to be ready), client programs in the case's turn.
+  const auto ports = hold_program_ports(c, options.backend);
   ProgramSet programs;
   const std::size_t before_setup = programs_before_setup(c);
   start_programs(c, *world.topology, program_dir(c), programs, options.program_args, 0, before_setup);
