@@ -88,6 +88,22 @@ void attach_capture_evidence(ConnectionResult& r, const evidence::Analysis& anal
     r.observed.woke_at_ms = r.observed.at_ms;
     r.observed.at_ms = *flow->end_ms - origin_realtime_ms;
     r.observed.timed_by = "capture";
+    return;
+  }
+  // EOF: the peer's FIN as it reached the client's interface (stamped when it was queued
+  // for the client, before the receive softirq, which a busy machine leaves to
+  // ksoftirqd: FINs were read 30-37 ms after the server's close() under ctest -j2).
+  if (r.observed.outcome == ObservedOutcome::eof) {
+    const auto fin = std::find_if(flow->segments.begin(), flow->segments.end(), [&](const evidence::Segment& s) {
+      const auto& from = s.from == evidence::Side::a ? flow->a : flow->b;
+      return s.kind == evidence::SegmentKind::fin && from.addr == key.server_address &&
+             from.port == key.server_port && s.packet.t_ms >= origin_realtime_ms;
+    });
+    if (fin != flow->segments.end()) {
+      r.observed.woke_at_ms = r.observed.at_ms;
+      r.observed.at_ms = fin->packet.t_ms - origin_realtime_ms;
+      r.observed.timed_by = "capture";
+    }
   }
 }
 

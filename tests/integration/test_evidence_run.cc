@@ -77,3 +77,36 @@ TEST_CASE("captures of a real run are classified, written, and a shifted probe w
   }
   std::filesystem::remove_all(dir);
 }
+
+// An application's idle close: the EOF is timed by the server's FIN as the client's
+// interface got it, not by the event loop (which read it 30-37 ms after the close()
+// under ctest -j2, the receive softirq left to ksoftirqd), and its window counts from
+// the harness's measured close().
+TEST_CASE("an application close is timed by the peer's FIN in the capture", "[evidence]") {
+  RunOptions options;
+  options.kernel.hz = detect_hz().hz;
+  options.kernel_trace = false;
+  const auto run = run_cases({parse_case(R"(name = "evidence-idle-close"
+[server]
+idle_close_s = 1
+[[connection]]
+name = "c"
+family = "both"
+keepalive = { idle = 5, interval = 1, count = 3 }
+[expect]
+outcome = "eof"
+)",
+                                         "evidence-idle-close.toml")},
+                             options);
+  REQUIRE(run.cases.size() == 1);
+  REQUIRE(run.cases[0].connections.size() == 2);
+  for (const auto& r : run.cases[0].connections) {
+    INFO(r.name << ": " << r.message);
+    CHECK(r.verdict == Verdict::pass);
+    CHECK(r.observed.timed_by == "capture");
+    REQUIRE(r.observed.woke_at_ms);
+    CHECK(*r.observed.woke_at_ms >= r.observed.at_ms);  // the event loop read it after it arrived
+    CHECK(r.observed.at_ms >= r.expected.window.earliest_ms);  // not before the measured close()
+    CHECK_THAT(r.prediction.steps.front(), Catch::Contains("(measured): the window counts from its close"));
+  }
+}
