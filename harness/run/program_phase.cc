@@ -402,12 +402,23 @@ std::optional<ConnectionClose> first_fin(const std::vector<evidence::Packet>& pa
   return std::nullopt;
 }
 
+// The first data the program's side sent after `after_ms` that the peer never
+// acknowledged: data it did acknowledge went out before the fault took effect (a rule
+// can land a while after its commit began: under the local backend a full run's cases
+// contend for libnftables), and the connection lived on to its next write.
 std::optional<double> first_data_sent(const std::vector<evidence::Packet>& packets, const netns::SocketTimer& s,
                                       double after_ms, double before_ms) {
-  for (const auto& p : packets)
-    if (sent_by(p, s) && p.payload_len > 0 && !p.has(evidence::tcp_flag::rst) && p.t_ms > after_ms &&
-        p.t_ms < before_ms)
-      return p.t_ms;
+  for (const auto& p : packets) {
+    if (!sent_by(p, s) || p.payload_len == 0 || p.has(evidence::tcp_flag::rst) || p.t_ms <= after_ms ||
+        p.t_ms >= before_ms)
+      continue;
+    const std::uint32_t end = p.seq + p.payload_len;
+    const bool acknowledged = std::any_of(packets.begin(), packets.end(), [&](const evidence::Packet& r) {
+      return received_by(r, s) && r.t_ms > p.t_ms && r.has(evidence::tcp_flag::ack) &&
+             static_cast<std::int32_t>(r.ack - end) >= 0;
+    });
+    if (!acknowledged) return p.t_ms;
+  }
   return std::nullopt;
 }
 
@@ -421,20 +432,23 @@ std::optional<double> peer_idle_close_s(const Case& c, Host host, std::uint16_t 
 void place_on_capture(ProgramConnection& conn, const std::vector<evidence::Packet>& host_packets,
                       double to_realtime_ms, double fault_at) {
   const auto& s = conn.socket;
+  // How it ended (a FIN before any RST) and whether the program's side sent data into
+  // the fault before that: data sent after the connection ended is not in flight.
+  if (const auto fin = first_fin(host_packets, s)) conn.fin = ConnectionClose{fin->by_local, fin->t_ms - to_realtime_ms};
+  const double ended = conn.fin ? conn.fin->t_ms + to_realtime_ms : std::numeric_limits<double>::infinity();
+  const auto sent = first_data_sent(host_packets, s, fault_at + to_realtime_ms, ended);
+  if (sent) conn.data_sent_ms = *sent - to_realtime_ms;
+  // t = 0: the last segment received before the fault, or before the data sent into it
+  // when answers to earlier data came after the fault's commit began.
+  const double received_until = std::max(fault_at + to_realtime_ms, sent.value_or(0));
   std::optional<double> first, last;
   for (const auto& p : host_packets) {
-    if (!received_by(p, s) || p.has(evidence::tcp_flag::rst) || p.t_ms > fault_at + to_realtime_ms) continue;
+    if (!received_by(p, s) || p.has(evidence::tcp_flag::rst) || p.t_ms > received_until) continue;
     // The handshake's last segment for this side: the SYN-ACK (client) or the ACK of it (server).
     const bool bare_syn = p.has(evidence::tcp_flag::syn) && !p.has(evidence::tcp_flag::ack);
     if (!first && !bare_syn) first = p.t_ms;
     if (!last || p.t_ms > *last) last = p.t_ms;
   }
-  // How it ended (a FIN before any RST) and whether the program's side sent data into
-  // the fault before that: data sent after the connection ended is not in flight.
-  if (const auto fin = first_fin(host_packets, s)) conn.fin = ConnectionClose{fin->by_local, fin->t_ms - to_realtime_ms};
-  const double ended = conn.fin ? conn.fin->t_ms + to_realtime_ms : std::numeric_limits<double>::infinity();
-  if (const auto sent = first_data_sent(host_packets, s, fault_at + to_realtime_ms, ended))
-    conn.data_sent_ms = *sent - to_realtime_ms;
   if (!last || !first) return;
   conn.origin_ms = *last - to_realtime_ms;
   // The program set its keepalive options right after the handshake (as the programs

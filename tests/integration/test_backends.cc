@@ -112,7 +112,7 @@ fs::path stage(const SharedDir& dir, const std::vector<std::string>& cases) {
 
 }  // namespace
 
-TEST_CASE("as user nobody, auto chooses a user namespace and every case runs and passes", "[backend][userns]") {
+TEST_CASE("as user nobody, auto chooses a user namespace and every case runs and passes", "[backend][userns][library]") {
   const auto before = kah::test::RootSnapshot::take();
   SharedDir dir;
   // A silent peer (nftables, probes), a rebooted peer (TCP_REPAIR), and a router

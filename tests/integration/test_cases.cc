@@ -33,7 +33,7 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 
 }  // namespace
 
-TEST_CASE("every case in cases/ passes and the root namespace is unchanged", "[cases][slow]") {
+TEST_CASE("every case in cases/ passes and the root namespace is unchanged", "[cases][slow][library]") {
   const auto before = RootSnapshot::take();
   std::vector<Case> cases;
   for (const auto& file : find_case_files({std::filesystem::path(KAH_SOURCE_DIR) / "cases"}))

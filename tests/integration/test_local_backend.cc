@@ -94,7 +94,7 @@ const std::set<std::string> kRunOnLoopback{
 }  // namespace
 
 TEST_CASE("in an emulated CAP_NET_ADMIN-only container, auto chooses local, runs what it can, skips the rest",
-          "[backend][local]") {
+          "[backend][local][library]") {
   const auto net = container_namespace();
   const auto before = snapshot(net);
   Stage stage;
@@ -135,7 +135,7 @@ const std::set<std::string> kProgramsOnLoopback{"redis-vanished-client",  "socat
 // keepalive times), a server program without a port to tell it apart on lo.
 const std::set<std::string> kProgramsNotOnLoopback{"curl-server-hangs", "ssh-server-blackhole", "haproxy-dead-client"};
 
-TEST_CASE("in an emulated container, local runs the program cases and they pass", "[backend][local][programs]") {
+TEST_CASE("in an emulated container, local runs the program cases and they pass", "[backend][local][programs][library]") {
   const auto net = container_namespace();
   const auto before = snapshot(net);
   Stage stage;

@@ -119,3 +119,26 @@ TEST_CASE("program capture: a socket its program closed lives on as an orphan in
   left.remote_port = 2223;  // another connection
   CHECK_FALSE(is_orphan_of(left, conn));
 }
+
+// Under the local backend in a full run a fault's rule took effect a while after its
+// commit began: psql's query sent just after was still answered, the connection lived
+// on to the next query a second later, and the end timed from the first was 988 ms
+// "late". Data the peer acknowledged was not sent into the fault.
+TEST_CASE("program capture: data the peer acknowledged was not in flight", "[program][capture]") {
+  using namespace evidence::tcp_flag;
+  const auto s = ssh_socket();
+  auto with = [](evidence::Packet p, std::uint32_t seq, std::uint32_t ack_no) {
+    p.seq = seq;
+    p.ack = ack_no;
+    return p;
+  };
+  const std::vector<evidence::Packet> packets = {
+      with(segment(1000.4, true, psh | ack, 36), 4294967290u, 5000),  // sent after the fault's commit began...
+      with(segment(1000.9, false, psh | ack, 20), 5000, 30),          // ...and answered (the ACK wraps past 0)
+      with(segment(2001.0, true, psh | ack, 36), 30, 5020),           // the next query: never answered
+      with(segment(2205.0, true, psh | ack, 36), 30, 5020)};          // its retransmission
+  CHECK(first_data_sent(packets, s, 1000, kInf) == 2001.0);
+  // Without the answer the first query was the one in flight.
+  const std::vector<evidence::Packet> unanswered = {packets[0], packets[2]};
+  CHECK(first_data_sent(unanswered, s, 1000, kInf) == 1000.4);
+}
