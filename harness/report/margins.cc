@@ -213,8 +213,12 @@ std::vector<Observation> observations(const std::vector<LabelledRun>& runs) {
   for (const auto& lr : runs)
     for (const auto& c : lr.run.cases)
       for (const auto& r : c.connections) {
-        // Alive: no edge to be near. Error or skip: nothing was observed.
-        if (r.expected.outcome == ExpectedOutcome::alive || !r.expected.window.bounded()) continue;
+        // Alive: no edge to be near. Closed (a program closed its own connection before
+        // the kernel's earliest end): the window is the kernel's, which it must not
+        // reach, not one to fall in. Error or skip: nothing was observed.
+        if (r.expected.outcome == ExpectedOutcome::alive || r.expected.outcome == ExpectedOutcome::closed ||
+            !r.expected.window.bounded())
+          continue;
         if (r.verdict != Verdict::pass && r.verdict != Verdict::fail) continue;
         // A copy that outlived a random fault (lossy path): staying open is as good as
         // ending inside the window, and is judged over the copies, not by an edge.

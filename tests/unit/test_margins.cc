@@ -209,3 +209,18 @@ TEST_CASE("kaharness margins: exit 0 all passed, 1 a false verdict, 2 not a resu
   CHECK(cli({"margins"}) == 2);
   fs::remove_all(dir);
 }
+
+// soak.sh counted ssh-server-blackhole's connections as 24 misses of 24: ssh closes its
+// own connection long before the kernel's earliest end (outcome "closed"), and that
+// window is one the end must not reach, not one to fall in.
+TEST_CASE("margins: a connection its program closed has no window to fall in", "[report][margins]") {
+  RunResult r;
+  CaseResult c;
+  c.name = "ssh";
+  c.connections = {conn("ssh-v4-1", 944000, 944006, 3100, Verdict::pass, ExpectedOutcome::closed),
+                   conn("other", 0, 100, 50, Verdict::pass)};
+  r.cases = {c};
+  const auto obs = observations({{"r", r}});
+  REQUIRE(obs.size() == 1);
+  CHECK(obs[0].connection == "other");
+}
