@@ -1,6 +1,7 @@
 // Planning: how a case's router, fault and server application become the model's
 // peer behaviour, an application close, a survival probability and a horizon.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "harness/case/case.h"
 #include "harness/model/survival.h"
@@ -140,18 +141,24 @@ TEST_CASE("loss: survival at a horizon between the first and second rounds", "[p
   CHECK_THROWS_WITH(forecast(timeout, timeout.connections.front(), in, facts), Contains("loss is modelled"));
 }
 
-TEST_CASE("an application idle close: eof from the server's last write; horizons", "[plan]") {
-  const auto c = parse_case(R"(name = "a"
+// A server application that closes connections idle for `seconds`; keepalive 1/1/3.
+Case idle_close_case(int seconds) {
+  return parse_case(fmt::format(R"(name = "a"
 description = "d"
 [server]
-idle_close_s = 3
+idle_close_s = {}
 [[connection]]
 name = "c"
-keepalive = { idle = 1, interval = 1, count = 3 }
+keepalive = {{ idle = 1, interval = 1, count = 3 }}
 [expect]
 outcome = "eof"
 )",
-                            "a.toml");
+                                seconds),
+                    "a.toml");
+}
+
+TEST_CASE("an application idle close: eof from the server's last write; horizons", "[plan]") {
+  const auto c = idle_close_case(3);
   const auto f = plan(c);
   CHECK(f.prediction.outcome == model::Outcome::eof);
   CHECK(f.prediction.window.earliest_ms == Approx(2999.6));
@@ -168,16 +175,7 @@ outcome = "eof"
 // against [2000.0, 2026.0] ms). The harness is that application: once it has closed,
 // the window counts from its measured close, and only the FIN's way is judged.
 TEST_CASE("an application idle close: once closed, the window counts from the measured close", "[plan]") {
-  const auto c = parse_case(R"(name = "a"
-[server]
-idle_close_s = 2
-[[connection]]
-name = "c"
-keepalive = { idle = 1, interval = 1, count = 3 }
-[expect]
-outcome = "eof"
-)",
-                            "a.toml");
+  const auto c = idle_close_case(2);
   ConnectionFacts facts;
   facts.fault_at_ms = 20;
   facts.server_activity_ms = -0.4;
