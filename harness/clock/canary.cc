@@ -1,5 +1,6 @@
 #include "harness/clock/canary.h"
 #include "harness/clock/clock.h"
+#include "harness/clock/realtime_steps.h"
 
 #include <arpa/inet.h>
 #include <linux/if_addr.h>
@@ -246,16 +247,22 @@ void connect_watched(const netns::Namespace& ns, const Canary& canary, int hz, i
 // Reads every frame queued on the tap; each probe from a watched connection, sent
 // after `start`, is one timer firing, at the kernel's stamp on CLOCK_MONOTONIC (the
 // instant the timer's callback sent it, free of our own wake-up latency).
-void drain_tap(const Canary& canary, std::int64_t start, std::int64_t offset, std::map<std::uint16_t, Watched>& watched,
+void drain_tap(const Canary& canary, std::int64_t start, std::map<std::uint16_t, Watched>& watched,
                CanaryResult& out) {
   std::array<std::uint8_t, 2048> frame{};
+  const std::int64_t offset = RealtimeSteps::process().reference().realtime_minus_monotonic_ns;
   while (const auto read = netns::read_packet_frame(canary.tap.get(), frame)) {
     if (read->pkttype != PACKET_OUTGOING) continue;  // loopback shows each frame twice
     const std::uint16_t port = probe_source_port(frame.data(), read->length);
     const auto w = watched.find(port);
     if (w == watched.end()) continue;
     if (!read->realtime_ns) continue;
-    const std::int64_t stamp = *read->realtime_ns - offset;
+    // Placed across any step of the realtime clock; a firing a step left ambiguous
+    // is not used.
+    bool ambiguous = false;
+    const std::int64_t stamp =
+        RealtimeSteps::process().checked().to_run_realtime(*read->realtime_ns, ambiguous) - offset;
+    if (ambiguous) continue;
     // Handshakes left before `start`; the earliest timer fires 1 s after the first
     // connection, itself less than 1 s before `start`.
     if (stamp < start) continue;
@@ -272,12 +279,11 @@ void collect_firings(const Canary& canary, int hz, int long_idle_s, std::map<std
   const std::int64_t start = monotonic_ns();
   const std::int64_t until =
       start + static_cast<std::int64_t>(long_idle_s) * 1000000000 + 64 * static_cast<std::int64_t>(tick_ns) + 100'000'000;
-  const std::int64_t offset = ClockOffset::measure().realtime_minus_monotonic_ns;
   for (std::int64_t now = start; now < until; now = monotonic_ns()) {
     pollfd p{canary.tap.get(), POLLIN, 0};
     const int wait_ms = static_cast<int>(std::min<std::int64_t>((until - now) / 1000000 + 1, 200));
     if (::poll(&p, 1, wait_ms) < 0 && errno != EINTR) throw_errno("poll canary tap");
-    drain_tap(canary, start, offset, watched, out);
+    drain_tap(canary, start, watched, out);
   }
 }
 

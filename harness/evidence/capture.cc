@@ -233,7 +233,8 @@ LiveCapture::LiveCapture(LiveCapture&& other) noexcept
       errors_(std::move(other.errors_)),
       final_stats_(other.final_stats_),
       clock_at_open_(other.clock_at_open_),
-      clock_step_ns_(other.clock_step_ns_) {}
+      clock_step_ns_(other.clock_step_ns_),
+      clock_ambiguous_(other.clock_ambiguous_) {}
 
 LiveCapture& LiveCapture::operator=(LiveCapture&& other) noexcept {
   if (this == &other) return *this;
@@ -253,6 +254,7 @@ LiveCapture& LiveCapture::operator=(LiveCapture&& other) noexcept {
   final_stats_ = other.final_stats_;
   clock_at_open_ = other.clock_at_open_;
   clock_step_ns_ = other.clock_step_ns_;
+  clock_ambiguous_ = other.clock_ambiguous_;
   return *this;
 }
 
@@ -338,6 +340,26 @@ CaptureStats LiveCapture::tap_stats() {
 }
 
 std::size_t LiveCapture::drain() {
+  const std::size_t from = frames_.size();
+  const std::size_t n = drain_frames();
+  place_frames(from);
+  return n;
+}
+
+// Every frame just read was stamped before now: one check of the realtime clock
+// places them all (and costs nothing more while the clock has not stepped).
+void LiveCapture::place_frames(std::size_t from) {
+  if (from == frames_.size()) return;
+  const auto checked = RealtimeSteps::process().checked();
+  if (!checked.stepped()) return;
+  for (std::size_t i = from; i < frames_.size(); ++i) {
+    Frame& f = frames_[i];
+    f.t_ns = checked.to_run_realtime(f.t_ns, f.clock_ambiguous);
+    if (f.clock_ambiguous) ++clock_ambiguous_;
+  }
+}
+
+std::size_t LiveCapture::drain_frames() {
   if (tap_ >= 0) return drain_tap();
   if (handle_ == nullptr) return 0;
   std::size_t total = 0;

@@ -25,9 +25,13 @@
 // as the tightest of several (MONOTONIC, REALTIME, MONOTONIC) triples, right within
 // +-error_ns (half that bracket: tens of nanoseconds with the vDSO). NTP slewing
 // changes the rate of both clocks alike and leaves the offset alone; only a step of
-// the realtime clock (settimeofday, clock_settime, a leap second, chrony's makestep)
-// moves it, and LiveCapture reports such a step (clock_step_ns) by measuring the
-// offset again when it stops. Packet::t_ms is a double of ms since the epoch, which
+// the realtime clock (settimeofday, clock_settime, a leap second, chrony's makestep,
+// a VM platform's agent) moves it. Each drain therefore checks the offset
+// (RealtimeSteps, realtime_steps.h) and places the frames it read across any step,
+// so that Frame::t_ns is "run realtime": CLOCK_MONOTONIC plus the offset at the
+// run's start, which is the kernel's stamp itself while the clock has not stepped.
+// stop() also reports how far the offset moved while capturing (clock_step_ns).
+// Packet::t_ms is a double of ms since the epoch, which
 // rounds to 0.25 us: a capture time converted to CLOCK_MONOTONIC is right within
 // error_ns + 0.25 us of the instant the kernel stamped. Measured on 6.18
 // (test_capture.cc): a segment written on the client is stamped on its veth end
@@ -72,6 +76,7 @@
 #include <vector>
 
 #include "harness/clock/clock.h"
+#include "harness/clock/realtime_steps.h"
 #include "harness/evidence/packet.h"
 #include "harness/evidence/pcap_file.h"
 #include "netns/fd.h"
@@ -91,7 +96,11 @@ class CaptureError : public std::runtime_error {
 
 // One captured frame.
 struct Frame {
-  std::int64_t t_ns = 0;            // the kernel's capture stamp: CLOCK_REALTIME, ns since the epoch
+  // The kernel's capture stamp, CLOCK_REALTIME ns since the epoch, as of the run's
+  // start: a live capture places each stamp across any step of the realtime clock
+  // (realtime_steps.h), so stamps from before and after a step compare.
+  std::int64_t t_ns = 0;
+  bool clock_ambiguous = false;     // a step left two possible instants (see clock_ambiguous_frames())
   std::uint32_t wire_len = 0;       // length on the wire; `bytes` holds at most the snap length
   std::vector<std::uint8_t> bytes;
 
@@ -164,13 +173,15 @@ class LiveCapture {
   // pcap_dispatch failed at CLOCK_MONOTONIC ... ms: The interface disappeared").
   const std::vector<std::string>& errors() const noexcept { return errors_; }
 
-  // The offset measured when the capture opened: use it to compare capture times
-  // with CLOCK_MONOTONIC times.
-  const ClockOffset& clock() const noexcept { return clock_at_open_; }
+  // The offset that turns this capture's stamps into CLOCK_MONOTONIC: the process's
+  // reference (RealtimeSteps), since frames are placed across realtime steps.
+  static ClockOffset clock() { return RealtimeSteps::process().reference(); }
   // Once stopped: how far the offset moved while capturing, beyond the two
-  // measurements' error (0 normally; nonzero means the realtime clock was stepped and
-  // times from before and after the step do not compare).
+  // measurements' error (0 normally; nonzero means the realtime clock was stepped).
+  // Frames are placed across steps as they are read; the ones a step left ambiguous
+  // are counted here and must not time a verdict.
   std::int64_t clock_step_ns() const noexcept { return clock_step_ns_; }
+  std::size_t clock_ambiguous_frames() const noexcept { return clock_ambiguous_; }
 
   // The TCP segments among the frames; Packet::frame is the 1-based frame position.
   std::vector<Packet> packets() const;
@@ -186,7 +197,9 @@ class LiveCapture {
   // lo: the socket of our own (see the top), instead of a libpcap handle.
   static LiveCapture open_loopback(const netns::Namespace& ns, const CaptureOptions& options,
                                    const std::string& where);
+  std::size_t drain_frames();
   std::size_t drain_tap();
+  void place_frames(std::size_t from);
   CaptureStats tap_stats();
 
   pcap* handle_ = nullptr;
@@ -204,6 +217,7 @@ class LiveCapture {
   CaptureStats final_stats_;
   ClockOffset clock_at_open_;
   std::int64_t clock_step_ns_ = 0;
+  std::size_t clock_ambiguous_ = 0;
 };
 
 // One thread that drains every capture added to it. Captures can be added and

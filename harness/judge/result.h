@@ -187,6 +187,10 @@ struct RunResult {
   // The scheduling class of the threads that time ends and land timeouts
   // (clock/wakeup_priority.h): "SCHED_FIFO 10", or "normal (why)".
   std::string wakeup_priority;
+  // Steps of the realtime clock seen during the run (clock/realtime_steps.h), e.g.
+  // "+17.500 ms between CLOCK_MONOTONIC 1234.567 and 1236.001 ms". Capture stamps
+  // were placed across them.
+  std::vector<std::string> realtime_steps;
   // The signal that stopped the run ("SIGINT", "SIGTERM"); "" when it ran to the end.
   std::string interrupted_by;
   double wall_ms = 0;

@@ -177,6 +177,9 @@ std::string console_summary(const RunResult& run) {
   if (run.wakeup_priority.rfind("normal (", 0) == 0 && run.wakeup_priority != "normal (not asked)")
     out += fmt::format("timing threads at {} priority: on a busy machine ends may be seen, and idle timeouts fire, late\n",
                        run.wakeup_priority);
+  if (!run.realtime_steps.empty())
+    out += fmt::format("the realtime clock stepped during the run ({}): capture stamps were placed across it\n",
+                       fmt::join(run.realtime_steps, "; "));
   if (!run.interrupted_by.empty())
     out += fmt::format("interrupted by {}: connections still open were alive so far (verdict interrupted)\n",
                        run.interrupted_by);
@@ -329,6 +332,7 @@ nlohmann::json result_json(const RunResult& run) {
           {"calibration_note", run.calibration_note.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.calibration_note)},
           {"kernel_trace", kernel_trace_json(run.kernel_trace)},
           {"wakeup_priority", run.wakeup_priority},
+          {"realtime_steps", run.realtime_steps},
           {"interrupted", run.interrupted_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.interrupted_by)},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};

@@ -5,7 +5,9 @@
 #include <system_error>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include "harness/clock/realtime_steps.h"
 #include "harness/evidence/pcap_file.h"
 
 namespace kah {
@@ -117,6 +119,16 @@ void write_connection_pcaps(ConnectionResult& r, const CaseCaptures& captures, c
   write_flow(captures.server, key, dir / server);
   r.evidence.pcap_client = client;
   r.evidence.pcap_server = server;
+}
+
+std::optional<std::string> clock_step_doubt(const CaseCaptures& captures) {
+  const std::size_t ambiguous = captures.client.clock_ambiguous_frames() + captures.server.clock_ambiguous_frames();
+  if (ambiguous == 0) return std::nullopt;
+  std::vector<std::string> steps;
+  for (const auto& s : RealtimeSteps::process().steps()) steps.push_back(s.describe());
+  return fmt::format("the realtime clock stepped ({}) and {} of this case's capture stamps could lie on either side "
+                     "of it",
+                     fmt::join(steps, "; "), ambiguous);
 }
 
 }  // namespace kah

@@ -55,6 +55,13 @@ void attach_capture_evidence(ConnectionResult& result, const CaseCaptures& captu
 void attach_capture_evidence(ConnectionResult& result, const evidence::Analysis& analysis, const FlowKey& key,
                              double origin_realtime_ms, bool probes_visible);
 
+// When a step of the realtime clock left some of the case's capture stamps with two
+// possible instants (realtime_steps.h): what to say instead of a failure timed by
+// them, e.g. "the realtime clock stepped (+17.500 ms between CLOCK_MONOTONIC ... ms)
+// and 3 of this case's capture stamps could lie on either side of it". nullopt when
+// every stamp was placed.
+std::optional<std::string> clock_step_doubt(const CaseCaptures& captures);
+
 // Writes the connection's segments from both ends as DIR/<case>/<connection>.{client,server}.pcap
 // and records the paths (relative to DIR) in result.evidence.
 void write_connection_pcaps(ConnectionResult& result, const CaseCaptures& captures, const FlowKey& key,

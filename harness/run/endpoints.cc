@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "harness/clock/realtime_steps.h"
 #include "harness/evidence/capture.h"
 #include "harness/run/watcher.h"
 
@@ -86,14 +87,14 @@ void read_exact(int fd, char* data, std::size_t n, const char* what) {
   }
 }
 
-// Offset that turns a CLOCK_REALTIME kernel timestamp into CLOCK_MONOTONIC (the
-// least disturbed of several clock readings).
-double realtime_to_monotonic_ms() {
-  return -static_cast<double>(ClockOffset::measure(8).realtime_minus_monotonic_ns) / 1e6;
-}
+// Offset that turns run realtime (realtime_steps.h) into CLOCK_MONOTONIC.
+double realtime_to_monotonic_ms() { return -RealtimeSteps::process().reference_ms(); }
 
 // Reads exactly `n` bytes and returns the kernel's receive time of the last
-// segment (SO_TIMESTAMPNS, set when the socket was made: CLOCK_REALTIME ms).
+// segment (SO_TIMESTAMPNS, set when the socket was made: CLOCK_REALTIME), in run
+// realtime ms, as captures give it. A stamp a realtime step left ambiguous is kept
+// as placed: the runner takes t_r from the capture's stamp of the same segment when
+// the two differ (origin_from_capture), and the capture marks its own.
 double read_timestamped(int fd, char* data, std::size_t n) {
   double received = 0;
   while (n > 0) {
@@ -114,7 +115,10 @@ double read_timestamped(int fd, char* data, std::size_t n) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
         timespec ts{};
         std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        received = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+        bool ambiguous = false;
+        const std::int64_t run_ns = RealtimeSteps::process().checked().to_run_realtime(
+            static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec, ambiguous);
+        received = static_cast<double>(run_ns / 1000000000) * 1e3 + static_cast<double>(run_ns % 1000000000) / 1e6;
         stamped = true;
       }
     }

@@ -25,6 +25,7 @@
 #include "harness/clock/canary.h"
 #include "harness/clock/clock.h"
 #include "harness/clock/jiffies.h"
+#include "harness/clock/realtime_steps.h"
 #include "harness/evidence/capture.h"
 #include "harness/fault/fault.h"
 #include "harness/judge/interrupt.h"
@@ -515,10 +516,9 @@ ConnectionResult observe(const Case& c, const Tested& t, const std::optional<Soc
 // Takes the case's captures back and classifies them, up to the horizon.
 std::optional<CaseCaptures> analyze(CaseWorld& w, double watch_until) {
   if (!w.capture) return std::nullopt;
-  const auto offset = ClockOffset::measure();
   auto [client_capture, server_capture] = w.capture->take();
   return analyze_captures(std::move(client_capture), std::move(server_capture),
-                          watch_until + static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6);
+                          watch_until + RealtimeSteps::process().reference_ms());
 }
 
 // The kernel's idle clock starts at the last segment the client received before the
@@ -626,6 +626,12 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
       r.verdict = Verdict::error;
       r.message = fmt::format("{}: connection {}: {}", tested[i].spec->where.str(), tested[i].name, *late);
     }
+    if (r.verdict == Verdict::fail && seen)
+      if (auto doubt = clock_step_doubt(*seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
+                                tested[i].spec->where.str(), tested[i].name, *doubt, r.message);
+      }
     const bool write = !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass);
     if (seen && tested[i].link.client_port != 0 && write)
       write_connection_pcaps(r, *seen, flow_key(tested[i], topology), options.pcap_dir, c.name);
@@ -702,8 +708,7 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
                       const FaultLanding& landing, double until, const RunOptions& options, const JiffyClock* clock,
                       std::optional<double> stopped_at) {
   const double fault_at = landing.begun_ms;
-  const auto offset = ClockOffset::measure();
-  const double to_realtime = static_cast<double>(offset.realtime_minus_monotonic_ns) / 1e6;
+  const double to_realtime = RealtimeSteps::process().reference_ms();
   std::map<Host, evidence::Analysis> analyses;
   if (seen) {
     for (const Host host : {Host::client, Host::server}) {
@@ -730,6 +735,12 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
       if (auto late = fault_landed_late(c.faults.front().kind, landing, conn.origin_ms, r.prediction, first_probe_seen)) {
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
+      }
+    if (r.verdict == Verdict::fail && seen)
+      if (auto doubt = clock_step_doubt(*seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
+                                conn.spec.where.str(), conn.spec.name, *doubt, r.message);
       }
     result.connections.push_back(std::move(r));
   }
@@ -872,6 +883,9 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   const double started = monotonic_ms();
 
   raise_fd_limit();
+  // Capture stamps are CLOCK_REALTIME: watch for steps of it from here on.
+  RealtimeSteps::process().watch();
+  const std::int64_t steps_since = monotonic_ns();
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) {
     // The local backend has no namespace of its own for the canary: it runs on lo.
@@ -935,6 +949,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   if (trace) run.kernel_trace = trace->status();
   run.wall_ms = monotonic_ms() - started;
   run.wakeup_priority = wakeup_priority();
+  for (const auto& step : RealtimeSteps::process().steps(steps_since)) run.realtime_steps.push_back(step.describe());
   return run;
 }
 

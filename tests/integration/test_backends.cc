@@ -122,7 +122,7 @@ TEST_CASE("as user nobody, auto chooses a user namespace and every case runs and
   // firings (what a user namespace gets) has its own tests, and under a loaded ctest
   // its phase can be off by about a millisecond (README, "Calibration").
   const auto result = run_as_nobody(binary, {"run", "cases", "--json", "out.json", "--no-calibration"}, dir.path);
-  INFO(result.out << result.err);
+  INFO(kah::test::not_passed(result.out) << result.err);
   REQUIRE(result.exit_code == 0);
   const auto json = nlohmann::json::parse(read_text(dir.path / "out.json"));
   CHECK(json["backend"] == "userns");

@@ -101,7 +101,7 @@ TEST_CASE("in an emulated CAP_NET_ADMIN-only container, auto chooses local, runs
   const auto c = start_contained(stage, net, {"run", "cases", "--json", "out.json"});
   const int code = kah::test::wait_exit(c.runtime);
   const std::string out = read_text(stage.dir / "stdout"), err = read_text(stage.dir / "stderr");
-  INFO(out << err);
+  INFO(kah::test::not_passed(out) << err);
   REQUIRE(code == 0);
   CHECK(out.find("backends here: netns cannot run here, userns cannot run here, local ") != std::string::npos);
   const auto json = nlohmann::json::parse(read_text(stage.dir / "out.json"));
@@ -142,7 +142,7 @@ TEST_CASE("in an emulated container, local runs the program cases and they pass"
   const auto c = start_contained(stage, net, {"run", "cases/programs", "--json", "out.json"});
   const int code = kah::test::wait_exit(c.runtime);
   const std::string out = read_text(stage.dir / "stdout"), err = read_text(stage.dir / "stderr");
-  INFO(out << err);
+  INFO(kah::test::not_passed(out) << err);
   REQUIRE(code == 0);
   const auto json = nlohmann::json::parse(read_text(stage.dir / "out.json"));
   CHECK(json["backend"] == "local");
