@@ -48,7 +48,8 @@ class Namespace {
 
   // Runs f() on a thread inside this namespace and returns its result; an
   // exception thrown by f is rethrown here. When the calling thread is already in
-  // it (Namespace::current(), the local backend) the thread does not enter it again.
+  // it (Namespace::current(), the local backend), f runs on the calling thread. f
+  // must not change its thread's namespaces.
   template <class F>
   auto run(F&& f) const -> std::invoke_result_t<F&> {
     using R = std::invoke_result_t<F&>;
@@ -82,7 +83,8 @@ class Namespace {
 
  private:
   Namespace(UniqueFd fd, std::string label) : fd_(std::move(fd)), label_(std::move(label)) {}
-  // Runs body on a new thread that has setns()ed into this namespace; captures exceptions.
+  // Runs body inside this namespace (a new thread that setns()es, unless the caller is
+  // in it already); captures exceptions.
   void run_void(const std::function<void()>& body, std::exception_ptr& error) const;
   // The calling thread is in this namespace.
   bool is_callers() const;

@@ -2,10 +2,10 @@
 
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <utility>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 // libnftables.h defines _GNU_SOURCE itself; g++ already does.
 #undef _GNU_SOURCE
@@ -54,14 +54,20 @@ std::string run_here(const std::string& commands, bool json, const std::string& 
   return run_with(ctx.get(), commands, json, where);
 }
 
-std::map<std::string, std::uint64_t> parse_counters(const std::string& text) {
+// The named counters of a table as `list table` prints them in text:
+//   counter probe_40112 {
+//           packets 3 bytes 180
+//   }
+// (Its JSON output is not used: libnftables 1.0.6 prints a table's `flags owner`
+// from past the end of its flag names, and the output broke off there in 3 runs of
+// 3 under the local backend.)
+std::map<std::string, std::uint64_t> parse_counters(const std::string& text, const std::string& command) {
+  if (text.find("table ") == std::string::npos)
+    throw NftError(fmt::format("nftables printed no table for \"{}\": \"{}\"", command, text.substr(0, 200)));
+  static const std::regex counter(R"re(counter\s+"?([^\s"{]+)"?\s*\{\s*packets\s+(\d+)\s+bytes\s+\d+)re");
   std::map<std::string, std::uint64_t> counters;
-  const auto doc = nlohmann::json::parse(text);
-  for (const auto& item : doc.at("nftables")) {
-    if (!item.contains("counter")) continue;
-    const auto& c = item["counter"];
-    counters[c.at("name").get<std::string>()] = c.at("packets").get<std::uint64_t>();
-  }
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), counter); it != std::sregex_iterator(); ++it)
+    counters[(*it)[1].str()] = std::stoull((*it)[2].str());
   return counters;
 }
 
@@ -75,9 +81,14 @@ std::string nft_list_json(const netns::Namespace& ns, const std::string& command
   return ns.run([&] { return run_here(command, true, ns.label()); });
 }
 
+// "list table" shows the table's named counters with their values. "list counters
+// table T" shows the same but first fetches every rule of every table in the
+// namespace: with the local backend's 40 tables of 60 rules, 200 ms of CPU against
+// 3 ms (libnftables 1.0.6, measured).
 std::map<std::string, std::uint64_t> nft_counters(const netns::Namespace& ns,
                                                   const std::string& family_and_table) {
-  return parse_counters(nft_list_json(ns, "list counters table " + family_and_table));
+  const std::string command = "list table " + family_and_table;
+  return parse_counters(ns.run([&] { return run_here(command, false, ns.label()); }), command);
 }
 
 NftSession::NftSession(std::string where) : where_(std::move(where)) {
@@ -110,12 +121,13 @@ void NftSession::apply(const std::string& commands) {
 }
 
 std::map<std::string, std::uint64_t> NftSession::counters(const std::string& family_and_table) {
+  const std::string command = "list table " + family_and_table;  // see nft_counters()
   std::string text;
   {
     std::lock_guard lock(nft_mutex());
-    text = run_with(ctx_, "list counters table " + family_and_table, true, where_);
+    text = run_with(ctx_, command, false, where_);
   }
-  return parse_counters(text);
+  return parse_counters(text, command);
 }
 
 }  // namespace kah::netns

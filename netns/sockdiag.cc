@@ -9,13 +9,19 @@
 #include <netlink/errno.h>
 #include <netlink/idiag/idiagnl.h>
 #include <netlink/idiag/msg.h>
+#include <netlink/msg.h>
 #include <netlink/socket.h>
+#include <linux/inet_diag.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
 
+#include <cstring>
 #include <memory>
+#include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "netns/netlink.h"
 
@@ -106,6 +112,85 @@ std::vector<SocketTimer> socket_timers(const Namespace& ns) {
 }
 
 std::vector<SocketTimer> listening_sockets(const Namespace& ns) { return dump(ns, 1 << TCP_LISTEN); }
+
+SocketLookup::SocketLookup(const Namespace& ns) : label_(ns.label()) {
+  const std::string what = fmt::format("cannot open a sock_diag socket in namespace {}", label_);
+  sock_ = ns.run([&] {
+    SockPtr sock(nl_socket_alloc());
+    if (!sock) throw std::system_error(NLE_NOMEM, netlink_category(), what);
+    check_nl(idiagnl_connect(sock.get()), what);
+    nl_socket_disable_auto_ack(sock.get());  // an answer or an error, nothing after it
+    return sock.release();
+  });
+}
+
+SocketLookup::SocketLookup(SocketLookup&& other) noexcept
+    : sock_(std::exchange(other.sock_, nullptr)), label_(std::move(other.label_)) {}
+
+SocketLookup& SocketLookup::operator=(SocketLookup&& other) noexcept {
+  if (this != &other) {
+    if (sock_ != nullptr) nl_socket_free(sock_);
+    sock_ = std::exchange(other.sock_, nullptr);
+    label_ = std::move(other.label_);
+  }
+  return *this;
+}
+
+SocketLookup::~SocketLookup() {
+  if (sock_ != nullptr) nl_socket_free(sock_);
+}
+
+namespace {
+
+struct MsgFree {
+  void operator()(nl_msg* msg) const noexcept { nlmsg_free(msg); }
+};
+
+// Copies a textual address into inet_diag_sockid's 16-byte field; false if unparsable.
+bool put_address(int family, const std::string& text, __be32 (&out)[4]) {
+  std::memset(out, 0, sizeof out);
+  return inet_pton(family, text.c_str(), out) == 1;
+}
+
+int on_found(nl_msg* msg, void* arg) {
+  auto* found = static_cast<std::optional<SocketTimer>*>(arg);
+  idiagnl_msg* parsed = nullptr;
+  if (idiagnl_msg_parse(nlmsg_hdr(msg), &parsed) < 0) return NL_SKIP;
+  *found = timer_of(parsed);
+  idiagnl_msg_put(parsed);
+  return NL_OK;
+}
+
+}  // namespace
+
+std::optional<SocketTimer> SocketLookup::find(int family, const std::string& local, std::uint16_t local_port,
+                                              const std::string& remote, std::uint16_t remote_port) {
+  const std::string what = fmt::format("cannot look up TCP socket [{}]:{} -> [{}]:{} in namespace {}", local,
+                                       local_port, remote, remote_port, label_);
+  inet_diag_req_v2 req{};
+  req.sdiag_family = static_cast<std::uint8_t>(family);
+  req.sdiag_protocol = IPPROTO_TCP;
+  req.idiag_states = static_cast<std::uint32_t>(IDIAGNL_SS_ALL & ~(1 << TCP_LISTEN));
+  req.id.idiag_sport = htons(local_port);
+  req.id.idiag_dport = htons(remote_port);
+  req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  if (!put_address(family, local, req.id.idiag_src) || !put_address(family, remote, req.id.idiag_dst))
+    throw std::invalid_argument(what + ": not an address of its family");
+  std::unique_ptr<nl_msg, MsgFree> msg(nlmsg_alloc_simple(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST));
+  if (!msg) throw std::system_error(NLE_NOMEM, netlink_category(), what);
+  check_nl(nlmsg_append(msg.get(), &req, sizeof req, NLMSG_ALIGNTO), what);
+  check_nl(nl_send_auto(sock_, msg.get()), what);
+  std::optional<SocketTimer> found;
+  check_nl(nl_socket_modify_cb(sock_, NL_CB_VALID, NL_CB_CUSTOM, on_found, &found), what);
+  const int rc = nl_recvmsgs_default(sock_);
+  // The kernel answers ENOENT for no such socket (libnl: NLE_OBJ_NOTFOUND).
+  if (rc == -NLE_OBJ_NOTFOUND) return std::nullopt;
+  check_nl(rc, what);
+  if (found && (found->state == TCP_LISTEN || found->local_port != local_port || found->remote_port != remote_port))
+    return std::nullopt;
+  return found;
+}
 
 std::string ss_duration(std::uint32_t ms) {
   // ss's rules: minutes drop the ms, and from 10 minutes on the seconds too; from

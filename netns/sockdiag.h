@@ -7,15 +7,19 @@
 //
 // Threading: each socket_timers() call opens its own sock_diag socket on a thread
 // inside the namespace (Namespace::run), as for the rest of netns/; nothing is
-// shared, so calls for different namespaces may run concurrently.
+// shared, so calls for different namespaces may run concurrently. SocketLookup keeps
+// its socket for repeated questions about single connections.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "netns/namespace.h"
+
+struct nl_sock;  // libnl
 
 namespace kah::netns {
 
@@ -54,6 +58,32 @@ struct SocketTimer {
 std::vector<SocketTimer> socket_timers(const Namespace& ns);
 // The TCP listeners of `ns` (their local address and port), IPv4 and IPv6.
 std::vector<SocketTimer> listening_sockets(const Namespace& ns);
+
+// One sock_diag socket kept open in a namespace, for asking about one connection at a
+// time: an exact request (the kernel looks the 4-tuple up in its hash tables, as for
+// `ss` with a full filter, instead of walking every socket), so a watch can ask every
+// few milliseconds without loading the machine. Measured under the local backend (all
+// cases in one namespace, 700 sockets): dumps every 5 ms per program case kept
+// tcp_diag_dump at 6-20 % of both CPUs. Made on a thread inside the namespace; used
+// from one thread at a time.
+class SocketLookup {
+ public:
+  explicit SocketLookup(const Namespace& ns);  // throws std::system_error naming the namespace
+  SocketLookup(SocketLookup&&) noexcept;
+  SocketLookup& operator=(SocketLookup&&) noexcept;
+  ~SocketLookup();
+
+  // The TCP socket whose local and remote ends are these (any state but LISTEN, also
+  // TIME-WAIT), nullopt when the kernel has none. The kernel falls back to a listener
+  // on the local port when the connection is gone; that is none too. Throws
+  // std::system_error on other failures.
+  std::optional<SocketTimer> find(int family, const std::string& local, std::uint16_t local_port,
+                                  const std::string& remote, std::uint16_t remote_port);
+
+ private:
+  struct nl_sock* sock_ = nullptr;
+  std::string label_;
+};
 
 // Pure formatting, as iproute2's ss prints it (misc/ss.c, print_ms_timer, with the
 // July 2024 fix "ss: fix expired time format of timer"): "200ms", "050ms" (three
