@@ -24,6 +24,7 @@
 
 #include "harness/clock/realtime_steps.h"
 #include "harness/evidence/capture.h"
+#include "harness/run/fork_gate.h"
 #include "harness/run/watcher.h"
 
 namespace kah {
@@ -255,6 +256,7 @@ void wait_until_idle(int server, double timeout_ms) {
 
 void close_silently(UniqueFd socket) {
   set_int(socket.get(), IPPROTO_TCP, TCP_REPAIR, 1, "TCP_REPAIR (needs CAP_NET_ADMIN)");
+  const auto gate = hold_for_close();  // gone now, not when a forked child lets go (fork_gate.h)
   socket.close();
 }
 
@@ -308,6 +310,7 @@ PeerProcess PeerProcess::spawn(const std::vector<int>& sockets) {
   keep.push_back(static_cast<unsigned>(ready[1]));
   std::sort(keep.begin(), keep.end());  // before fork: the child must not allocate
   const pid_t parent = getpid();
+  auto gate = hold_for_fork();  // until the child has closed what it inherited (fork_gate.h)
   const pid_t pid = fork();
   if (pid < 0) throw_errno("cannot fork the peer application");
   if (pid == 0) {

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "harness/clock/clock.h"
+#include "harness/run/fork_gate.h"
 
 extern char** environ;
 
@@ -303,6 +304,7 @@ std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
                          devnull.get(), out_write.get(), err_write.get(), started_write.get(),
                          path.c_str(), argv.get(), env.get(), workdir.c_str()};
   const double started = monotonic_ms();
+  auto gate = hold_for_fork();  // until the keeper has closed what it inherited (fork_gate.h)
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno(context + ": cannot fork");
   if (pid == 0) run_keeper(setup);

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "harness/clock/clock.h"
+#include "harness/run/fork_gate.h"
 
 namespace kah {
 
@@ -30,6 +31,7 @@ void close_when_idle(Scheduler& scheduler, UniqueFd socket, double deadline_ms,
   // the action runs, or when the scheduler drops the action unrun.
   auto owner = std::make_shared<UniqueFd>(std::move(socket));
   scheduler.at(deadline_ms, [owner, closed_at] {
+    const auto gate = hold_for_close();  // no forked child holds it now (fork_gate.h)
     closed_at->store(monotonic_ms());
     owner->close();
   });
