@@ -93,7 +93,38 @@ std::optional<std::string> settings_problem(const ExpectedSettings& expected, co
   return std::nullopt;
 }
 
-void judge_program(ProgramResult& r, const ProgramExpectation& e, double horizon_ms) {
+namespace {
+
+// The program's times counted from `by_ms` after the fault began instead.
+ProgramResult counted_from(const ProgramResult& r, double by_ms) {
+  ProgramResult shifted = r;
+  if (shifted.exited_ms) *shifted.exited_ms -= by_ms;
+  for (auto& line : shifted.output) line.at_ms -= by_ms;
+  return shifted;
+}
+
+// A timing check: fails, or is left unjudged when only the fault's slow landing made
+// it fail.
+template <class Problem>
+void add_timed(ProgramResult& r, std::string what, Problem problem, double landing_ms, std::string fine) {
+  auto from_begun = problem(r);
+  if (from_begun && landing_ms > 0 && !problem(counted_from(r, landing_ms))) {
+    ProgramCheck check;
+    check.what = std::move(what);
+    check.verdict = Verdict::error;
+    check.message = fmt::format(
+        "{}: program {}: not judged: the fault took {:.1f} ms to take effect, and counted from when it surely had, "
+        "the program did as expected; counted from when it began: {}",
+        r.where.str(), r.name, landing_ms, *from_begun);
+    r.checks.push_back(std::move(check));
+    return;
+  }
+  add(r, std::move(what), std::move(from_begun), std::move(fine));
+}
+
+}  // namespace
+
+void judge_program(ProgramResult& r, const ProgramExpectation& e, double horizon_ms, double landing_ms) {
   r.checks.clear();
   if (!e.settings.empty()) {
     for (const auto& socket : r.sockets) {
@@ -106,13 +137,17 @@ void judge_program(ProgramResult& r, const ProgramExpectation& e, double horizon
   }
   if (e.exit_code) add(r, "exit_code", exit_code_problem(r, *e.exit_code), fmt::format("exit status {}", *e.exit_code));
   if (e.exits_within_s)
-    add(r, "exits_within_s", exit_time_problem(r, *e.exits_within_s),
-        r.exited_ms ? fmt::format("exited {} after the fault", seconds(*r.exited_ms)) : "");
-  if (e.output) add(r, "output", output_problem(r, e, horizon_ms), fmt::format("a line matched \"{}\"", *e.output));
+    add_timed(
+        r, "exits_within_s", [&](const ProgramResult& x) { return exit_time_problem(x, *e.exits_within_s); },
+        landing_ms, r.exited_ms ? fmt::format("exited {} after the fault", seconds(*r.exited_ms)) : "");
+  if (e.output)
+    add_timed(
+        r, "output", [&](const ProgramResult& x) { return output_problem(x, e, horizon_ms); }, landing_ms,
+        fmt::format("a line matched \"{}\"", *e.output));
   if (e.alive) add(r, "alive", alive_problem(r, *e.alive), *e.alive ? "running at the horizon" : "gone by the horizon");
   r.verdict = Verdict::pass;
   for (const auto& c : r.checks)
-    if (c.verdict == Verdict::fail) r.verdict = Verdict::fail;
+    if (c.verdict == Verdict::fail || (c.verdict == Verdict::error && r.verdict == Verdict::pass)) r.verdict = c.verdict;
 }
 
 }  // namespace kah

@@ -19,7 +19,13 @@ std::string describe_settings(const SocketSettings& s);
 std::optional<std::string> settings_problem(const ExpectedSettings& expected, const SocketSettings& read);
 
 // Fills result.checks and result.verdict from `expect`. `horizon_ms`: how long after
-// the fault the program was watched. Times in `result` are from the fault.
-void judge_program(ProgramResult& result, const ProgramExpectation& expect, double horizon_ms);
+// the fault the program was watched. Times in `result` are from the fault, i.e. from
+// when the harness began to apply it; `landing_ms` is how long applying it took (the
+// nft commit acknowledged, the link down): the fault took effect somewhere in
+// [0, landing_ms]. A timing check (exits_within_s, output) that fails counted from 0
+// but holds counted from landing_ms is the harness's doing, not the program's: its
+// verdict is error, naming both instants. One that fails both ways fails.
+void judge_program(ProgramResult& result, const ProgramExpectation& expect, double horizon_ms,
+                   double landing_ms = 0);
 
 }  // namespace kah

@@ -316,6 +316,8 @@ bool is_orphan_of(const netns::SocketTimer& s, const netns::SocketTimer& conn) {
 
 ProgramConnectionWatch::ProgramConnectionWatch(const Topology& topology, std::vector<ProgramConnection>& conns)
     : topology_(topology), conns_(conns) {
+  for (const auto& conn : conns_)
+    if (!lookups_.contains(conn.host)) lookups_.emplace(conn.host, netns::SocketLookup(topology_.ns(conn.host)));
   thread_ = std::jthread([this](std::stop_token stop) {
     while (!stop.stop_requested() && !all_ended()) {
       sample();
@@ -335,36 +337,36 @@ bool ProgramConnectionWatch::all_ended() const {
 }
 
 void ProgramConnectionWatch::sample() {
-  for (const Host host : {Host::client, Host::server}) {
-    const bool watched = std::any_of(conns_.begin(), conns_.end(), [&](const ProgramConnection& c) {
-      return c.host == host;  // the hosts never change: read without the lock
-    });
-    if (!watched) continue;
-    // The dump shows each socket at some instant inside it: present means present at
-    // its start at the latest, absent means gone by its end at the earliest. Stamping
-    // an absence with the start made an end look up to the dump's length early.
+  // The watched connections never change and only this thread writes them: read them
+  // without the lock, write under it.
+  for (std::size_t i = 0; i < conns_.size(); ++i) {
+    const ProgramConnection& conn = conns_[i];
+    if (conn.vanished_ms) continue;
+    const auto& s = conn.socket;
+    // The answer shows the socket at some instant inside the request: present means
+    // present at its start at the latest, absent means gone by its end at the earliest.
     const double before = monotonic_ms();
-    const auto sockets = netns::socket_timers(topology_.ns(host));
-    const double after = monotonic_ms();
-    // A socket the kernel has ended (tcp_done(): ETIMEDOUT, a reset) stays in the dump in
-    // state CLOSE until the program closes its descriptor, which a busy program may do a
-    // second later (psql under the local backend): the connection ended when it left
-    // every other state.
-    std::set<std::uint64_t> inodes;
-    for (const auto& s : sockets)
-      if (s.inode != 0 && s.state != TCP_CLOSE) inodes.insert(s.inode);
-    std::lock_guard lock(mutex_);
-    for (auto& conn : conns_) {
-      if (conn.host != host || conn.vanished_ms) continue;
-      if (inodes.contains(conn.socket.inode)) {
-        conn.last_seen_ms = before;
-        continue;
-      }
-      conn.vanished_ms = after;
-      conn.orphaned = std::any_of(sockets.begin(), sockets.end(), [&](const netns::SocketTimer& s) {
-        return is_orphan_of(s, conn.socket);
-      });
+    std::optional<netns::SocketTimer> found;
+    try {
+      found = lookups_.at(conn.host).find(s.family, s.local, s.local_port, s.remote, s.remote_port);
+    } catch (const std::exception& e) {
+      spdlog::debug("{}: sock_diag: {}", conn.spec.name, e.what());
+      continue;  // asked again next round
     }
+    const double after = monotonic_ms();
+    // A socket the kernel has ended (tcp_done(): ETIMEDOUT, a reset) stays in state
+    // CLOSE until the program closes its descriptor, which a busy program may do a
+    // second later (psql under the local backend): the connection ended when it left
+    // every other state. The same 4-tuple with another inode is another socket.
+    const bool open = found && found->inode != 0 && found->inode == s.inode && found->state != TCP_CLOSE;
+    std::lock_guard lock(mutex_);
+    auto& mine = conns_[i];
+    if (open) {
+      mine.last_seen_ms = before;
+      continue;
+    }
+    mine.vanished_ms = after;
+    mine.orphaned = found && is_orphan_of(*found, s);
   }
 }
 
@@ -519,8 +521,9 @@ ConnectionResult program_connection_result(const Case& c, const ProgramConnectio
 }
 
 std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
-                                           const std::vector<ProgramConnection>& conns, double fault_at,
+                                           const std::vector<ProgramConnection>& conns, const FaultLanding& landing,
                                            double watch_until) {
+  const double fault_at = landing.begun_ms;
   std::vector<ProgramResult> results;
   for (std::size_t i = 0; i < c.programs.size() && i < set.running.size(); ++i) {
     const auto& spec = c.programs[i];
@@ -548,7 +551,7 @@ std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
     for (const auto& line : program.lines()) r.output.push_back({line.at_ms - fault_at, line.stream, line.text});
     r.stdout_file = program.stdout_file().string();
     r.stderr_file = program.stderr_file().string();
-    judge_program(r, spec.expect, watch_until - fault_at);
+    judge_program(r, spec.expect, watch_until - fault_at, landing.done_ms - landing.begun_ms);
     if (r.output.size() > kOutputKept) r.output.erase(r.output.begin(), r.output.end() - kOutputKept);
     results.push_back(std::move(r));
   }

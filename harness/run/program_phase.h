@@ -31,6 +31,7 @@
 #include "harness/judge/result.h"
 #include "harness/plan/forecast.h"
 #include "harness/run/endpoints.h"
+#include "harness/run/fault_landing.h"
 #include "harness/run/programs.h"
 #include "harness/run/topology.h"
 #include "netns/sockdiag.h"
@@ -134,9 +135,9 @@ double forecast_program_connections(const Case& c, const Topology& topology, std
                                     double fault_at, const model::Kernel& kernel, const JiffyClock* clock,
                                     std::optional<double> keep_horizon_ms = std::nullopt);
 
-// Samples sock_diag in the namespaces that hold program connections every few ms
-// until destroyed, and records when each socket vanished (closed by the kernel or
-// by the program).
+// Asks sock_diag about each program connection every few ms (an exact lookup of its
+// 4-tuple, netns::SocketLookup) until destroyed, and records when each socket
+// vanished (closed by the kernel or by the program).
 class ProgramConnectionWatch {
  public:
   ProgramConnectionWatch(const Topology& topology, std::vector<ProgramConnection>& conns);
@@ -149,6 +150,7 @@ class ProgramConnectionWatch {
   void sample();
   const Topology& topology_;
   std::vector<ProgramConnection>& conns_;
+  std::map<Host, netns::SocketLookup> lookups_;  // one per host that holds a watched connection
   mutable std::mutex mutex_;
   std::jthread thread_;
 };
@@ -168,9 +170,11 @@ void place_on_capture(ProgramConnection& conn, const std::vector<evidence::Packe
 ConnectionResult program_connection_result(const Case& c, const ProgramConnection& conn,
                                            const evidence::Analysis* host_analysis, double to_realtime_ms);
 
-// What each program did, judged against its [program.expect].
+// What each program did, judged against its [program.expect], in times from when the
+// fault began to be applied (landing.begun_ms); a timing check only the fault's slow
+// landing failed is an error (judge_program).
 std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
-                                           const std::vector<ProgramConnection>& conns, double fault_at,
+                                           const std::vector<ProgramConnection>& conns, const FaultLanding& landing,
                                            double watch_until);
 
 // "redis-server's connection from 198.18.0.1:40112: keepalive idle 2 s, ..." per connection.

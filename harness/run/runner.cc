@@ -744,7 +744,7 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
       }
     result.connections.push_back(std::move(r));
   }
-  result.programs = program_results(c, set, conns, fault_at, until);
+  result.programs = program_results(c, set, conns, landing, until);
   for (const auto& line : program_settings_lines(c, conns)) spdlog::info("{}: {}", c.name, line);
 }
 
@@ -843,7 +843,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
                      waited.stopped_at_ms.value_or(program_until), options, clock, waited.stopped_at_ms);
     if (!any_interrupted(result.connections)) result.verdict = case_verdict(result.connections, result.survival);
     for (const auto& p : result.programs)
-      if (p.verdict == Verdict::fail && result.verdict == Verdict::pass) result.verdict = Verdict::fail;
+      if (p.verdict != Verdict::pass && result.verdict == Verdict::pass) result.verdict = p.verdict;
   }
   if (options.keep) world.topology->keep(fmt::format("{}-{}", options.keep_prefix, c.name));
 }
