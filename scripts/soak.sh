@@ -42,7 +42,7 @@ one() {  # label: one run of the library, its JSON in $out/label.json; the exit 
   "$bin" run "${cases[@]}" --json "$out/$1.json" >"$out/$1.log" 2>&1 || rc=$?
   # 0 all passed, 1 a case failed: both leave a JSON. 2 and 3 mean it never ran.
   if [ "$rc" -gt 1 ]; then echo "soak.sh: run $1 exited $rc (see $out/$1.log)" >&2; exit "$rc"; fi
-  echo "  $1: $(tail -n 1 "$out/$1.log")"
+  echo "  $1: $(grep " cases: " "$out/$1.log" | tail -n 1)"
 }
 
 echo "== idle: $n runs (load now $(cut -d' ' -f1-3 /proc/loadavg))"
