@@ -178,9 +178,15 @@ class CaptureGuard {
 };
 
 struct CaseWorld {
+  // Declared first, closed last: a listener holds its port, so no other case can bind
+  // it or take it as a client's port while this case's rules (which match it) exist.
+  // Under the local backend, with the listeners closed before the tables went, a case
+  // that got the same port from bind(0) met the finished case's rules: a connect()
+  // refused by its reject-rst, a rebooted peer's RST and a frozen peer's ACKs dropped
+  // by its blackhole (3 of 6 runs of the emulated container beside a soak).
+  std::map<Family, UniqueFd> listeners;
   std::unique_ptr<Topology> topology;
   std::optional<CaptureGuard> capture;
-  std::map<Family, UniqueFd> listeners;
   std::map<Family, std::uint16_t> server_ports;  // the kernel picks them: no two cases share one
   // Backend local: the ports the case's server programs listen on (its [[program]]
   // port), which its fault rules and captures on the shared lo match too.
@@ -751,11 +757,13 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
 // Every phase of one case; throws when the case cannot run.
 void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::CaptureLoop& captures,
                 const RunOptions& options, const JiffyClock* clock, KernelTraceLoop* trace) {
+  // Held until the case's world is gone, its fault rules with it: on the shared lo a
+  // rule left behind matches the next case on the same ports.
+  const auto ports = hold_program_ports(c, options.backend);
   CaseWorld world;
   build(c, captures, options, world);
   // Stopped (reverse order) before the topology goes. Server programs start before the
   // gate (they may take seconds to be ready), client programs in the case's turn.
-  const auto ports = hold_program_ports(c, options.backend);
   ProgramSet programs;
   const std::size_t before_setup = programs_before_setup(c);
   start_programs(c, *world.topology, program_dir(c), programs, options.program_args, 0, before_setup);
