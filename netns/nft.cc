@@ -120,14 +120,13 @@ void NftSession::apply(const std::string& commands) {
   run_with(ctx_, commands, false, where_);
 }
 
+std::string NftSession::list_table(const std::string& family_and_table) {
+  std::lock_guard lock(nft_mutex());
+  return run_with(ctx_, "list table " + family_and_table, false, where_);
+}
+
 std::map<std::string, std::uint64_t> NftSession::counters(const std::string& family_and_table) {
-  const std::string command = "list table " + family_and_table;  // see nft_counters()
-  std::string text;
-  {
-    std::lock_guard lock(nft_mutex());
-    text = run_with(ctx_, command, false, where_);
-  }
-  return parse_counters(text, command);
+  return parse_counters(list_table(family_and_table), "list table " + family_and_table);  // see nft_counters()
 }
 
 }  // namespace kah::netns

@@ -56,6 +56,8 @@ class NftSession {
   // As nft_apply() and nft_counters(), through this session's socket.
   void apply(const std::string& commands);
   std::map<std::string, std::uint64_t> counters(const std::string& family_and_table);
+  // `list table` in nft's text syntax.
+  std::string list_table(const std::string& family_and_table);
 
  private:
   ::nft_ctx* ctx_ = nullptr;

@@ -20,14 +20,17 @@ constexpr const char* kNeighbourDiscovery =
     "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, nd-router-advert } accept";
 
 // `match`: what the chain drops ("" everything); neighbour discovery always passes.
-std::string drop_chain(const char* chain, const char* hook, const std::string& match) {
+// Counted in "dropped_<chain>" (its declaration comes with it).
+std::string drop_chain(const RuleScope& scope, const char* chain, const char* hook, const std::string& match) {
+  const std::string counter = scope.name(fmt::format("dropped_{}", chain));
   return fmt::format(
-      "  chain {0} {{\n"
-      "    type filter hook {1} priority filter; policy accept;\n"
-      "    {2}\n"
-      "    {3}counter name \"dropped_{0}\" drop\n"
+      "  counter {0} {{ }}\n"
+      "  chain {1} {{\n"
+      "    type filter hook {2} priority filter; policy accept;\n"
+      "    {3}\n"
+      "    {4}counter name \"{0}\" drop\n"
       "  }}\n",
-      chain, hook, kNeighbourDiscovery, with_space(match));
+      counter, scope.name(chain), hook, kNeighbourDiscovery, with_space(match));
 }
 
 // A firewall at the server that drops what comes in, goes out, or both. Neighbour
@@ -38,27 +41,30 @@ std::string drop_chain(const char* chain, const char* hook, const std::string& m
 // dead server drops what arrives on input, after the capture on loopback saw it leave.
 std::string server_drops(const RuleScope& scope, bool drop_input, bool drop_output) {
   std::string text = table_header(scope.table, scope.owned);
-  if (drop_input) text += "  counter dropped_input { }\n" + drop_chain("input", "input", scope.to_server);
-  if (drop_output) text += "  counter dropped_output { }\n" + drop_chain("output", "output", scope.from_server);
+  if (drop_input) text += drop_chain(scope, "input", "input", scope.to_server);
+  if (drop_output) text += drop_chain(scope, "output", "output", scope.from_server);
   return text + "}\n";
 }
 
-// A router's rule: `action` on the TCP segments from the client side
-// (`client_side_only`) or both ways, counting what it hits in "hit".
+// A router's rule: `verdict` on the TCP segments from the client side
+// (`client_side_only`) or both ways that meet `condition` ("" all), counting what it
+// hits in "hit".
 // On a router: its forward hook, ahead of the router's own firewall (priority filter
 // - 10, so it decides first). On lo (scope.loopback, no router; OnLoopback): the
 // client's segments towards the case's server on the input hook, the server's towards
 // the client on the output hook, at the same priority. Either way each segment meets
 // the rule once, and the segments the client's capture sees are the same.
-std::string router_rule(const RuleScope& scope, bool client_side_only, const std::string& action) {
-  std::string text = table_header(scope.table, scope.owned) + "  counter hit { }\n";
+std::string router_rule(const RuleScope& scope, bool client_side_only, const std::string& condition,
+                        const std::string& verdict) {
+  const std::string hit = scope.name("hit");
+  std::string text = table_header(scope.table, scope.owned) + fmt::format("  counter {} {{ }}\n", hit);
   const auto chain = [&](const char* name, const char* hook, const std::string& match) {
     text += fmt::format(
         "  chain {} {{\n"
         "    type filter hook {} priority filter - 10; policy accept;\n"
-        "    {}meta l4proto tcp {}\n"
+        "    {}meta l4proto tcp {}counter name \"{}\" {}\n"
         "  }}\n",
-        name, hook, with_space(match), action);
+        scope.name(name), hook, with_space(match), with_space(condition), hit, verdict);
   };
   if (!scope.loopback) {
     chain("forward", "forward", client_side_only ? fmt::format("iifname \"{}\"", scope.router_client_if) : "");
@@ -118,7 +124,7 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
    // input hook as on the router's forward hook (the server's address and port, the
    // segment's ack as its seq), and it reaches the client the same way.
    [](const Fault&, const RuleScope& s) {
-     return router_rule(s, true, "counter name \"hit\" reject with tcp reset");
+     return router_rule(s, true, "", "reject with tcp reset");
    },
    router_rules},
   {FaultKind::reject_icmp, "reject-icmp", "", "the router answers the client's segments with ICMP host unreachable",
@@ -128,7 +134,7 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
    // On lo the error comes from the server's address instead of the router's, which
    // tcp_v4_err / tcp_v6_err do not look at: they match the TCP header inside it.
    [](const Fault&, const RuleScope& s) {
-     return router_rule(s, true, "counter name \"hit\" reject with icmpx type host-unreachable");
+     return router_rule(s, true, "", "reject with icmpx type host-unreachable");
    },
    [](const Fault&, const RuleScope& s, const std::string& rules, FaultActions& a) {
      // Every rejected segment gets its ICMP error: with the kernel's default rate
@@ -148,8 +154,9 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
    // Each packet on its own draw: a probe round trip then survives with (1 - p)^2. On
    // lo the probe draws on input, its answer on output: one draw each, as on a router.
    [](const Fault& f, const RuleScope& s) {
-     return router_rule(s, false, fmt::format("numgen random mod {} < {} counter name \"hit\" drop", kLossScale,
-                                           loss_threshold(f.probability.value_or(0))));
+     return router_rule(s, false,
+                        fmt::format("numgen random mod {} < {}", kLossScale, loss_threshold(f.probability.value_or(0))),
+                        "drop");
    },
    router_rules},
   {FaultKind::peer_firewall_rst, "peer-firewall-rst", "", "the server's own firewall answers the client's segments with a TCP reset",
@@ -158,14 +165,14 @@ constexpr std::array<FaultKindInfo, kKinds> kTable{{
    "which carries the client's rcv_nxt",
    [](const Fault&, const RuleScope& s) {
      return fmt::format(
-         "{}"
-         "  counter hit {{ }}\n"
-         "  chain input {{\n"
+         "{0}"
+         "  counter {1} {{ }}\n"
+         "  chain {2} {{\n"
          "    type filter hook input priority filter; policy accept;\n"
-         "    {}meta l4proto tcp counter name \"hit\" reject with tcp reset\n"
+         "    {3}meta l4proto tcp counter name \"{1}\" reject with tcp reset\n"
          "  }}\n"
          "}}\n",
-         table_header(s.table, s.owned), with_space(s.to_server));
+         table_header(s.table, s.owned), s.name("hit"), s.name("input"), with_space(s.to_server));
    },
    server_rules},
 }};

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <set>
+#include <regex>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -16,37 +16,65 @@
 namespace kah {
 namespace {
 
-// One nftables session for every case of the run: the tables are owned by its socket
-// (`flags owner`: the kernel deletes them when the process ends, SIGKILL included),
-// and each case deletes its own when it ends. One session because libnftables
-// fetches the namespace's whole ruleset into a new context's cache on its first
-// command: with every case's tables in this one namespace, a session per case paid
-// 60-200 ms of CPU for its first rules, all under the process's nft lock, and a
-// fault waited up to 0.9 s behind them (postgres-client-blackhole's query was
-// answered after the fault began). A warm session's command costs 1-5 ms. Made on
-// first use, in the process's namespace (the one the local backend works in), and
-// never freed before the process ends.
-netns::NftSession& shared_session(const std::string& where) {
-  static netns::NftSession* session = new netns::NftSession(where);
-  return *session;
+// One nftables session and one table for every case of the run. The table is owned by
+// the session's socket (`flags owner`: the kernel deletes it when the process ends,
+// SIGKILL included); each case declares its chains, maps and counters in it under a
+// prefix of its own and deletes them when it ends. libnftables 1.0.6 rebuilds its
+// cache after every change, and that costs about 3 ms of CPU per table in the
+// namespace (it allocates and clears a 128 KiB hash per table and object type):
+// measured on 6.18, a first command took 160 ms beside 46 tables against 1 ms
+// beside one, and with a session and two tables per case a fault waited up to 2 s
+// for the process's nft lock under load (postgres-client-blackhole's query was
+// answered after the fault began). Made on first use, in the process's namespace
+// (the one the local backend works in), and never freed before the process ends.
+struct SharedRules {
+  netns::NftSession session;
+  std::string table;
+};
+
+SharedRules& shared_rules() {
+  static SharedRules* shared =
+      new SharedRules{netns::NftSession(fmt::format("{}'s namespace", ::getpid() == 1 ? "the container" : "this process")),
+                      local_table_name("cases")};
+  return *shared;
+}
+
+// Every chain, map and counter the table lists whose name starts with `prefix`, as
+// the commands that delete them: chains (emptied first), then the maps their rules
+// use, then the counters the rules and maps use (the kernel refuses, EBUSY, to delete
+// what is still referenced).
+std::string deletions(const std::string& listing, const std::string& table, const std::string& prefix) {
+  std::string chains, maps, counters;
+  static const std::regex declared(R"re(\b(chain|map|counter)\s+"?([A-Za-z0-9_]+)"?\s*\{)re");
+  for (auto it = std::sregex_iterator(listing.begin(), listing.end(), declared); it != std::sregex_iterator(); ++it) {
+    const std::string kind = (*it)[1], name = (*it)[2];
+    if (name.rfind(prefix, 0) != 0) continue;
+    if (kind == "chain")
+      chains += fmt::format("flush chain {0} {1}\ndelete chain {0} {1}\n", table, name);
+    else
+      (kind == "map" ? maps : counters) += fmt::format("delete {} {} {}\n", kind, table, name);
+  }
+  return chains + maps + counters;
 }
 
 class LocalTopology final : public Topology {
  public:
   explicit LocalTopology(const Case& c)
-      : here_(netns::Namespace::current(c.name + "/local")),
-        nft_(shared_session(fmt::format("{}'s namespace", ::getpid() == 1 ? "the container" : "this process"))),
-        fault_table_(local_table_name("fault")),
-        probe_table_(local_table_name("probes")) {
+      : here_(netns::Namespace::current(c.name + "/local")), rules_(shared_rules()), names_(next_names()) {
     for (const auto& need : case_needs(c))
       if (need.need == Need::own_namespaces || need.need == Need::sysctls || need.need == Need::link_control)
         throw std::logic_error(fmt::format("case {} needs {} ({}): the local backend skips it", c.name,
                                            to_string(need.need), need.because));
-    // No table yet: each is made by the first rules declared in it (they say `flags
-    // owner`), at the fault or at the probe counters. libnftables runs one command at
-    // a time in the process, and a dozen cases making their tables while one applies
-    // its fault delayed that fault by seconds on a loaded machine (run 1 of
-    // scripts/local-container.sh: up to 8 s, after the first probe).
+  }
+
+  // The case's chains, maps and counters go with it (the table is the run's).
+  ~LocalTopology() override {
+    try {
+      const std::string commands = deletions(rules_.session.list_table(rules_.table), rules_.table, names_);
+      if (!commands.empty()) rules_.session.apply(commands);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: cannot delete the case's nft rules: {}", here_.label(), e.what());
+    }
   }
 
   const netns::Namespace& ns(Host host) const override {
@@ -74,31 +102,20 @@ class LocalTopology final : public Topology {
   // Every host's rules, the router's included, go in the case's own tables on lo: a
   // router kind reaches here only where lo stands in for the router (router_needed()),
   // and its rules were written for lo (RuleScope::loopback).
-  void nft(Host, const std::string& ruleset) override {
-    nft_.apply(ruleset);
-    for (const auto* table : {&fault_table_, &probe_table_})
-      if (ruleset.find("table " + *table + " ") != std::string::npos) made_.insert(*table);
-  }
+  void nft(Host, const std::string& ruleset) override { rules_.session.apply(ruleset); }
 
-  // The case's tables go with it (the session outlives the case).
-  ~LocalTopology() override {
-    std::string commands;
-    for (const auto& table : made_) commands += fmt::format("delete table {}\n", table);
-    if (commands.empty()) return;
-    try {
-      nft_.apply(commands);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}: cannot delete the case's nft tables: {}", here_.label(), e.what());
-    }
-  }
-
+  // The case's own counters, by the names its rules gave them without the prefix.
   std::map<std::string, std::uint64_t> nft_counters(Host, const std::string& family_and_table) const override {
-    return nft_.counters(family_and_table);
+    std::map<std::string, std::uint64_t> mine;
+    for (const auto& [name, packets] : rules_.session.counters(family_and_table))
+      if (name.rfind(names_, 0) == 0) mine[name.substr(names_.size())] = packets;
+    return mine;
   }
 
   RuleScope rule_scope(const std::vector<std::uint16_t>& server_ports) const override {
     RuleScope scope;
-    scope.table = fault_table_;
+    scope.table = rules_.table;
+    scope.names = names_;
     scope.to_server = server_port_match(server_ports, true);
     scope.from_server = server_port_match(server_ports, false);
     scope.owned = true;
@@ -106,15 +123,19 @@ class LocalTopology final : public Topology {
     return scope;
   }
 
-  std::string probe_table() const override { return probe_table_; }
+  std::string probe_table() const override { return rules_.table; }
   bool owns_tables() const override { return true; }
+  std::string rule_names() const override { return names_; }
 
  private:
+  static std::string next_names() {
+    static std::atomic<unsigned> next{0};
+    return fmt::format("c{}_", next++);
+  }
+
   netns::Namespace here_;
-  netns::NftSession& nft_;  // the run's (shared_session()): it holds the tables
-  std::string fault_table_;
-  std::string probe_table_;
-  std::set<std::string> made_;  // the tables this case's rules created
+  SharedRules& rules_;  // the run's session and table
+  std::string names_;   // this case's prefix in it
 };
 
 }  // namespace

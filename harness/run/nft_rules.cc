@@ -36,7 +36,8 @@ std::string probe_counter_name(std::uint16_t client_port) {
   return fmt::format("probes_{}", client_port);
 }
 
-std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table, bool owned) {
+std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table, bool owned,
+                                  const std::string& names) {
   // A pure ACK carries no payload exactly when the IP payload is the TCP header
   // alone: IPv4 total length = 20 + 4*doff (Linux sends no IP options), IPv6
   // payload length = 4*doff. Linux's pure ACKs have doff 5, or 8 with timestamps.
@@ -44,22 +45,24 @@ std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, con
   // connection: with hundreds of connections a linear rule list delays every probe
   // the timer softirq sends.
   std::string text = table_header(table, owned);
-  for (const auto& c : counters) text += fmt::format("  counter {} {{ }}\n", c.counter);
-  text += "  map probe_counter {\n    type inet_service : counter;\n";
+  for (const auto& c : counters) text += fmt::format("  counter {}{} {{ }}\n", names, c.counter);
+  const std::string map = names + "probe_counter";
+  text += fmt::format("  map {} {{\n    type inet_service : counter;\n", map);
   if (!counters.empty()) {
     text += "    elements = { ";
     for (std::size_t i = 0; i < counters.size(); ++i)
-      text += fmt::format("{}{} : \"{}\"", i == 0 ? "" : ", ", counters[i].client_port, counters[i].counter);
+      text += fmt::format("{}{} : \"{}{}\"", i == 0 ? "" : ", ", counters[i].client_port, names, counters[i].counter);
     text += " }\n";
   }
-  text += "  }\n  chain output {\n    type filter hook output priority filter; policy accept;\n";
+  // Its own chain name: under the local backend a fault's chains share the table.
+  text += fmt::format("  }}\n  chain {}probes {{\n    type filter hook output priority filter; policy accept;\n", names);
   for (int doff : {5, 8}) {
     text += fmt::format(
-        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip length {} counter name tcp sport map @probe_counter\n",
-        doff, 20 + 4 * doff);
+        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip length {} counter name tcp sport map @{}\n",
+        doff, 20 + 4 * doff, map);
     text += fmt::format(
-        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip6 length {} counter name tcp sport map @probe_counter\n",
-        doff, 4 * doff);
+        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip6 length {} counter name tcp sport map @{}\n",
+        doff, 4 * doff, map);
   }
   return text + "  }\n}\n";
 }

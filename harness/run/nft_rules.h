@@ -34,10 +34,11 @@ struct ProbeCounter {
 // Counts, per client port, the segments a keepalive probe is made of: a pure ACK
 // (no SYN/FIN/RST/PSH) without payload. Applied once the connections are idle, so
 // nothing else the client sends matches.
-// `table`: kProbeTable in a namespace of the case's own, else the case's own table,
-// made with `flags owner` (`owned`, see RuleScope).
+// `table`: kProbeTable in a namespace of the case's own, else the table the local
+// backend shares among cases, made with `flags owner` (`owned`), in which every name
+// the ruleset declares (counters, map, chain) starts with `names` (RuleScope::names).
 std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table = kProbeTable,
-                                  bool owned = false);
+                                  bool owned = false, const std::string& names = "");
 
 std::string probe_counter_name(std::uint16_t client_port);
 

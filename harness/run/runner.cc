@@ -318,7 +318,8 @@ void count_probes(CaseWorld& w, const std::vector<Tested>& tested) {
     if (t.link.client_port != 0)
       counters.push_back({probe_counter_name(t.link.client_port), t.spec->family, t.link.client_port});
   w.topology->nft(Host::client,
-                  probe_counter_ruleset(counters, w.topology->probe_table(), w.topology->owns_tables()));
+                  probe_counter_ruleset(counters, w.topology->probe_table(), w.topology->owns_tables(),
+                                        w.topology->rule_names()));
 }
 
 // ---- send ------------------------------------------------------------------------

@@ -52,6 +52,8 @@ class Topology {
   // it is made with `flags owner` (RuleScope::owned).
   virtual std::string probe_table() const;
   virtual bool owns_tables() const { return false; }
+  // The prefix of every name the case's rules declare in those tables (RuleScope::names).
+  virtual std::string rule_names() const { return ""; }
 };
 
 // Per-host sysctls, as in Case::sysctls ("client" / "server").

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "harness/fault/fault.h"
+#include "harness/run/nft_rules.h"
 
 using kah::Fault;
 using kah::FaultKind;
@@ -98,6 +99,39 @@ TEST_CASE("on a shared namespace the rules sit in the case's table and match onl
   CHECK_FALSE(has(kah::fault_rules(Fault{FaultKind::blackhole, {}}, "r-c"), "flags owner"));
   // In a namespace of the case's own, everything is the case's.
   CHECK(has(kah::fault_rules(Fault{FaultKind::blackhole, {}}, "r-c"), "    counter name \"dropped_input\" drop"));
+}
+
+TEST_CASE("in the local backend's shared table every name a case declares carries its prefix", "[fault][nft][local]") {
+  kah::RuleScope shared;
+  shared.table = "inet kaharness_7_0_cases";
+  shared.to_server = "tcp dport { 40001 }";
+  shared.from_server = "tcp sport { 40001 }";
+  shared.owned = true;
+  shared.loopback = true;
+  shared.names = "c4_";
+  const auto blackhole = kah::fault_rules(Fault{FaultKind::blackhole, {}}, shared);
+  CHECK(has(blackhole, "counter c4_dropped_input { }"));
+  CHECK(has(blackhole, "chain c4_input {"));
+  CHECK(has(blackhole, "chain c4_output {"));
+  CHECK(has(blackhole, "counter name \"c4_dropped_output\" drop"));
+  CHECK_FALSE(has(blackhole, "chain input"));
+  const auto reject = kah::fault_rules(Fault{FaultKind::reject_rst, {}}, shared);
+  CHECK(has(reject, "counter c4_hit { }"));
+  CHECK(has(reject, "meta l4proto tcp counter name \"c4_hit\" reject with tcp reset"));
+  const auto loss = kah::fault_rules(Fault{FaultKind::loss, 0.5}, shared);
+  CHECK(has(loss, "meta l4proto tcp numgen random mod"));
+  CHECK(has(loss, "counter name \"c4_hit\" drop"));
+  const auto rst = kah::fault_rules(Fault{FaultKind::peer_firewall_rst, {}}, shared);
+  CHECK(has(rst, "chain c4_input {"));
+  CHECK(has(rst, "counter name \"c4_hit\" reject with tcp reset"));
+  // The probe counters' chain has a name of its own: a fault's output chain shares the table.
+  const auto probes = kah::probe_counter_ruleset({{kah::probe_counter_name(40001), kah::Family::ipv4, 40001}},
+                                                 shared.table, true, shared.names);
+  CHECK(has(probes, "counter c4_probes_40001 { }"));
+  CHECK(has(probes, "map c4_probe_counter {"));
+  CHECK(has(probes, "40001 : \"c4_probes_40001\""));
+  CHECK(has(probes, "chain c4_probes {"));
+  CHECK(has(probes, "map @c4_probe_counter"));
 }
 
 TEST_CASE("faults that are not firewall rules act on links, sockets, processes and flows", "[fault]") {
