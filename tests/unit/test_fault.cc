@@ -79,12 +79,18 @@ TEST_CASE("one-way drops drop only their direction", "[fault][nft]") {
   CHECK_FALSE(has(to_server, "hook output"));
 }
 
-TEST_CASE("on a shared namespace the rules sit in the case's table and match only its ports", "[fault][nft][local]") {
+// The scope of a case on the local backend's shared lo, its server on port 40001.
+static kah::RuleScope shared_scope(const std::string& table) {
   kah::RuleScope shared;
-  shared.table = "inet kaharness_7_3_fault";
+  shared.table = table;
   shared.to_server = "tcp dport { 40001 }";
   shared.from_server = "tcp sport { 40001 }";
   shared.owned = true;
+  return shared;
+}
+
+TEST_CASE("on a shared namespace the rules sit in the case's table and match only its ports", "[fault][nft][local]") {
+  const auto shared = shared_scope("inet kaharness_7_3_fault");
   const auto blackhole = kah::fault_rules(Fault{FaultKind::blackhole, {}}, shared);
   // The kernel refuses a declaration of an owner table that leaves the flag out.
   CHECK(has(blackhole, "table inet kaharness_7_3_fault {\n  flags owner;\n"));
@@ -102,11 +108,7 @@ TEST_CASE("on a shared namespace the rules sit in the case's table and match onl
 }
 
 TEST_CASE("in the local backend's shared table every name a case declares carries its prefix", "[fault][nft][local]") {
-  kah::RuleScope shared;
-  shared.table = "inet kaharness_7_0_cases";
-  shared.to_server = "tcp dport { 40001 }";
-  shared.from_server = "tcp sport { 40001 }";
-  shared.owned = true;
+  auto shared = shared_scope("inet kaharness_7_0_cases");
   shared.loopback = true;
   shared.names = "c4_";
   const auto blackhole = kah::fault_rules(Fault{FaultKind::blackhole, {}}, shared);
