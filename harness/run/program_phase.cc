@@ -27,6 +27,7 @@ namespace kah {
 namespace {
 
 constexpr int kDefaultPort = 7000;         // the harness's own listener port, when no program names one
+constexpr double kStampRoundingMs = 0.001;  // a capture stamp's conversion error, rounded up (capture.h)
 constexpr double kPollMs = 5;              // sock_diag sampling of program connections after the fault
 constexpr double kStartPollMs = 20;        // while waiting for a port or a connection
 constexpr std::size_t kOutputKept = 30;    // lines of a program's output in the results
@@ -300,6 +301,18 @@ double forecast_program_connections(const Case& c, const Topology& topology, std
       with_close.server.idle_close_s = *idle_close;
       facts.server_activity_ms = -in.kernel.rtt_ms / 2;
       modelled = &with_close;
+      // Once the capture shows the server's FIN: the program closed then, as the
+      // harness's own server application's close() is measured. Its timer is its own,
+      // not the kernel's (scanner-stale-connection's Python server closed 48 ms late
+      // with two runs on the machine): the window counts from the FIN, and the steps
+      // say how late it was. A FIN before its idle timeout is not taken: the window
+      // stays the timer's, and the early end fails.
+      // The EOF is timed by that same FIN, converted from realtime in another order of
+      // operations: the close counts from 1 us before it (a realtime ms double resolves
+      // 0.24 us; capture.h), or the EOF could land a rounding before its own window.
+      const double due = facts.server_activity_ms + 1000.0 * *idle_close;
+      if (conn.fin && !conn.fin->by_local && conn.fin->t_ms - conn.origin_ms >= due)
+        facts.server_closed_ms = conn.fin->t_ms - conn.origin_ms - kStampRoundingMs;
     }
     conn.forecast = forecast(*modelled, conn.spec, in, facts);
     until = std::max(until, conn.origin_ms + conn.forecast.horizon_ms);
