@@ -98,14 +98,15 @@ std::int64_t RealtimeSteps::check() {
 RealtimeSteps::Checked RealtimeSteps::checked() {
   const std::int64_t read_by = check();
   std::lock_guard lock(mutex_);
+  if (log_.spans().size() == 1) return {std::nullopt, read_by};
   return {log_, read_by};
 }
 
 std::int64_t RealtimeSteps::Checked::to_run_realtime(std::int64_t realtime_ns, bool& ambiguous) const {
   if (!stepped()) return realtime_ns;  // the common case: the kernel's stamp as it is
-  const PlacedStamp placed = log.place(realtime_ns, read_by_ns);
+  const PlacedStamp placed = log->place(realtime_ns, read_by_ns);
   if (placed.ambiguous) ambiguous = true;
-  return placed.monotonic_ns + log.first().realtime_minus_monotonic_ns;
+  return placed.monotonic_ns + log->first().realtime_minus_monotonic_ns;
 }
 
 std::vector<ClockStep> RealtimeSteps::steps(std::int64_t since_ns) const {

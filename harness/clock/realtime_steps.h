@@ -98,12 +98,12 @@ class RealtimeSteps {
   std::int64_t check();
   // The log as of a check made now: places the stamps read before this call.
   struct Checked {
-    StepLog log;
+    std::optional<StepLog> log;  // only once the clock has stepped: no copy per drain before
     std::int64_t read_by_ns = 0;
     // A kernel realtime stamp in run realtime ns; `ambiguous` set when it cannot be
     // placed (left unchanged otherwise).
     std::int64_t to_run_realtime(std::int64_t realtime_ns, bool& ambiguous) const;
-    bool stepped() const { return log.spans().size() > 1; }
+    bool stepped() const { return log.has_value(); }
   };
   Checked checked();
   // Steps seen since the log began, and since a CLOCK_MONOTONIC instant.

@@ -70,6 +70,17 @@ kah::test::Contained start_contained(const Stage& stage, const netns::Namespace&
   return kah::test::start_contained(net, spec);
 }
 
+// `kaharness ARGS` in the emulated container joined to `net`, run to its end.
+struct ContainedRun {
+  int code = -1;
+  std::string out, err;
+};
+ContainedRun run_contained(const Stage& stage, const netns::Namespace& net, const std::vector<std::string>& args) {
+  const auto c = start_contained(stage, net, args);
+  const int code = kah::test::wait_exit(c.runtime);
+  return {code, read_text(stage.dir / "stdout"), read_text(stage.dir / "stderr")};
+}
+
 // What the harness could leave in the container's namespace: links, addresses,
 // routes, sysctls, the nft ruleset.
 kah::test::RootSnapshot snapshot(const netns::Namespace& net) {
@@ -98,12 +109,10 @@ TEST_CASE("in an emulated CAP_NET_ADMIN-only container, auto chooses local, runs
   const auto net = container_namespace();
   const auto before = snapshot(net);
   Stage stage;
-  const auto c = start_contained(stage, net, {"run", "cases", "--json", "out.json"});
-  const int code = kah::test::wait_exit(c.runtime);
-  const std::string out = read_text(stage.dir / "stdout"), err = read_text(stage.dir / "stderr");
-  INFO(kah::test::not_passed(out) << err);
-  REQUIRE(code == 0);
-  CHECK(out.find("backends here: netns cannot run here, userns cannot run here, local ") != std::string::npos);
+  const auto run = run_contained(stage, net, {"run", "cases", "--json", "out.json"});
+  INFO(kah::test::not_passed(run.out) << run.err);
+  REQUIRE(run.code == 0);
+  CHECK(run.out.find("backends here: netns cannot run here, userns cannot run here, local ") != std::string::npos);
   const auto json = nlohmann::json::parse(read_text(stage.dir / "out.json"));
   CHECK(json["backend"] == "local");
   // /proc/timer_list hidden: the canary on lo gives the tick, jiffies modulo 64.
@@ -139,11 +148,9 @@ TEST_CASE("in an emulated container, local runs the program cases and they pass"
   const auto net = container_namespace();
   const auto before = snapshot(net);
   Stage stage;
-  const auto c = start_contained(stage, net, {"run", "cases/programs", "--json", "out.json"});
-  const int code = kah::test::wait_exit(c.runtime);
-  const std::string out = read_text(stage.dir / "stdout"), err = read_text(stage.dir / "stderr");
-  INFO(kah::test::not_passed(out) << err);
-  REQUIRE(code == 0);
+  const auto run = run_contained(stage, net, {"run", "cases/programs", "--json", "out.json"});
+  INFO(kah::test::not_passed(run.out) << run.err);
+  REQUIRE(run.code == 0);
   const auto json = nlohmann::json::parse(read_text(stage.dir / "out.json"));
   CHECK(json["backend"] == "local");
   std::set<std::string> ran;
