@@ -93,17 +93,23 @@ ino_t netns_inode(const std::string& path) {
   return st.st_ino;
 }
 
+// A program that is a `sh -c SCRIPT`, run in `dir`.
+Launch sh_launch(const std::string& name, const std::string& script, const fs::path& dir) {
+  Launch launch;
+  launch.name = name;
+  launch.executable = "/bin/sh";
+  launch.argv = {"sh", "-c", script};
+  launch.workdir = dir;
+  return launch;
+}
+
 }  // namespace
 
 TEST_CASE("a program runs in its host's namespace and every process of it stops with it", "[programs]") {
   const auto ns = netns::Namespace::create("program-test");
   const auto dir = fs::temp_directory_path() / fmt::format("kah-program-test-{}", ::getpid());
   fs::create_directories(dir);
-  Launch launch;
-  launch.name = "sleepers";
-  launch.executable = "/bin/sh";
-  launch.argv = {"sh", "-c", "sleep 1000 & echo started; sleep 1000"};
-  launch.workdir = dir;
+  Launch launch = sh_launch("sleepers", "sleep 1000 & echo started; sleep 1000", dir);
   launch.ns = &ns;
   auto program = RunningProgram::start(launch);
   REQUIRE(program->wait_for_line(std::regex("started"), monotonic_ms() + 5000));
@@ -220,11 +226,7 @@ outcome = "alive"
 TEST_CASE("a program held by a warden stops with everything it daemonized", "[programs][local]") {
   const auto dir = fs::temp_directory_path() / fmt::format("kah-warden-test-{}", ::getpid());
   fs::create_directories(dir);
-  Launch launch;
-  launch.name = "daemonizer";
-  launch.executable = "/bin/sh";
-  launch.argv = {"sh", "-c", "sleep 300 & (setsid sleep 301 &); echo started; exec sleep 302"};
-  launch.workdir = dir;
+  Launch launch = sh_launch("daemonizer", "sleep 300 & (setsid sleep 301 &); echo started; exec sleep 302", dir);
   launch.pid_namespace = false;
   auto program = RunningProgram::start(launch);
   REQUIRE(program->wait_for_line(std::regex("started"), monotonic_ms() + 5000));
