@@ -42,7 +42,7 @@ void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets) 
 }
 
 std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology,
-                                                       const std::vector<std::uint16_t>& server_ports) {
+                                                       const std::vector<ServerPort>& server_ports) {
   std::map<std::string, std::uint64_t> out;
   if (c.topology != TopologyKind::routed) return out;
   const RuleScope scope = topology.rule_scope(server_ports);

@@ -21,7 +21,7 @@ struct FaultTargets {
   std::vector<UniqueFd*> server_sockets;  // a reboot closes them silently (TCP_REPAIR)
   PeerProcess* peer_app = nullptr;        // a freeze stops it
   std::vector<netns::FlowTuple> flows;    // forgetting flows deletes their entries on the router
-  std::vector<std::uint16_t> server_ports;  // the case's: rules on a shared namespace match them
+  std::vector<ServerPort> server_ports;  // the case's: rules on a shared namespace match them
 };
 
 class TopologyFaultActions final : public FaultActions {
@@ -50,6 +50,6 @@ void apply_fault(const Fault& fault, Topology& topology, FaultTargets& targets);
 // for the router (backend local), the fault's counters only. `server_ports`: the
 // case's, which scope its rules there.
 std::map<std::string, std::uint64_t> middlebox_counters(const Case& c, const Topology& topology,
-                                                       const std::vector<std::uint16_t>& server_ports);
+                                                       const std::vector<ServerPort>& server_ports);
 
 }  // namespace kah

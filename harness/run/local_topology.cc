@@ -112,7 +112,7 @@ class LocalTopology final : public Topology {
     return mine;
   }
 
-  RuleScope rule_scope(const std::vector<std::uint16_t>& server_ports) const override {
+  RuleScope rule_scope(const std::vector<ServerPort>& server_ports) const override {
     RuleScope scope;
     scope.table = rules_.table;
     scope.names = names_;
@@ -145,11 +145,12 @@ std::string local_table_name(const std::string& what) {
   return fmt::format("inet kaharness_{}_{}_{}", ::getpid(), next++, what);
 }
 
-std::string server_port_match(const std::vector<std::uint16_t>& ports, bool towards) {
+std::string server_port_match(const std::vector<ServerPort>& ports, bool towards) {
   if (ports.empty()) throw std::logic_error("a rule on a shared namespace without the case's ports would match all");
   std::string list;
-  for (auto p : ports) list += fmt::format("{}{}", list.empty() ? "" : ", ", p);
-  return fmt::format("tcp {} {{ {} }}", towards ? "dport" : "sport", list);
+  for (const auto& p : ports)
+    list += fmt::format("{}{} . {}", list.empty() ? "" : ", ", p.family == Family::ipv4 ? "ipv4" : "ipv6", p.port);
+  return fmt::format("meta nfproto . tcp {} {{ {} }}", towards ? "dport" : "sport", list);
 }
 
 std::unique_ptr<Topology> build_local_topology(const Case& c) { return std::make_unique<LocalTopology>(c); }

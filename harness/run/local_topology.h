@@ -5,8 +5,10 @@
 // It changes nothing of that namespace but its own nft tables: no sysctl, address,
 // route or link (cases that need them are skipped before, harness/case/needs.h).
 // Both ends use 127.0.0.1 / ::1; every case listens on ports the kernel picks for it
-// (bind to port 0), so cases running at once, and other programs, never share a port,
-// and its fault rules and probe counters match its own ports only. Its tables are
+// (bind to port 0), so no two cases running at once listen on one port in one family,
+// and its fault rules and probe counters match its own ports only, family by family
+// (ServerPort: one number can be a listener's on ::1 and another case's client's on
+// 127.0.0.1). Its tables are
 // created with `flags owner` through one NftSession held by the topology: the kernel
 // deletes them when the session's netlink socket closes, at the end of the case or
 // when the process dies, SIGKILL included; no other socket can change them.
@@ -28,8 +30,8 @@ std::unique_ptr<Topology> build_local_topology(const Case& c);
 // "inet kaharness_<pid>_<n>_<what>": a table name no other case or run uses.
 std::string local_table_name(const std::string& what);
 
-// "tcp dport { 40001, 40002 }": the segments towards the server ports (`towards`), or
-// from them.
-std::string server_port_match(const std::vector<std::uint16_t>& ports, bool towards);
+// "meta nfproto . tcp dport { ipv4 . 40001, ipv6 . 40002 }": the segments towards the
+// server ports (`towards`), or from them, each port in its own family only.
+std::string server_port_match(const std::vector<ServerPort>& ports, bool towards);
 
 }  // namespace kah

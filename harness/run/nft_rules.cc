@@ -32,8 +32,8 @@ std::string router_ruleset(const RouterSpec& router, const std::string& client_i
   return text + "}\n";
 }
 
-std::string probe_counter_name(std::uint16_t client_port) {
-  return fmt::format("probes_{}", client_port);
+std::string probe_counter_name(Family family, std::uint16_t client_port) {
+  return fmt::format("probes_{}_{}", family == Family::ipv4 ? "v4" : "v6", client_port);
 }
 
 std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table, bool owned,
@@ -41,28 +41,28 @@ std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, con
   // A pure ACK carries no payload exactly when the IP payload is the TCP header
   // alone: IPv4 total length = 20 + 4*doff (Linux sends no IP options), IPv6
   // payload length = 4*doff. Linux's pure ACKs have doff 5, or 8 with timestamps.
-  // One lookup per packet (client port -> named counter) instead of a rule per
+  // One lookup per packet (connection -> named counter) instead of a rule per
   // connection: with hundreds of connections a linear rule list delays every probe
   // the timer softirq sends.
   std::string text = table_header(table, owned);
   for (const auto& c : counters) text += fmt::format("  counter {}{} {{ }}\n", names, c.counter);
   const std::string map = names + "probe_counter";
-  text += fmt::format("  map {} {{\n    type inet_service : counter;\n", map);
+  text += fmt::format("  map {} {{\n    type nf_proto . inet_service . inet_service : counter;\n", map);
   if (!counters.empty()) {
     text += "    elements = { ";
-    for (std::size_t i = 0; i < counters.size(); ++i)
-      text += fmt::format("{}{} : \"{}{}\"", i == 0 ? "" : ", ", counters[i].client_port, names, counters[i].counter);
+    for (std::size_t i = 0; i < counters.size(); ++i) {
+      const auto& k = counters[i];
+      text += fmt::format("{}{} . {} . {} : \"{}{}\"", i == 0 ? "" : ", ", k.family == Family::ipv4 ? "ipv4" : "ipv6",
+                          k.client_port, k.server_port, names, k.counter);
+    }
     text += " }\n";
   }
   // Its own chain name: under the local backend a fault's chains share the table.
   text += fmt::format("  }}\n  chain {}probes {{\n    type filter hook output priority filter; policy accept;\n", names);
+  const std::string lookup = fmt::format("counter name meta nfproto . tcp sport . tcp dport map @{}", map);
   for (int doff : {5, 8}) {
-    text += fmt::format(
-        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip length {} counter name tcp sport map @{}\n",
-        doff, 20 + 4 * doff, map);
-    text += fmt::format(
-        "    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip6 length {} counter name tcp sport map @{}\n",
-        doff, 4 * doff, map);
+    text += fmt::format("    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip length {} {}\n", doff, 20 + 4 * doff, lookup);
+    text += fmt::format("    tcp flags & (fin|syn|rst|psh) == 0 tcp doff {} ip6 length {} {}\n", doff, 4 * doff, lookup);
   }
   return text + "  }\n}\n";
 }

@@ -26,12 +26,15 @@ std::string router_ruleset(const RouterSpec& router, const std::string& client_i
 
 // One connection whose keepalive probes are counted.
 struct ProbeCounter {
-  std::string counter;   // counter name in kProbeTable, e.g. "probes_40001"
+  std::string counter;   // counter name in kProbeTable, e.g. "probes_v4_40001"
   Family family;
   std::uint16_t client_port;
+  std::uint16_t server_port;
 };
 
-// Counts, per client port, the segments a keepalive probe is made of: a pure ACK
+// Counts, per connection (family, client port, server port: one client port number
+// can be an IPv4 and an IPv6 connection's, or two connections' to different servers
+// in a namespace shared with other cases), the segments a keepalive probe is made of: a pure ACK
 // (no SYN/FIN/RST/PSH) without payload. Applied once the connections are idle, so
 // nothing else the client sends matches.
 // `table`: kProbeTable in a namespace of the case's own, else the table the local
@@ -40,6 +43,6 @@ struct ProbeCounter {
 std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, const std::string& table = kProbeTable,
                                   bool owned = false, const std::string& names = "");
 
-std::string probe_counter_name(std::uint16_t client_port);
+std::string probe_counter_name(Family family, std::uint16_t client_port);
 
 }  // namespace kah

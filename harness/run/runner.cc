@@ -192,20 +192,24 @@ struct CaseWorld {
   // port), which its fault rules and captures on the shared lo match too.
   std::vector<std::uint16_t> program_ports;
 
-  std::vector<std::uint16_t> ports() const {
-    std::vector<std::uint16_t> out;
-    for (const auto& [family, port] : server_ports) out.push_back(port);
-    out.insert(out.end(), program_ports.begin(), program_ports.end());
+  // A server program may listen in either family: its port counts in both.
+  std::vector<ServerPort> ports() const {
+    std::vector<ServerPort> out;
+    for (const auto& [family, port] : server_ports) out.push_back({family, port});
+    for (const auto port : program_ports)
+      for (const auto family : {Family::ipv4, Family::ipv6}) out.push_back({family, port});
     return out;
   }
 };
 
 // Only the case's own segments: on the local backend the captures share lo with
-// every other case and program.
-evidence::CaptureOptions capture_options(const std::vector<std::uint16_t>& server_ports) {
+// every other case and program (each port in its own family: ServerPort).
+evidence::CaptureOptions capture_options(const std::vector<ServerPort>& server_ports) {
   evidence::CaptureOptions options;
   options.filter.clear();
-  for (auto port : server_ports) options.filter += fmt::format("{}tcp port {}", options.filter.empty() ? "" : " or ", port);
+  for (const auto& p : server_ports)
+    options.filter += fmt::format("{}({} and tcp port {})", options.filter.empty() ? "" : " or ",
+                                  p.family == Family::ipv4 ? "ip" : "ip6", p.port);
   return options;
 }
 
@@ -316,7 +320,8 @@ void count_probes(CaseWorld& w, const std::vector<Tested>& tested) {
   std::vector<ProbeCounter> counters;
   for (const auto& t : tested)
     if (t.link.client_port != 0)
-      counters.push_back({probe_counter_name(t.link.client_port), t.spec->family, t.link.client_port});
+      counters.push_back({probe_counter_name(t.spec->family, t.link.client_port), t.spec->family, t.link.client_port,
+                          t.server_port});
   w.topology->nft(Host::client,
                   probe_counter_ruleset(counters, w.topology->probe_table(), w.topology->owns_tables(),
                                         w.topology->rule_names()));
@@ -557,7 +562,7 @@ std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::ve
   std::lock_guard lock(ends.mutex);
   for (std::size_t i = 0; i < tested.size(); ++i) {
     const auto& t = tested[i];
-    const auto counted = probes.find(probe_counter_name(t.link.client_port));
+    const auto counted = probes.find(probe_counter_name(t.spec->family, t.link.client_port));
     const int n = t.link.client_port != 0 && counted != probes.end() ? static_cast<int>(counted->second) : 0;
     auto r = observe(c, t, ends.ends[i], n);
     // Open when a stop came, before its own horizon: alive so far, not decided.

@@ -228,7 +228,7 @@ std::map<std::string, std::uint64_t> Topology::nft_counters(Host host, const std
   return netns::nft_counters(ns(host), family_and_table);
 }
 
-RuleScope Topology::rule_scope(const std::vector<std::uint16_t>&) const {
+RuleScope Topology::rule_scope(const std::vector<ServerPort>&) const {
   return own_namespace_scope(kRouterClientSide);
 }
 

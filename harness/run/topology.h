@@ -24,6 +24,15 @@
 
 namespace kah {
 
+// A port the case's server listens on, with its family. On a shared namespace (backend
+// local) a port number alone does not name the case's segments: the kernel lets a
+// listener on ::1 take the port an IPv4 connection on 127.0.0.1 already uses as its
+// source (and the reverse), so two cases running at once can hold the same number in
+// different families (measured on 6.18 with two sockets).
+struct ServerPort {
+  Family family;
+  std::uint16_t port;
+};
 
 class Topology {
  public:
@@ -47,7 +56,7 @@ class Topology {
   virtual std::map<std::string, std::uint64_t> nft_counters(Host host, const std::string& family_and_table) const;
   // Where a fault's rules go and what they match, for a case whose server listens on
   // `server_ports`. By default kFaultTable and everything (the namespace is the case's).
-  virtual RuleScope rule_scope(const std::vector<std::uint16_t>& server_ports) const;
+  virtual RuleScope rule_scope(const std::vector<ServerPort>& server_ports) const;
   // The table (family and name) that counts the client's keepalive probes, and whether
   // it is made with `flags owner` (RuleScope::owned).
   virtual std::string probe_table() const;

@@ -127,11 +127,12 @@ TEST_CASE("in the local backend's shared table every name a case declares carrie
   CHECK(has(rst, "chain c4_input {"));
   CHECK(has(rst, "counter name \"c4_hit\" reject with tcp reset"));
   // The probe counters' chain has a name of its own: a fault's output chain shares the table.
-  const auto probes = kah::probe_counter_ruleset({{kah::probe_counter_name(40001), kah::Family::ipv4, 40001}},
-                                                 shared.table, true, shared.names);
-  CHECK(has(probes, "counter c4_probes_40001 { }"));
+  const auto probes = kah::probe_counter_ruleset(
+      {{kah::probe_counter_name(kah::Family::ipv4, 40001), kah::Family::ipv4, 40001, 50001}}, shared.table, true,
+      shared.names);
+  CHECK(has(probes, "counter c4_probes_v4_40001 { }"));
   CHECK(has(probes, "map c4_probe_counter {"));
-  CHECK(has(probes, "40001 : \"c4_probes_40001\""));
+  CHECK(has(probes, "ipv4 . 40001 . 50001 : \"c4_probes_v4_40001\""));
   CHECK(has(probes, "chain c4_probes {"));
   CHECK(has(probes, "map @c4_probe_counter"));
 }

@@ -8,20 +8,25 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 }  // namespace
 
 TEST_CASE("probe counters match a payload-free pure ACK, one map lookup per packet", "[nft]") {
-  const auto text = kah::probe_counter_ruleset({{kah::probe_counter_name(40001), kah::Family::ipv4, 40001},
-                                                {kah::probe_counter_name(40002), kah::Family::ipv6, 40002}});
+  using kah::Family;
+  // One client port number in both families: two connections, two counters.
+  const auto text = kah::probe_counter_ruleset({{kah::probe_counter_name(Family::ipv4, 40001), Family::ipv4, 40001, 50001},
+                                                {kah::probe_counter_name(Family::ipv6, 40001), Family::ipv6, 40001, 50002}});
   CHECK(has(text, "table inet kaharness_probes {"));
-  CHECK(has(text, "counter probes_40001 { }"));
-  CHECK(has(text, "counter probes_40002 { }"));
-  CHECK(has(text, "elements = { 40001 : \"probes_40001\", 40002 : \"probes_40002\" }"));
+  CHECK(has(text, "counter probes_v4_40001 { }"));
+  CHECK(has(text, "counter probes_v6_40001 { }"));
+  CHECK(has(text, "type nf_proto . inet_service . inet_service : counter;"));
+  CHECK(has(text, "elements = { ipv4 . 40001 . 50001 : \"probes_v4_40001\", ipv6 . 40001 . 50002 : \"probes_v6_40001\" }"));
   // IPv4: total length = 20 + 4 * doff; IPv6: payload length = 4 * doff.
-  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip length 52 counter name tcp sport map @probe_counter"));
-  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip length 40 counter name tcp sport map @probe_counter"));
-  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip6 length 32 counter name tcp sport map @probe_counter"));
-  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip6 length 20 counter name tcp sport map @probe_counter"));
+  const std::string lookup = " counter name meta nfproto . tcp sport . tcp dport map @probe_counter";
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip length 52" + lookup));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip length 40" + lookup));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 8 ip6 length 32" + lookup));
+  CHECK(has(text, "tcp flags & (fin|syn|rst|psh) == 0 tcp doff 5 ip6 length 20" + lookup));
   // The rule count does not grow with the connections.
   std::vector<kah::ProbeCounter> many;
-  for (std::uint16_t port = 40000; port < 40500; ++port) many.push_back({kah::probe_counter_name(port), kah::Family::ipv4, port});
+  for (std::uint16_t port = 40000; port < 40500; ++port)
+    many.push_back({kah::probe_counter_name(Family::ipv4, port), Family::ipv4, port, 50001});
   const auto big = kah::probe_counter_ruleset(many);
   std::size_t rules = 0;
   for (std::size_t at = big.find("map @probe_counter"); at != std::string::npos; at = big.find("map @probe_counter", at + 1)) ++rules;
