@@ -186,6 +186,33 @@ TEST_CASE("measured here: TCP_USER_TIMEOUT 4052 ms -> ETIMEDOUT at 4072 ms, not 
   CHECK(p.nominal_ms == Approx(5000));
 }
 
+TEST_CASE("measured (sweep): a firing a jiffy short of the user timeout aborts when its callback runs a tick late",
+          "[model][measured]") {
+  // sweep -n 10000 --per-case 100 --seed 11, timer_list calibration: idle 2, interval 3,
+  // count 3, user timeout 5152 ms = 1288 jiffies at HZ 250. Probe 2's window was
+  // [5145, 5155] ms, its bucket a jiffy short of 1288; the kernel aborted at that
+  // firing, 5149.5 ms after t_r (its callback ran a tick late and read jiffy 1288). The
+  // model had predicted probe 2, then the abort at 8217 ms.
+  // That window puts t_r at 0.75 of its tick: jiffy 1287 begins 5145 ms after it.
+  int straddling = 0;
+  for (std::uint64_t jiffies = 1000000; jiffies < 1000000 + 64; ++jiffies) {
+    auto in = keepalive(2, 3, 3);
+    in.keepalive.user_timeout_ms = 5152;
+    in.kernel.calibration = JiffyCalibration{jiffies, 0.75, 0.01};
+    const auto p = predict(in);
+    REQUIRE(p.outcome == Outcome::timeout);
+    if (p.probes.size() < 2) continue;  // probe 2's bucket at or past the timeout: the abort comes there
+    // Where the wheel put probe 2's bucket a jiffy short of the timeout.
+    const double bucket = p.probes[1].window.earliest_ms;
+    if (bucket < 5152 - 2 * tick_ms(250) || bucket >= 5152 - tick_ms(250)) continue;
+    ++straddling;
+    INFO("jiffies " << jiffies << ": window [" << p.window.earliest_ms << ", " << p.window.latest_ms << "]");
+    CHECK(p.window.contains(5149.5));
+    CHECK_FALSE(p.probes[1].certain);  // the abort may come instead of probe 2
+  }
+  CHECK(straddling > 0);
+}
+
 TEST_CASE("measured here: a rebooted peer resets at 2025 ms with idle 2", "[model][measured]") {
   auto in = keepalive(2, 1, 3);
   in.peer = PeerBehaviour::rebooted;
