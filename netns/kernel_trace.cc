@@ -345,6 +345,7 @@ KernelTrace KernelTrace::open(const std::vector<TracepointRequest>& requests, st
   const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   KernelTrace t;
   const auto cpus = online_cpus();
+  t.cpus_ = cpus;
   for (const auto& request : requests) {
     auto format = read_format(root, request);
     bool filter_refused = false;

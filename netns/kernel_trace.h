@@ -170,6 +170,8 @@ class KernelTrace {
   const std::vector<std::string>& refused_filters() const { return refused_filters_; }
   // Every ring's fd, for poll(2) (POLLIN once a ring holds wakeup_watermark bytes).
   std::vector<int> fds() const;
+  // The online CPUs, each with a ring per tracepoint.
+  const std::vector<int>& cpus() const { return cpus_; }
   // Reads every record waiting in every ring and gives it to `each`; returns how many.
   std::size_t drain(const std::function<void(const TraceRecord&)>& each);
 
@@ -188,6 +190,7 @@ class KernelTrace {
   KernelTrace() = default;
   std::vector<TraceFormat> formats_;
   std::vector<std::string> refused_filters_;
+  std::vector<int> cpus_;
   std::vector<Ring> rings_;
   std::vector<std::uint8_t> scratch_;  // a record that wraps round the ring's end
 };

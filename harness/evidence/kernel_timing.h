@@ -37,6 +37,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -158,6 +159,12 @@ struct KernelTraceStatus {
   std::optional<std::int64_t> keepalive_timer_offset;  // timer - skaddr, learned
   std::optional<std::int64_t> retransmit_timer_offset;
   int probes_timed = 0, ends_timed = 0;  // by kernel-trace
+  // The traced keepalive and retransmission callbacks each online CPU delivered. A CPU
+  // with none while others had many points at a kernel that does not hand that CPU's
+  // tracepoints to perf: on this project's 6.18 guest, none came from CPU 1's timer
+  // softirq; a run pinned to CPU 0 had every probe and end kernel-timed (4 of 4 runs),
+  // pinned to CPU 1 none (0 of 4). Such probes and ends keep the capture's timing.
+  std::map<int, std::uint64_t> timer_callbacks_per_cpu;
 };
 
 }  // namespace kah::evidence

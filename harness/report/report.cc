@@ -152,6 +152,20 @@ std::string kernel_trace_text(const RunResult& run) {
                                 "ambiguous, {} not found; {} samples lost",
                                 k.probes_timed, k.ends_timed, k.matched, k.ambiguous, k.unmatched, k.lost);
   if (k.offset_mismatches > 0) out += fmt::format("; {} timer-offset mismatches", k.offset_mismatches);
+  if (!k.timer_callbacks_per_cpu.empty()) {
+    std::string per_cpu, silent;
+    std::uint64_t total = 0;
+    for (const auto& [cpu, n] : k.timer_callbacks_per_cpu) {
+      per_cpu += fmt::format("{}{}: {}", per_cpu.empty() ? "" : ", ", cpu, n);
+      if (n == 0) silent += fmt::format("{}{}", silent.empty() ? "" : ", ", cpu);
+      total += n;
+    }
+    out += fmt::format("; timer callbacks per CPU {}", per_cpu);
+    if (total > 0 && !silent.empty())
+      out += fmt::format(" (none from CPU {}: if the kernel does not hand that CPU's tracepoints to perf, what ran "
+                         "there keeps the capture's timing)",
+                         silent);
+  }
   if (!k.note.empty()) out += fmt::format(" ({})", k.note);
   return out;
 }
@@ -258,6 +272,8 @@ nlohmann::json survival_json(const SurvivalResult& s) {
 
 nlohmann::json kernel_trace_json(const evidence::KernelTraceStatus& k) {
   const auto optional = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  nlohmann::json per_cpu = nlohmann::json::object();
+  for (const auto& [cpu, n] : k.timer_callbacks_per_cpu) per_cpu[std::to_string(cpu)] = n;
   return {{"on", k.on},
           {"note", k.note.empty() ? nlohmann::json(nullptr) : nlohmann::json(k.note)},
           {"lost", k.lost},
@@ -268,7 +284,8 @@ nlohmann::json kernel_trace_json(const evidence::KernelTraceStatus& k) {
           {"keepalive_timer_offset", optional(k.keepalive_timer_offset)},
           {"retransmit_timer_offset", optional(k.retransmit_timer_offset)},
           {"probes_timed", k.probes_timed},
-          {"ends_timed", k.ends_timed}};
+          {"ends_timed", k.ends_timed},
+          {"timer_callbacks_per_cpu", per_cpu}};
 }
 
 // A program: what ran, what it did (times in ms from the fault), the settings read

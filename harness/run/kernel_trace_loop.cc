@@ -37,6 +37,7 @@ KernelTraceLoop::KernelTraceLoop() {
   try {
     auto trace = netns::KernelTrace::open({{"timer", "timer_expire_entry", filter}, {"sock", "inet_sock_set_state", ""}});
     decoder_.emplace(trace.formats().at(0), trace.formats().at(1));
+    for (const int cpu : trace.cpus()) status_.timer_callbacks_per_cpu[cpu] = 0;
     user_space_filter_ = !trace.refused_filters().empty();
     if (user_space_filter_) status_.note = "the kernel refused the timer filter: filtered in user space";
     trace_ = std::make_unique<netns::KernelTrace>(std::move(trace));
@@ -76,6 +77,7 @@ void KernelTraceLoop::drain_locked() {
     if (!event) return;
     if (const auto* t = std::get_if<netns::TimerExpiry>(&*event)) {
       if (user_space_filter_ && t->function != keepalive_fn_ && t->function != retransmit_fn_) return;
+      ++status_.timer_callbacks_per_cpu[static_cast<int>(t->cpu)];
       timers_.push_back(*t);
     } else {
       states_.push_back(std::get<netns::SockState>(*event));

@@ -142,3 +142,18 @@ TEST_CASE("a run says how its windows were calibrated, and why not", "[report]")
   run.calibration_note.clear();
   CHECK(console_summary(run).find("jiffies calibrated (timer_list)") != std::string::npos);
 }
+
+TEST_CASE("the kernel trace says how many timer callbacks each CPU delivered, and names a silent one", "[report]") {
+  auto run = sample_run();
+  run.kernel_trace.on = true;
+  run.kernel_trace.timer_callbacks_per_cpu = {{0, 24}, {1, 0}};
+  const auto j = result_json(run);
+  CHECK(j["kernel_trace"]["timer_callbacks_per_cpu"]["0"] == 24);
+  CHECK(j["kernel_trace"]["timer_callbacks_per_cpu"]["1"] == 0);
+  const auto text = kernel_trace_text(run);
+  CHECK(text.find("timer callbacks per CPU 0: 24, 1: 0") != std::string::npos);
+  CHECK(text.find("none from CPU 1") != std::string::npos);
+  // Both delivered: nothing named.
+  run.kernel_trace.timer_callbacks_per_cpu = {{0, 24}, {1, 3}};
+  CHECK(kernel_trace_text(run).find("none from") == std::string::npos);
+}
