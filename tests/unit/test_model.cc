@@ -399,6 +399,29 @@ TEST_CASE("a healthy peer: alive, one probe per idle period", "[model]") {
   }
 }
 
+TEST_CASE("measured (soak): a healthy peer's probe that some paths send only after the horizon is not required",
+          "[model][measured]") {
+  // peer-alive quiet-v4, scripts/soak.sh idle run: probes at jiffies 258, 514, 771 and
+  // 1026 after t_r's (1031.2 ... 4103.2 ms), so probe 5 at 1282 (5127.2 ms), after the
+  // 5123.7 ms horizon. Another path (probe 1 at jiffy 250) puts probe 5 at 5095.1 ms;
+  // "probe 5 missing" was judged against that path alone.
+  auto in = keepalive(1, 1, 2);
+  in.peer = PeerBehaviour::answers;
+  in.kernel.rtt_ms = 0.067;
+  in.kernel.calibration = JiffyCalibration{4305706910, 0.21209225, 0.01075};
+  in.armed_at_ms = -0.048;
+  in.armed_from_ms = -0.251;
+  in.horizon_ms = 5123.747;
+  const auto p = predict(in);
+  REQUIRE(p.outcome == Outcome::alive);
+  REQUIRE(p.probes.size() >= 4);
+  for (std::size_t k = 0; k < 4; ++k) CHECK(p.probes[k].certain);
+  if (p.probes.size() > 4) {
+    INFO("probe 5: [" << p.probes[4].window.earliest_ms << ", " << p.probes[4].window.latest_ms << "]");
+    CHECK_FALSE(p.probes[4].certain);
+  }
+}
+
 TEST_CASE("keepalive off: an idle connection to a dead peer stays open", "[model]") {
   auto in = keepalive(2, 1, 3);
   in.keepalive.enabled = false;
