@@ -149,7 +149,7 @@ std::string server_port_match(const std::vector<ServerPort>& ports, bool towards
   if (ports.empty()) throw std::logic_error("a rule on a shared namespace without the case's ports would match all");
   std::string list;
   for (const auto& p : ports)
-    list += fmt::format("{}{} . {}", list.empty() ? "" : ", ", p.family == Family::ipv4 ? "ipv4" : "ipv6", p.port);
+    list += fmt::format("{}{} . {}", list.empty() ? "" : ", ", nfproto_name(p.family), p.port);
   return fmt::format("meta nfproto . tcp {} {{ {} }}", towards ? "dport" : "sport", list);
 }
 

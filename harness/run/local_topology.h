@@ -8,10 +8,10 @@
 // (bind to port 0), so no two cases running at once listen on one port in one family,
 // and its fault rules and probe counters match its own ports only, family by family
 // (ServerPort: one number can be a listener's on ::1 and another case's client's on
-// 127.0.0.1). Its tables are
-// created with `flags owner` through one NftSession held by the topology: the kernel
-// deletes them when the session's netlink socket closes, at the end of the case or
-// when the process dies, SIGKILL included; no other socket can change them.
+// 127.0.0.1). Every case's rules go in one table of the run, made with `flags owner`
+// through one NftSession: the kernel deletes it when the process dies, SIGKILL
+// included, and no other socket can change it; each case deletes its own chains, maps
+// and counters (prefixed, RuleScope::names) when it ends.
 #pragma once
 
 #include <memory>

@@ -32,6 +32,8 @@ std::string router_ruleset(const RouterSpec& router, const std::string& client_i
   return text + "}\n";
 }
 
+const char* nfproto_name(Family family) { return family == Family::ipv4 ? "ipv4" : "ipv6"; }
+
 std::string probe_counter_name(Family family, std::uint16_t client_port) {
   return fmt::format("probes_{}_{}", family == Family::ipv4 ? "v4" : "v6", client_port);
 }
@@ -52,8 +54,8 @@ std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, con
     text += "    elements = { ";
     for (std::size_t i = 0; i < counters.size(); ++i) {
       const auto& k = counters[i];
-      text += fmt::format("{}{} . {} . {} : \"{}{}\"", i == 0 ? "" : ", ", k.family == Family::ipv4 ? "ipv4" : "ipv6",
-                          k.client_port, k.server_port, names, k.counter);
+      text += fmt::format("{}{} . {} . {} : \"{}{}\"", i == 0 ? "" : ", ", nfproto_name(k.family), k.client_port,
+                          k.server_port, names, k.counter);
     }
     text += " }\n";
   }

@@ -45,4 +45,7 @@ std::string probe_counter_ruleset(const std::vector<ProbeCounter>& counters, con
 
 std::string probe_counter_name(Family family, std::uint16_t client_port);
 
+// The family as nft's `meta nfproto` names it: "ipv4" or "ipv6".
+const char* nfproto_name(Family family);
+
 }  // namespace kah
