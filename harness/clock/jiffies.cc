@@ -244,6 +244,12 @@ std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds
   return samples;
 }
 
+std::optional<std::uint64_t> read_jiffies() {
+  const auto sample = read_one_sample();
+  if (!sample) return std::nullopt;
+  return sample->jiffies;
+}
+
 std::optional<int> measure_hz(const std::vector<JiffySample>& samples) {
   if (samples.size() < 2) return std::nullopt;
   const auto& first = samples.front();

@@ -65,6 +65,9 @@ std::optional<std::int64_t> tick_grid_phase(std::string_view timer_list, int hz)
 // `count` readings, `spacing` apart on average (randomised, so they fall at every
 // phase of the tick). Empty if /proc/timer_list cannot be read (not root).
 std::vector<JiffySample> read_jiffy_samples(int count, std::chrono::microseconds spacing);
+// The kernel's jiffies now, from one reading of /proc/timer_list; empty when it
+// cannot be read (not root, or a kernel without it).
+std::optional<std::uint64_t> read_jiffies();
 // HZ from readings at least ~100 ms apart: the nearest of 100, 250, 300, 1000, if
 // within 5 %.
 std::optional<int> measure_hz(const std::vector<JiffySample>& samples);

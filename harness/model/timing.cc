@@ -150,13 +150,23 @@ struct Reading {
 // (in ticks). Each s is one alignment {J + s, p - s}: the phase stays t_r's real place
 // seen from the jiffy the kernel counted from, so it may leave [0, 1) (t_r then sits in
 // a neighbouring jiffy) and every instant placed with it stays exact.
+//
+// `known`: the jiffy the kernel counted from, read from the kernel itself
+// (JiffyCalibration::idle_clock_jiffies). It is then the only alignment, whatever the
+// reading's bounds say; t_r's phase is seen from it as above.
 template <class Visit>
-void for_each_origin(const Kernel& k, int hz, Jiffies period, Reading reading, Visit&& visit) {
+void for_each_origin(const Kernel& k, int hz, Jiffies period, Reading reading, Visit&& visit,
+                     std::optional<Jiffies> known = std::nullopt) {
   if (calibrated_for(k, hz)) {
     const auto& c = *k.calibration;
     const double u = std::max(0.0, c.phase_uncertainty);
     const double p_lo = c.origin_phase - u;
     const double p_hi = c.origin_phase + u;
+    if (known && c.jiffies_modulus == 0) {
+      const auto s = static_cast<double>(static_cast<Offset>(*known - c.jiffies_at_origin));
+      visit(Alignment{*known, Phase{p_lo - s, p_hi - s}});
+      return;
+    }
     const double late = std::max(0.0, reading.late_ms) * hz / 1000.0;
     const double lag = std::max(0.0, reading.lag_ms) * hz / 1000.0;
     // Jiffies known only modulo m: the replay depends on jiffies modulo `period`, so every
@@ -185,7 +195,9 @@ void for_each_origin(const Kernel& k, int hz, Jiffies period, Reading reading, V
 // rcv_tstamp: a little after the measured t_r, with jiffies as it read then.
 template <class Visit>
 void for_each_alignment(const Kernel& k, int hz, Jiffies period, Visit&& visit) {
-  for_each_origin(k, hz, period, Reading{k.receive_delay_ms, lag_of(k)}, std::forward<Visit>(visit));
+  std::optional<Jiffies> known;
+  if (k.calibration) known = k.calibration->idle_clock_jiffies;
+  for_each_origin(k, hz, period, Reading{k.receive_delay_ms, lag_of(k)}, std::forward<Visit>(visit), known);
 }
 
 std::string ms_text(double ms) {

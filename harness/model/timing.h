@@ -148,6 +148,15 @@ struct JiffyCalibration {
   // jiffies modulo its granularity, so chains with coarser timers than that are replayed
   // for every value the calibration leaves open.
   std::uint64_t jiffies_modulus = 0;
+  // The jiffy the kernel's idle clock counts from (the later of icsk_ack.lrcvtime and
+  // rcv_tstamp), when the run read it from the socket: TCP_INFO's tcpi_last_data_recv and
+  // tcpi_last_ack_recv (jiffies before the reading) against jiffies read from
+  // /proc/timer_list on both sides of it. Set (only with jiffies_modulus 0), the keepalive
+  // chain hangs on this jiffy alone, however late the jiffies update ran when the last
+  // segment came: Kernel::jiffies_lag_ms and receive_delay_ms then play no part in where
+  // it starts. (Measured under full load: the kernel counted from the jiffy before the one
+  // t_r - jiffies_lag_ms allows, and probe 1 left 3.9 ms before the window.)
+  std::optional<std::uint64_t> idle_clock_jiffies = std::nullopt;
 };
 
 struct Kernel {

@@ -61,10 +61,12 @@ nlohmann::json model_json(const model::Input& in, const model::Prediction& p) {
   if (in.armed_from_ms) j["armed_from_ms"] = *in.armed_from_ms;
   j["jiffies_lag_ms"] = in.kernel.jiffies_lag_ms;
   j["late_ticks"] = in.kernel.late_ticks;
-  if (const auto& c = in.kernel.calibration)
+  if (const auto& c = in.kernel.calibration) {
     j["calibration"] = {{"jiffies_at_origin", c->jiffies_at_origin},
                         {"origin_phase", c->origin_phase},
                         {"phase_uncertainty", c->phase_uncertainty}};
+    if (c->idle_clock_jiffies) j["calibration"]["idle_clock_jiffies"] = *c->idle_clock_jiffies;
+  }
   return j;
 }
 

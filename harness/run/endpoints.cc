@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -22,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include "harness/clock/jiffies.h"
 #include "harness/clock/realtime_steps.h"
 #include "harness/evidence/capture.h"
 #include "harness/run/fork_gate.h"
@@ -236,6 +238,42 @@ RetransmissionState retransmission_state(int socket) {
   if (getsockopt(socket, IPPROTO_TCP, TCP_CONGESTION, cc, &cc_len) != 0) throw_errno("cannot read TCP_CONGESTION");
   const bool paced = std::string(cc, strnlen(cc, cc_len)) == "bbr";
   return {info.tcpi_rto / 1000.0, info.tcpi_rtt / 1000.0, (info.tcpi_options & TCPI_OPT_SACK) != 0, paced};
+}
+
+std::uint64_t IdleClock::counted_from(int hz) const {
+  // jiffies_to_msecs() is exact at HZ 100, 250 and 1000 and rounds at 300: the nearest
+  // whole jiffy is the one it came from.
+  const auto ticks = static_cast<std::uint64_t>(std::llround(ms_since_received * hz / 1000.0));
+  return jiffies_now - ticks;
+}
+
+std::vector<std::optional<IdleClock>> read_idle_clocks(const std::vector<int>& sockets) {
+  constexpr int kPasses = 4;  // a pass takes ~2 us per socket; a jiffy is 1..10 ms
+  std::vector<std::optional<IdleClock>> clocks(sockets.size());
+  for (int pass = 0; pass < kPasses; ++pass) {
+    const double read_ms = monotonic_ms();
+    const auto before = read_jiffies();
+    if (!before) return clocks;
+    std::vector<std::optional<std::uint32_t>> since(sockets.size());
+    for (std::size_t i = 0; i < sockets.size(); ++i) {
+      tcp_info info{};
+      socklen_t len = sizeof info;
+      if (getsockopt(sockets[i], IPPROTO_TCP, TCP_INFO, &info, &len) == 0)
+        since[i] = std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
+    }
+    if (read_jiffies() != before) continue;
+    for (std::size_t i = 0; i < sockets.size(); ++i)
+      if (since[i]) clocks[i] = IdleClock{*before, *since[i], read_ms};
+    return clocks;
+  }
+  return clocks;
+}
+
+void use_idle_clock(model::Input& in, const std::optional<IdleClock>& clock, double origin_ms) {
+  auto& calibration = in.kernel.calibration;
+  if (!clock || !calibration || calibration->jiffies_modulus != 0 || !in.kernel.hz) return;
+  if (clock->read_ms <= origin_ms + std::max(0.0, in.kernel.receive_delay_ms)) return;
+  calibration->idle_clock_jiffies = clock->counted_from(*in.kernel.hz);
 }
 
 void wait_until_idle(int server, double timeout_ms) {

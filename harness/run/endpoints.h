@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,28 @@ struct RetransmissionState {
   bool paced = false;
 };
 RetransmissionState retransmission_state(int socket);
+
+// Where the kernel's keepalive idle clock of a socket starts, read from the kernel
+// itself: jiffies (from /proc/timer_list, root only) at the reading, and how long
+// before it the socket last received anything (TCP_INFO: the smaller of
+// tcpi_last_data_recv and tcpi_last_ack_recv, i.e. the later of icsk_ack.lrcvtime and
+// rcv_tstamp, which is what tcp_keepalive_timer() counts elapsed time from).
+struct IdleClock {
+  std::uint64_t jiffies_now = 0;
+  std::uint32_t ms_since_received = 0;  // whole jiffies, in ms (jiffies_to_msecs)
+  double read_ms = 0;                   // CLOCK_MONOTONIC, just before the reading
+  // The jiffy it counts from, with the kernel's HZ.
+  std::uint64_t counted_from(int hz) const;
+};
+// One pass over `sockets` between two readings of jiffies, repeated (a few times at
+// most) until jiffies did not move during the pass, so every value is exact. Empty
+// entries: the socket could not be read, or jiffies cannot be (not root), or it kept moving.
+std::vector<std::optional<IdleClock>> read_idle_clocks(const std::vector<int>& sockets);
+// Sets in.kernel.calibration->idle_clock_jiffies from `clock` when the calibration knows
+// jiffies themselves and the reading was made after the kernel took in the segment at
+// t = 0 (`origin_ms`, CLOCK_MONOTONIC): a segment received after the reading would have
+// moved the kernel's clock past it.
+void use_idle_clock(model::Input& in, const std::optional<IdleClock>& clock, double origin_ms);
 
 // The namespace's retransmission sysctls (tcp_retries2, tcp_syn_retries,
 // tcp_early_retrans), as its sockets' kernel will use them.

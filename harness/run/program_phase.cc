@@ -139,6 +139,7 @@ ProgramConnection read_connection(std::size_t index, const ProgramSpec& p, int n
   conn.keepalive = read_keepalive(fd.get());
   conn.tcp = retransmission_state(fd.get());
   conn.origin_ms = monotonic_ms() - ms_since_last_received(fd.get());
+  conn.idle_clock = read_idle_clocks({fd.get()}).front();
   return conn;
 }
 
@@ -269,7 +270,10 @@ double forecast_program_connections(const Case& c, const Topology& topology, std
     in.kernel = kernel;
     // Before the capture places t = 0, TCP_INFO gives it in whole jiffies.
     const bool placed = conn.armed_at_ms != 0;
-    if (clock != nullptr && placed) in.kernel.calibration = clock->at(conn.origin_ms);
+    if (clock != nullptr && placed) {
+      in.kernel.calibration = clock->at(conn.origin_ms);
+      use_idle_clock(in, conn.idle_clock, conn.origin_ms);
+    }
     if (!placed) in.kernel.receive_delay_ms = std::max(in.kernel.receive_delay_ms, 1000.0 / kernel.hz.value_or(100));
     const auto namespace_settings = namespace_retransmission(topology.ns(host));
     in.retransmission = namespace_settings;

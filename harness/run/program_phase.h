@@ -106,6 +106,9 @@ struct ProgramConnection {
   netns::SocketTimer socket;  // local, remote, inode as sock_diag listed it
   EffectiveKeepalive keepalive;  // read from the socket
   RetransmissionState tcp;
+  // Where the kernel's idle clock starts, read with the settings (before the fault): used
+  // only when the capture puts t = 0 before that reading (use_idle_clock()).
+  std::optional<IdleClock> idle_clock;
   double origin_ms = 0;     // t = 0, CLOCK_MONOTONIC: from TCP_INFO, then from the capture
   double armed_at_ms = 0;   // relative to t = 0: when the keepalive timer was armed (0: unknown)
   Forecast forecast;

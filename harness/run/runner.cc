@@ -106,6 +106,7 @@ struct Tested {
   std::uint16_t server_port = 0;  // its listener's
   EffectiveKeepalive keepalive;
   RetransmissionState socket;  // TCP_INFO after the exchange
+  std::optional<IdleClock> idle_clock;  // read from the kernel once the fault is in place
   double origin_ms = 0;  // time zero of every window: the last received segment, or the connect() call
   std::optional<double> planned_send_ms;  // Traffic::sending: when the client writes
   Sent sent;
@@ -313,6 +314,27 @@ FaultLanding inject(const Case& c, CaseWorld& w, std::vector<Tested>& tested, st
   return {begun, monotonic_ms()};
 }
 
+// Where the kernel's idle clock of each connection starts: nothing reaches the client
+// between its last segment and its first probe, so one reading after the fault holds
+// for the keepalive chain. Read under the setup gate: no other case's setup competes;
+// and no sooner than the kernel may still be taking in the last segment (the reading
+// only counts when made after that: use_idle_clock()).
+void read_kernel_idle_clocks(std::vector<Tested>& tested, const model::Kernel& kernel) {
+  std::vector<int> fds;
+  std::vector<std::size_t> which;
+  double not_before = 0;
+  for (std::size_t i = 0; i < tested.size(); ++i) {
+    if (tested[i].spec->traffic == Traffic::connecting) continue;
+    fds.push_back(tested[i].client.get());
+    which.push_back(i);
+    not_before = std::max(not_before, tested[i].origin_ms + std::max(0.0, kernel.receive_delay_ms));
+  }
+  if (const double wait = not_before - monotonic_ms(); wait > 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(wait * 1000) + 100));
+  auto clocks = read_idle_clocks(fds);
+  for (std::size_t k = 0; k < which.size(); ++k) tested[which[k]].idle_clock = clocks[k];
+}
+
 // Counts keepalive probes per connection. After the fault: every connection's first
 // probe has to wait for the fault, and the counters are evidence only (the capture
 // times each probe).
@@ -376,6 +398,7 @@ model::Input model_input(const Tested& t, const model::Retransmission& namespace
   in.keepalive = model_keepalive(t.keepalive);
   in.kernel = kernel;
   if (clock != nullptr) in.kernel.calibration = clock->at(t.origin_ms);
+  if (t.spec->traffic != Traffic::connecting) use_idle_clock(in, t.idle_clock, t.origin_ms);
   in.retransmission = namespace_settings;
   in.retransmission.first_rto_ms = std::max(namespace_settings.rto_min_ms, t.socket.rto_ms);
   in.retransmission.srtt_ms = t.socket.srtt_ms;
@@ -797,6 +820,7 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
 
   auto program_conns = find_program_connections(c, *world.topology, programs);
   const FaultLanding landing = inject(c, world, tested, peer);
+  if (clock != nullptr) read_kernel_idle_clocks(tested, options.kernel);
   setup.unlock();
   const double fault_at = landing.begun_ms;
   spdlog::debug("{}: {} applied in {:.1f} ms", c.name, to_string(c.faults.front().kind), landing.done_ms - fault_at);

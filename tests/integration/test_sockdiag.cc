@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "harness/clock/jiffies.h"
+#include "harness/run/endpoints.h"
 #include "netns/nft.h"
 #include "netns/fd.h"
 #include "netns/link.h"
@@ -334,4 +336,50 @@ TEST_CASE("sockdiag: socket_timers shows the keepalive timer, its probe counter 
   }
   const auto after = kah::test::RootSnapshot::take();
   REQUIRE(before.diff(after) == "");
+}
+
+TEST_CASE("idle clock: TCP_INFO against jiffies gives the jiffy the client last received in",
+          "[sockdiag][integration][clock]") {
+  if (::geteuid() != 0 || ::access("/proc/timer_list", R_OK) != 0) {
+    WARN("needs root and /proc/timer_list: skipped");
+    return;
+  }
+  const auto hz = kah::detect_hz().hz;
+  REQUIRE(hz);
+  Pair pair;
+  const auto listener = listen_in(pair.server, "198.18.0.2");
+  const auto client = connect_from(pair.client, "198.18.0.2", local_port(listener.get()));
+  const auto server = accept_one(listener);
+
+  // The kernel stamps the segment (icsk_ack.lrcvtime) between the jiffies read before
+  // the server's write and after the client's read; nothing reaches the client after it.
+  const auto exchange = [&] {
+    const auto from = kah::read_jiffies();
+    REQUIRE(::send(server.get(), "x", 1, 0) == 1);
+    char byte = 0;
+    REQUIRE(::recv(client.get(), &byte, 1, 0) == 1);
+    const auto to = kah::read_jiffies();
+    REQUIRE(from);
+    REQUIRE(to);
+    return std::pair{*from, *to};
+  };
+  const auto [from, to] = exchange();
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  const auto first = kah::read_idle_clocks({client.get()});
+  REQUIRE(first.size() == 1);
+  REQUIRE(first[0]);
+  const auto counted = first[0]->counted_from(*hz);
+  INFO("exchange between jiffies " << from << " and " << to << ", read " << first[0]->jiffies_now << " - "
+                                   << first[0]->ms_since_received << " ms -> " << counted);
+  CHECK(counted >= from);
+  CHECK(counted <= to);
+  CHECK(first[0]->ms_since_received >= 60);
+
+  // Another segment moves it: the clock follows the last one received, not the first.
+  const auto [from2, to2] = exchange();
+  const auto second = kah::read_idle_clocks({client.get()});
+  REQUIRE(second[0]);
+  CHECK(second[0]->counted_from(*hz) >= from2);
+  CHECK(second[0]->counted_from(*hz) <= to2);
+  CHECK(second[0]->counted_from(*hz) > counted);
 }

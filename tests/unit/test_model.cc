@@ -422,6 +422,49 @@ TEST_CASE("measured (soak): a healthy peer's probe that some paths send only aft
   }
 }
 
+TEST_CASE("measured (soak): the kernel's own idle-clock jiffy replaces t_r's jiffy and the lag bound",
+          "[model][measured]") {
+  // peer-firewall-rst client-v6, scripts/soak.sh loaded run (both cores busy): t_r at 0.81
+  // of jiffy 4306167229 (3.25 ms into it), keepalive 2/1/3 armed in connect() 11.0..0.1 ms
+  // before t_r; probe 1 left at 1996.8 ms, the start of jiffy +500 (t_r - 3.25 + 500 x 4),
+  // where the model's window began at 2000.7 ms. Under that load jiffies stalled for
+  // longer than jiffies_lag_ms: the kernel's idle clock counted from a jiffy the bounds
+  // around t_r did not allow.
+  auto in = keepalive(2, 1, 3);
+  in.peer = PeerBehaviour::rebooted;
+  in.kernel.rtt_ms = 0.093;
+  const std::uint64_t jr = 4306167229;
+  in.kernel.calibration = JiffyCalibration{jr, 0.81275575, 0.01525};
+  in.armed_at_ms = -0.139;
+  in.armed_from_ms = -11.043;
+  const double seen = 1996.8;
+  const auto bounded = predict(in);
+  REQUIRE_FALSE(bounded.probes.empty());
+  INFO("bounded by the lag: [" << bounded.probes[0].window.earliest_ms << ", " << bounded.probes[0].window.latest_ms
+                               << "]");
+  CHECK(bounded.probes[0].window.earliest_ms > seen);  // the false "early" verdict
+
+  // Read from the socket, the kernel counted from jiffy jr - 1 (the soak's probe is one
+  // tick from its bucket at jr - 1 + 500: the firing at +499, a multiple of 8 on wheel
+  // level 1, finds 500 elapsed and sends). The window then starts at that bucket's tick.
+  in.kernel.calibration->idle_clock_jiffies = jr - 1;
+  const auto read = predict(in);
+  REQUIRE_FALSE(read.probes.empty());
+  const auto& w = read.probes[0].window;
+  INFO("from the kernel's jiffy: [" << w.earliest_ms << ", " << w.latest_ms << "]");
+  CHECK(w.earliest_ms <= seen);
+  CHECK(seen <= w.latest_ms);
+  // Exact, not wider: it starts at a tick boundary (499 ticks after jr's own start).
+  CHECK(w.earliest_ms == Approx(499 * 4.0 - 0.81275575 * 4.0).margin(0.1));
+
+  // The same reading one jiffy later moves the whole window one tick later: the kernel's
+  // jiffy decides, not the bounds.
+  in.kernel.calibration->idle_clock_jiffies = jr;
+  const auto later = predict(in);
+  REQUIRE_FALSE(later.probes.empty());
+  CHECK(later.probes[0].window.earliest_ms > seen);
+}
+
 TEST_CASE("keepalive off: an idle connection to a dead peer stays open", "[model]") {
   auto in = keepalive(2, 1, 3);
   in.keepalive.enabled = false;
