@@ -124,6 +124,26 @@ static std::string probe_problem(const CaptureFindings& ev) {
   return "";
 }
 
+std::optional<double> lateness_only(const ConnectionResult& r) {
+  if (r.verdict != Verdict::fail || r.expected.outcome == ExpectedOutcome::closed) return std::nullopt;
+  if (r.expected.model_outcome && *r.expected.model_outcome != to_model(r.expected.outcome)) return std::nullopt;
+  if (r.expected.errno_name && !r.expected.model_errno.empty() && *r.expected.errno_name != r.expected.model_errno)
+    return std::nullopt;
+  if (to_string(r.observed.outcome) != to_string(r.expected.outcome)) return std::nullopt;
+  double late = 0;
+  if (r.observed.outcome != ObservedOutcome::alive) {
+    if (r.observed.at_ms < r.expected.window.earliest_ms) return std::nullopt;
+    late = std::max(late, r.observed.at_ms - r.expected.window.latest_ms);
+  }
+  for (const auto& c : r.evidence.probe_checks) {
+    if (c.verdict == evidence::ProbeVerdict::ok) continue;
+    if (c.verdict != evidence::ProbeVerdict::late || !c.seen_ms || !c.expected) return std::nullopt;
+    late = std::max(late, *c.seen_ms - c.expected->latest_ms);
+  }
+  if (late <= 0) return std::nullopt;
+  return late;
+}
+
 void judge_connection(ConnectionResult& r) {
   const auto where = fmt::format("{}: connection {}", r.where.str(), r.name);
   const auto expected_outcome = to_string(r.expected.outcome);

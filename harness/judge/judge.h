@@ -17,6 +17,10 @@ inline constexpr double kWakeupAllowanceMs = 10.0;
 
 // Fills result.verdict and result.message from expected, observed and prediction.
 void judge_connection(ConnectionResult& result);
+// For a connection that failed only by being late (the expected outcome, nothing
+// early, no probe missing or extra, no contradiction with the model): by how much its
+// latest observation came after its window's end, in ms. Empty for any other failure.
+std::optional<double> lateness_only(const ConnectionResult& result);
 
 // Fills verdict, message and the acceptance region from copies, alive, model and
 // stated: the stated survival must be the model's (to 0.005), and `alive` inside the

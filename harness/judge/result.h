@@ -191,6 +191,12 @@ struct RunResult {
   // "+17.500 ms between CLOCK_MONOTONIC 1234.567 and 1236.001 ms". Capture stamps
   // were placed across them.
   std::vector<std::string> realtime_steps;
+  // Whether stalls of the machine's CPUs were watched (clock/stall_watch.h): "every CPU
+  // watched (...)" or why not; and the stalls seen during the run, e.g. "CPU 1: 88.0 ms
+  // from 4075.3 ms into the run". A late connection whose lateness a stall covers is not
+  // judged (verdict error, naming it).
+  std::string stall_watch;
+  std::vector<std::string> machine_stalls;
   // The signal that stopped the run ("SIGINT", "SIGTERM"); "" when it ran to the end.
   std::string interrupted_by;
   double wall_ms = 0;

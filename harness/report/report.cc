@@ -352,6 +352,8 @@ nlohmann::json result_json(const RunResult& run) {
           {"kernel_trace", kernel_trace_json(run.kernel_trace)},
           {"wakeup_priority", run.wakeup_priority},
           {"realtime_steps", run.realtime_steps},
+          {"stall_watch", run.stall_watch},
+          {"machine_stalls", run.machine_stalls},
           {"interrupted", run.interrupted_by.empty() ? nlohmann::json(nullptr) : nlohmann::json(run.interrupted_by)},
           {"wall_ms", round1(run.wall_ms)},
           {"cases", cases}};

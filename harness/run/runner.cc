@@ -26,6 +26,7 @@
 #include "harness/clock/clock.h"
 #include "harness/clock/jiffies.h"
 #include "harness/clock/realtime_steps.h"
+#include "harness/clock/stall_watch.h"
 #include "harness/evidence/capture.h"
 #include "harness/fault/fault.h"
 #include "harness/judge/interrupt.h"
@@ -41,6 +42,7 @@
 #include "harness/run/program_phase.h"
 #include "harness/run/scheduler.h"
 #include "harness/run/server_app.h"
+#include "harness/run/stall_doubt.h"
 #include "harness/run/topology.h"
 #include "harness/run/watcher.h"
 #include "netns/nft.h"
@@ -647,6 +649,7 @@ void attach_kernel_timing(std::vector<ConnectionResult>& results, const std::vec
 
 // ---- judge -----------------------------------------------------------------------
 
+
 void judge(CaseResult& result, const Case& c, const Topology& topology, const std::vector<Tested>& tested,
            const FaultLanding& landing, const std::optional<CaseCaptures>& seen, const RunOptions& options) {
   for (std::size_t i = 0; i < result.connections.size(); ++i) {
@@ -663,6 +666,12 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
     }
     if (r.verdict == Verdict::fail && seen)
       if (auto doubt = clock_step_doubt(*seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
+                                tested[i].spec->where.str(), tested[i].name, *doubt, r.message);
+      }
+    if (r.verdict == Verdict::fail)
+      if (auto doubt = stall_doubt(r, tested[i].origin_ms, StallWatch::process().stalls(tested[i].origin_ms, monotonic_ms()))) {
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
                                 tested[i].spec->where.str(), tested[i].name, *doubt, r.message);
@@ -773,6 +782,12 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
       }
     if (r.verdict == Verdict::fail && seen)
       if (auto doubt = clock_step_doubt(*seen)) {
+        r.verdict = Verdict::error;
+        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
+                                conn.spec.where.str(), conn.spec.name, *doubt, r.message);
+      }
+    if (r.verdict == Verdict::fail)
+      if (auto doubt = stall_doubt(r, conn.origin_ms, StallWatch::process().stalls(conn.origin_ms, monotonic_ms()))) {
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
                                 conn.spec.where.str(), conn.spec.name, *doubt, r.message);
@@ -924,6 +939,10 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   // Capture stamps are CLOCK_REALTIME: watch for steps of it from here on.
   RealtimeSteps::process().watch();
   const std::int64_t steps_since = monotonic_ns();
+  // A CPU the machine stops running makes every timer on it late: watched, so such
+  // lateness is told apart from the kernel's and the model's.
+  StallWatch::process().watch();
+  run.stall_watch = StallWatch::process().note();
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) {
     // The local backend has no namespace of its own for the canary: it runs on lo.
@@ -988,6 +1007,9 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   run.wall_ms = monotonic_ms() - started;
   run.wakeup_priority = wakeup_priority();
   for (const auto& step : RealtimeSteps::process().steps(steps_since)) run.realtime_steps.push_back(step.describe());
+  for (const auto& s : StallWatch::process().stalls(started, monotonic_ms()))
+    run.machine_stalls.push_back(
+        fmt::format("CPU {}: {:.1f} ms from {:.1f} ms into the run", s.cpu, s.to_ms - s.from_ms, s.from_ms - started));
   return run;
 }
 

@@ -1,0 +1,23 @@
+// Lateness the machine caused: a connection that failed only by being late, during a
+// stall of one of the machine's CPUs (clock/stall_watch.h) at least as long.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "harness/clock/stall_watch.h"
+#include "harness/judge/result.h"
+
+namespace kah {
+
+// A connection that failed only by being late, while some CPU ran nothing of this
+// machine for at least that long (StallWatch) after the first late event was due (from
+// its window's start: a stall before it delays nothing that came late) and before the
+// last was seen: the kernel's timers could not run on time either, so it is not
+// judged. Names the stall. (Stalls of 2-14 ms, often on both CPUs at once, come
+// several times in an idle library run here; a window's slack covers those.)
+// `stalls`: those seen during the run (CLOCK_MONOTONIC); `origin_ms`: the connection's t = 0.
+std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_ms, const std::vector<Stall>& stalls);
+
+}  // namespace kah

@@ -1,0 +1,121 @@
+// Machine stalls: how long a CPU ran nothing within an interval, and which failures
+// a stall may account for (only lateness).
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "harness/clock/stall_watch.h"
+#include "harness/judge/judge.h"
+#include "harness/run/stall_doubt.h"
+
+namespace {
+
+using namespace kah;
+
+// nginx-vanished-client nginx-1, scripts/soak.sh loaded run (both cores busy): probes 1
+// and 2 inside their windows, probe 3 at 4164.9 ms against [4074.4, 4084.5], and the
+// timeout, re-armed from that late callback, at 5194.5 ms against [5098.4, 5108.5].
+ConnectionResult late_nginx() {
+  ConnectionResult r;
+  r.verdict = Verdict::fail;
+  r.expected.outcome = ExpectedOutcome::timeout;
+  r.expected.model_outcome = model::Outcome::timeout;
+  r.expected.window = {5098.4, 5108.5};
+  r.observed.outcome = ObservedOutcome::timeout;
+  r.observed.at_ms = 5194.5;
+  r.evidence.probes_checked = true;
+  const auto check = [](int index, double lo, double hi, double seen, evidence::ProbeVerdict v) {
+    evidence::ProbeCheck c;
+    c.index = index;
+    c.expected = model::Window{lo, hi};
+    c.seen_ms = seen;
+    c.verdict = v;
+    return c;
+  };
+  r.evidence.probe_checks = {check(0, 2026.4, 2036.5, 2030.5, evidence::ProbeVerdict::ok),
+                             check(1, 3050.4, 3060.5, 3050.5, evidence::ProbeVerdict::ok),
+                             check(2, 4074.4, 4084.5, 4164.9, evidence::ProbeVerdict::late)};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("lateness_only: how late a connection that was only late was", "[stall]") {
+  auto r = late_nginx();
+  REQUIRE(lateness_only(r));
+  CHECK(*lateness_only(r) == Approx(86.0));  // the end, 5194.5 - 5108.5
+
+  SECTION("an early probe is not lateness") {
+    r.evidence.probe_checks[0].verdict = evidence::ProbeVerdict::early;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("a missing probe is not lateness") {
+    r.evidence.probe_checks[2].verdict = evidence::ProbeVerdict::missing;
+    r.evidence.probe_checks[2].seen_ms.reset();
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("another outcome is not lateness") {
+    r.observed.outcome = ObservedOutcome::reset;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("an early end is not lateness") {
+    r.observed.at_ms = 5090;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("a case the model contradicts is not lateness") {
+    r.expected.model_outcome = model::Outcome::reset;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("a pass has none") {
+    r.verdict = Verdict::pass;
+    CHECK_FALSE(lateness_only(r));
+  }
+}
+
+TEST_CASE("stalled_ms: the most one CPU lost within an interval", "[stall]") {
+  const std::vector<Stall> stalls = {{1, 4076.0, 4160.0}, {1, 100.0, 103.0}, {0, 4000.0, 4011.2}, {0, 9000, 9050}};
+  CHECK(stalled_ms(stalls, 0, 5200) == Approx(87.0));  // CPU 1: 84 + 3
+  CHECK(stalled_ms(stalls, 4100, 5200) == Approx(60.0));  // clipped
+  CHECK(stalled_ms(stalls, 4000, 4050) == Approx(11.2));  // CPU 0's; CPU 1's begins after 4050
+  CHECK(stalled_ms(stalls, 5000, 8000) == Approx(0.0));
+  CHECK(stalled_ms({}, 0, 1e9) == Approx(0.0));
+}
+
+TEST_CASE("StallWatch on this machine: every CPU watched as root", "[stall][live]") {
+  auto& watch = StallWatch::process();
+  const bool all = watch.watch();
+  if (::geteuid() != 0) {
+    WARN("not root: " << watch.note());
+    return;
+  }
+  INFO(watch.note());
+  CHECK(all);
+  CHECK(watch.watching());
+  CHECK(watch.note().rfind("every CPU watched", 0) == 0);
+}
+
+TEST_CASE("stall_doubt: a late connection is not judged only when a long enough stall came after it was due",
+          "[stall]") {
+  const auto r = late_nginx();  // 86.0 ms late; probe 3 due from 4074.4 ms
+  const double origin = 100000;  // CLOCK_MONOTONIC of t = 0
+  SECTION("CPU 1 stopped 88 ms from probe 3's bucket: not judged, and the message names it") {
+    const auto doubt = stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4164.0}, {0, origin + 50, origin + 60}});
+    REQUIRE(doubt);
+    CHECK_THAT(*doubt, Catch::Contains("86.0 ms late") && Catch::Contains("CPU 1") && Catch::Contains("88.0 ms"));
+  }
+  SECTION("the same stall before probe 3 was due explains nothing") {
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 3900.0, origin + 3988.0}}));
+  }
+  SECTION("a stall shorter than the lateness explains nothing") {
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4150.0}}));
+  }
+  SECTION("two CPUs' stalls are not added up") {
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4120.0}, {0, origin + 4120.0, origin + 4164.0}}));
+  }
+  SECTION("no stall: judged as it is") { CHECK_FALSE(stall_doubt(r, origin, {})); }
+  SECTION("an early probe is judged whatever the stalls") {
+    auto early = r;
+    early.evidence.probe_checks[0].verdict = evidence::ProbeVerdict::early;
+    CHECK_FALSE(stall_doubt(early, origin, {{1, origin, origin + 6000}}));
+  }
+}
