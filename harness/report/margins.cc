@@ -299,7 +299,11 @@ std::string margins_text(const std::vector<LabelledRun>& runs) {
   const auto fv = false_verdicts(runs);
   std::map<std::pair<std::string, std::string>, std::vector<const FalseVerdict*>> by;
   for (const auto& f : fv) by[{f.case_name, fold_copy(f.connection)}].push_back(&f);
-  std::string s = fmt::format("false verdicts over {} runs: {}\n", runs.size(), fv.size());
+  const auto errors = std::count_if(fv.begin(), fv.end(), [](const FalseVerdict& f) { return f.verdict == Verdict::error; });
+  // Both make a run red; an error says the harness could not judge (and why), a failure
+  // that the kernel and the model disagreed.
+  std::string s = fmt::format("false verdicts over {} runs: {} ({} failed, {} not judged: error)\n", runs.size(),
+                              fv.size(), static_cast<long>(fv.size()) - errors, errors);
   for (const auto& [key, list] : by) {
     s += fmt::format("  {}/{}: {}\n", key.first, key.second, list.size());
     for (std::size_t i = 0; i < list.size() && i < 5; ++i)
