@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -28,6 +32,39 @@ double stalled_ms(const std::vector<Stall>& stalls, double from_ms, double to_ms
   return most;
 }
 
+std::optional<std::uint64_t> local_timer_interrupts(std::string_view text, int cpu) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto end = std::min(text.find('\n', at), text.size());
+    std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    const auto first = line.find_first_not_of(' ');
+    if (first == std::string_view::npos || line.substr(first, 4) != "LOC:") continue;
+    line.remove_prefix(first + 4);
+    for (int i = 0;; ++i) {
+      const auto digit = line.find_first_not_of(' ');
+      if (digit == std::string_view::npos || line[digit] < '0' || line[digit] > '9') return std::nullopt;
+      line.remove_prefix(digit);
+      std::uint64_t value = 0;
+      const auto [next, error] = std::from_chars(line.data(), line.data() + line.size(), value);
+      if (error != std::errc()) return std::nullopt;
+      if (i == cpu) return value;
+      line.remove_prefix(static_cast<std::size_t>(next - line.data()));
+    }
+  }
+  return std::nullopt;
+}
+
+bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz) {
+  const double tick_ms = 1000.0 / hz;
+  // Ticks outside the gap, all taken (a busy CPU ticks every jiffy), and one more for
+  // the wake-up that ended it.
+  const double outside = std::ceil(std::max(0.0, interval_ms - gap_ms) / tick_ms) + 1;
+  const double in_gap = static_cast<double>(interrupts) - outside;
+  // A gap with ticks running would take about gap/tick of them; a stop none or one.
+  return gap_ms >= 2 * tick_ms && in_gap <= 1;
+}
+
 StallWatch& StallWatch::process() {
   static StallWatch watch;
   return watch;
@@ -42,12 +79,13 @@ StallWatch::~StallWatch() {
   threads.clear();  // request_stop + join; each wakes within a period
 }
 
-bool StallWatch::watch() {
+bool StallWatch::watch(int hz) {
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
   std::unique_lock lock(mutex_);
   if (started_) return refused_ == 0;
   started_ = true;
-  for (int cpu = 0; cpu < cpus; ++cpu) threads_.emplace_back([this, cpu](std::stop_token stop) { run(cpu, stop); });
+  for (int cpu = 0; cpu < cpus; ++cpu)
+    threads_.emplace_back([this, cpu, hz](std::stop_token stop) { run(cpu, hz, stop); });
   lock.unlock();
   // Each thread says within a period whether it got its CPU and SCHED_FIFO.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -74,7 +112,19 @@ std::vector<Stall> StallWatch::stalls(double from_ms, double to_ms) const {
   return found;
 }
 
-void StallWatch::run(int cpu, std::stop_token stop) {
+namespace {
+
+std::optional<std::uint64_t> read_local_timer_interrupts(int cpu) {
+  std::ifstream in("/proc/interrupts");
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  return local_timer_interrupts(text.str(), cpu);
+}
+
+}  // namespace
+
+void StallWatch::run(int cpu, int hz, std::stop_token stop) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
@@ -91,14 +141,26 @@ void StallWatch::run(int cpu, std::stop_token stop) {
     note_ = fmt::format("not watched: cannot {} CPU {} ({})", what, cpu, std::strerror(error));
     return;
   }
+  constexpr int kCountEvery = 10;  // wake-ups between readings of the interrupt count
   const timespec period{0, static_cast<long>(kPeriodMs * 1e6)};
   double last = monotonic_ms();
-  while (!stop.stop_requested()) {
+  auto counted = read_local_timer_interrupts(cpu);
+  double counted_at = monotonic_ms();
+  for (int round = 1; !stop.stop_requested(); ++round) {
     ::clock_nanosleep(CLOCK_MONOTONIC, 0, &period, nullptr);
     const double now = monotonic_ms();
-    if (now - last > kPeriodMs + kRecordMs) {
-      std::lock_guard lock(mutex_);
-      stalls_.push_back({cpu, last + kPeriodMs, now});
+    const bool gap = now - last > kPeriodMs + kRecordMs;
+    if (gap || round % kCountEvery == 0) {
+      const auto count = read_local_timer_interrupts(cpu);
+      if (gap) {
+        Stall s{cpu, last + kPeriodMs, now, false};
+        if (count && counted && *count >= *counted)
+          s.stopped = gap_was_stop(s.to_ms - s.from_ms, monotonic_ms() - counted_at, *count - *counted, hz);
+        std::lock_guard lock(mutex_);
+        stalls_.push_back(s);
+      }
+      counted = count;
+      counted_at = monotonic_ms();
     }
     last = now;
   }

@@ -11,17 +11,27 @@
 //
 // StallWatch sees such stops: one thread per CPU, pinned to it, SCHED_FIFO (nothing
 // of the guest's ordinary load delays it), sleeping 1 ms at a time; a wake-up that
-// comes more than kRecordMs late is a stall of that CPU over the gap (interrupts and
-// the softirqs run on their way out delay it too: they also hold back the timers). It needs
-// CAP_SYS_NICE for SCHED_FIFO; without it (a container, a user namespace) nothing is
-// watched and note() says so. Cost: 1000 short wake-ups per second per CPU.
+// comes more than kRecordMs late is a gap on that CPU. A gap has two causes that a
+// thread cannot tell apart by itself: the CPU stopped (the host ran something else, or
+// interrupts were off), which holds back its timers too; or it ran kernel code that
+// does not yield to a waiting task (this kernel is built with preemption "none": a
+// namespace's setup, say, runs 20-40 ms like that), during which ticks and timers run
+// as usual. The CPU's count of local timer interrupts (/proc/interrupts LOC, read
+// every 10 ms and again after a gap) tells them apart: a gap that took at most one
+// interrupt where ticks would have taken several is a stop (Stall::stopped). Only
+// stops account for a late timer (run/stall_doubt.h). It needs CAP_SYS_NICE for
+// SCHED_FIFO; without it (a container, a user namespace) nothing is watched and note()
+// says so. Cost: 1000 short wake-ups per second per CPU, 100 reads of /proc/interrupts.
 //
 // StallWatch::process() is the process's one watch; watch() starts it. Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -32,7 +42,18 @@ struct Stall {
   int cpu = 0;
   double from_ms = 0;
   double to_ms = 0;
+  // The CPU took no more than one timer interrupt in it: it stopped (its timers with
+  // it). False: ticks went on, the CPU was only busy in the kernel. Unknown (no
+  // interrupt count readable): false.
+  bool stopped = false;
 };
+
+// The local timer interrupts of `cpu` in a /proc/interrupts text (its "LOC:" line).
+std::optional<std::uint64_t> local_timer_interrupts(std::string_view proc_interrupts, int cpu);
+// Whether a gap of `gap_ms` inside an interval of `interval_ms` (the last count before
+// it to the count after it) that took `interrupts` local timer interrupts was a stop:
+// at most one interrupt in the gap, counting every other tick of the interval as taken.
+bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz);
 
 // The longest any one CPU was stalled within [from_ms, to_ms], each stall clipped to
 // it, a CPU's stalls added up.
@@ -47,8 +68,9 @@ class StallWatch {
   static constexpr int kPriority = 90;
 
   static StallWatch& process();
-  // Starts the threads, once; returns whether every CPU is watched.
-  bool watch();
+  // Starts the threads, once (`hz`: the kernel's, for the ticks a gap should have
+  // taken); returns whether every CPU is watched.
+  bool watch(int hz);
   bool watching() const;
   // "every CPU watched (SCHED_FIFO, 1 ms)" or why not.
   std::string note() const;
@@ -61,7 +83,7 @@ class StallWatch {
 
  private:
   StallWatch() = default;
-  void run(int cpu, std::stop_token stop);
+  void run(int cpu, int hz, std::stop_token stop);
 
   mutable std::mutex mutex_;
   bool started_ = false;

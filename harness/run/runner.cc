@@ -941,7 +941,7 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   const std::int64_t steps_since = monotonic_ns();
   // A CPU the machine stops running makes every timer on it late: watched, so such
   // lateness is told apart from the kernel's and the model's.
-  StallWatch::process().watch();
+  StallWatch::process().watch(options.kernel.hz.value_or(100));  // HZ unknown: the fewest ticks, the fewest stops
   run.stall_watch = StallWatch::process().note();
   std::optional<JiffyClock> clock;
   if (options.calibrate && options.kernel.hz) {
@@ -1009,7 +1009,8 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   for (const auto& step : RealtimeSteps::process().steps(steps_since)) run.realtime_steps.push_back(step.describe());
   for (const auto& s : StallWatch::process().stalls(started, monotonic_ms()))
     run.machine_stalls.push_back(
-        fmt::format("CPU {}: {:.1f} ms from {:.1f} ms into the run", s.cpu, s.to_ms - s.from_ms, s.from_ms - started));
+        fmt::format("CPU {}: {:.1f} ms from {:.1f} ms into the run ({})", s.cpu, s.to_ms - s.from_ms,
+                    s.from_ms - started, s.stopped ? "stopped: no timer interrupt" : "busy in the kernel, ticks ran"));
   return run;
 }
 

@@ -17,9 +17,10 @@ std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_
     if (c.seen_ms) end = std::max(end, *c.seen_ms);
     if (c.verdict == evidence::ProbeVerdict::late && c.expected) due = std::min(due, c.expected->earliest_ms);
   }
+  // Only a CPU that stopped holds its timers back; one busy in the kernel ran them.
   std::vector<Stall> stalls;
   for (const auto& s : all)
-    if (s.to_ms > origin_ms + due && s.from_ms < origin_ms + end) stalls.push_back(s);
+    if (s.stopped && s.to_ms > origin_ms + due && s.from_ms < origin_ms + end) stalls.push_back(s);
   // The CPU that lost the most there, and its longest stall.
   int cpu = -1;
   double stalled = 0;
@@ -37,8 +38,8 @@ std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_
   for (const auto& s : stalls)
     if (s.cpu == cpu && s.to_ms - s.from_ms > longest.to_ms - longest.from_ms) longest = s;
   return fmt::format("it came {:.1f} ms late while CPU {} ran nothing of this machine for {:.1f} ms in all "
-                     "(longest {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late), so the "
-                     "kernel's timers could not run on time either",
+                     "(longest {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late and the CPU "
+                     "took no timer interrupt meanwhile), so the kernel's timers could not run on time either",
                      *late, cpu, stalled, longest.to_ms - longest.from_ms, longest.from_ms - origin_ms,
                      longest.to_ms - origin_ms);
 }

@@ -1,5 +1,5 @@
 // Lateness the machine caused: a connection that failed only by being late, during a
-// stall of one of the machine's CPUs (clock/stall_watch.h) at least as long.
+// stop of one of the machine's CPUs (clock/stall_watch.h: Stall::stopped) at least as long.
 #pragma once
 
 #include <optional>

@@ -83,7 +83,7 @@ TEST_CASE("stalled_ms: the most one CPU lost within an interval", "[stall]") {
 
 TEST_CASE("StallWatch on this machine: every CPU watched as root", "[stall][live]") {
   auto& watch = StallWatch::process();
-  const bool all = watch.watch();
+  const bool all = watch.watch(250);
   if (::geteuid() != 0) {
     WARN("not root: " << watch.note());
     return;
@@ -99,23 +99,48 @@ TEST_CASE("stall_doubt: a late connection is not judged only when a long enough 
   const auto r = late_nginx();  // 86.0 ms late; probe 3 due from 4074.4 ms
   const double origin = 100000;  // CLOCK_MONOTONIC of t = 0
   SECTION("CPU 1 stopped 88 ms from probe 3's bucket: not judged, and the message names it") {
-    const auto doubt = stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4164.0}, {0, origin + 50, origin + 60}});
+    const auto doubt = stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4164.0, true}, {0, origin + 50, origin + 60, true}});
     REQUIRE(doubt);
     CHECK_THAT(*doubt, Catch::Contains("86.0 ms late") && Catch::Contains("CPU 1") && Catch::Contains("88.0 ms"));
   }
   SECTION("the same stall before probe 3 was due explains nothing") {
-    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 3900.0, origin + 3988.0}}));
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 3900.0, origin + 3988.0, true}}));
   }
   SECTION("a stall shorter than the lateness explains nothing") {
-    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4150.0}}));
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4150.0, true}}));
   }
   SECTION("two CPUs' stalls are not added up") {
-    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4120.0}, {0, origin + 4120.0, origin + 4164.0}}));
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4120.0, true}, {0, origin + 4120.0, origin + 4164.0, true}}));
   }
   SECTION("no stall: judged as it is") { CHECK_FALSE(stall_doubt(r, origin, {})); }
+  SECTION("a CPU busy in the kernel (ticks ran) held no timer back") {
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4164.0, false}}));
+  }
   SECTION("an early probe is judged whatever the stalls") {
     auto early = r;
     early.evidence.probe_checks[0].verdict = evidence::ProbeVerdict::early;
-    CHECK_FALSE(stall_doubt(early, origin, {{1, origin, origin + 6000}}));
+    CHECK_FALSE(stall_doubt(early, origin, {{1, origin, origin + 6000, true}}));
   }
+}
+
+TEST_CASE("local_timer_interrupts: the LOC line of /proc/interrupts, per CPU", "[stall]") {
+  const std::string text =
+      "           CPU0       CPU1       \n"
+      "  0:         39          0   IO-APIC   2-edge      timer\n"
+      "NMI:          0          0   Non-maskable interrupts\n"
+      "LOC:   16618003   17027417   Local timer interrupts\n"
+      "SPU:          0          0   Spurious interrupts\n";
+  CHECK(local_timer_interrupts(text, 0) == 16618003u);
+  CHECK(local_timer_interrupts(text, 1) == 17027417u);
+  CHECK_FALSE(local_timer_interrupts(text, 2));
+  CHECK_FALSE(local_timer_interrupts("CPU0\nNMI: 0\n", 0));
+}
+
+TEST_CASE("gap_was_stop: a gap that took no more than one timer interrupt", "[stall]") {
+  // HZ=250. A 40 ms gap in a 48 ms interval: 2 ticks outside it, one for the wake-up.
+  CHECK(gap_was_stop(40, 48, 3, 250));       // none in the gap: stopped
+  CHECK(gap_was_stop(40, 48, 4, 250));       // one: stopped (a tick at its edge)
+  CHECK_FALSE(gap_was_stop(40, 48, 13, 250));  // ten ticks in it: ticks ran, busy in the kernel
+  CHECK_FALSE(gap_was_stop(40, 48, 6, 250));
+  CHECK_FALSE(gap_was_stop(5, 12, 0, 250));  // shorter than two ticks: cannot tell, not a stop
 }
