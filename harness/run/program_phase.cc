@@ -18,6 +18,7 @@
 
 #include "harness/clock/clock.h"
 #include "harness/clock/jiffies.h"
+#include "harness/judge/interrupt.h"
 #include "harness/judge/judge.h"
 #include "harness/judge/program_judge.h"
 #include "harness/run/capture_evidence.h"
@@ -52,8 +53,10 @@ std::string why_it_stopped(const RunningProgram& program) {
   return fmt::format("it exited with status {}; its last output: {}", exit->status, program.tail(5));
 }
 
-void wait_for_port(const ProgramSpec& p, const RunningProgram& program, const netns::Namespace& ns, double deadline) {
+void wait_for_port(const ProgramSpec& p, const RunningProgram& program, const netns::Namespace& ns, double deadline,
+                   const std::stop_token& stop) {
   for (;;) {
+    throw_if_stopped(stop);
     for (const auto& s : netns::listening_sockets(ns))
       if (s.local_port == *p.ready.port) return;
     if (program.exit()) program_failed(p, fmt::format("exited before port {} listened: {}", *p.ready.port,
@@ -65,10 +68,24 @@ void wait_for_port(const ProgramSpec& p, const RunningProgram& program, const ne
   }
 }
 
-void wait_until_ready(const ProgramSpec& p, const RunningProgram& program, const netns::Namespace& ns) {
+// The ready line, looked for in slices so that a stop is seen within kStopSliceMs.
+bool wait_for_ready_line(const ProgramSpec& p, const RunningProgram& program, double deadline,
+                         const std::stop_token& stop) {
+  constexpr double kStopSliceMs = 100;
+  const std::regex pattern(*p.ready.line);
+  for (;;) {
+    throw_if_stopped(stop);
+    const double slice = std::min(deadline, monotonic_ms() + kStopSliceMs);
+    if (program.wait_for_line(pattern, slice)) return true;
+    if (program.exit() || slice >= deadline) return false;
+  }
+}
+
+void wait_until_ready(const ProgramSpec& p, const RunningProgram& program, const netns::Namespace& ns,
+                      const std::stop_token& stop) {
   const double deadline = monotonic_ms() + 1000 * p.ready.timeout_s;
-  if (p.ready.port) wait_for_port(p, program, ns, deadline);
-  if (p.ready.line && !program.wait_for_line(std::regex(*p.ready.line), deadline)) {
+  if (p.ready.port) wait_for_port(p, program, ns, deadline, stop);
+  if (p.ready.line && !wait_for_ready_line(p, program, deadline, stop)) {
     if (program.exit())
       program_failed(p, fmt::format("exited before a line matched \"{}\": {}", *p.ready.line, why_it_stopped(program)));
     program_failed(p, fmt::format("no line matched \"{}\" within {} s (ready.timeout_s); its last output: {}",
@@ -147,7 +164,10 @@ ProgramConnection read_connection(std::size_t index, const ProgramSpec& p, int n
 
 ProgramSet::~ProgramSet() {
   for (auto it = running.rbegin(); it != running.rend(); ++it)
-    if (*it) (*it)->stop();
+    if (*it) {
+      if (stop.stop_requested()) (*it)->stop(kStoppedGraceMs);
+      else (*it)->stop();
+    }
 }
 
 Placeholders placeholders_for(const Case& c, const ProgramSpec& program, const Topology& topology,
@@ -189,8 +209,9 @@ std::size_t programs_before_setup(const Case& c) {
 }
 
 void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
-                    const ProgramArgs& extra, std::size_t from, std::size_t to) {
+                    const ProgramArgs& extra, const std::stop_token& stop, std::size_t from, std::size_t to) {
   for (std::size_t i = from; i < std::min(to, c.programs.size()); ++i) {
+    throw_if_stopped(stop);
     const auto& p = c.programs[i];
     const auto workdir = dir / p.name;
     std::filesystem::create_directories(workdir);
@@ -217,13 +238,13 @@ void start_programs(const Case& c, const Topology& topology, const std::filesyst
     spdlog::debug("{}: starting {} on the {}: {}", c.name, p.name, to_string(p.host), fmt::join(launch.argv, " "));
     set.argv.push_back(launch.argv);
     set.running.push_back(RunningProgram::start(launch));
-    wait_until_ready(p, *set.running.back(), topology.ns(p.host));
+    wait_until_ready(p, *set.running.back(), topology.ns(p.host), stop);
     set.ready_ms.push_back(monotonic_ms());
   }
 }
 
 std::vector<ProgramConnection> find_program_connections(const Case& c, const Topology& topology,
-                                                        const ProgramSet& set) {
+                                                        const ProgramSet& set, const std::stop_token& stop) {
   std::vector<ProgramConnection> conns;
   for (std::size_t i = 0; i < c.programs.size(); ++i) {
     const auto& p = c.programs[i];
@@ -243,6 +264,7 @@ std::vector<ProgramConnection> find_program_connections(const Case& c, const Top
     const double deadline = monotonic_ms() + 1000 * p.ready.timeout_s;
     auto found = connections_of(program, ns, peer_addresses, port);
     while (found.size() < static_cast<std::size_t>(p.connections)) {
+      throw_if_stopped(stop);
       if (program.exit() || monotonic_ms() > deadline)
         program_failed(p, fmt::format("expected {} connection(s) to the {}, found {} {}; its last output: {}",
                                       p.connections, to_string(peer), found.size(),
@@ -539,7 +561,7 @@ ConnectionResult program_connection_result(const Case& c, const ProgramConnectio
 
 std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
                                            const std::vector<ProgramConnection>& conns, const FaultLanding& landing,
-                                           double watch_until) {
+                                           double watch_until, std::optional<double> stopped_at) {
   const double fault_at = landing.begun_ms;
   std::vector<ProgramResult> results;
   for (std::size_t i = 0; i < c.programs.size() && i < set.running.size(); ++i) {
@@ -569,6 +591,10 @@ std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
     r.stdout_file = program.stdout_file().string();
     r.stderr_file = program.stderr_file().string();
     judge_program(r, spec.expect, watch_until - fault_at, landing.done_ms - landing.begun_ms);
+    // Stopped before its horizon while still running: what it was still to do (a line,
+    // its exit) is not known. (A failure already certain then, an early line say, is
+    // not told apart here: the program reads as interrupted.)
+    if (stopped_at && !r.exit_status && r.verdict == Verdict::fail) r.verdict = Verdict::interrupted;
     if (r.output.size() > kOutputKept) r.output.erase(r.output.begin(), r.output.end() - kOutputKept);
     results.push_back(std::move(r));
   }

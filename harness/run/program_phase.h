@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -45,7 +46,13 @@ struct ProgramSet {
   std::vector<std::unique_ptr<RunningProgram>> running;  // Case::programs order
   std::vector<std::vector<std::string>> argv;            // as run
   std::vector<std::optional<double>> ready_ms;            // CLOCK_MONOTONIC
+  // The run's stop: once requested, the programs get kStoppedGraceMs between SIGTERM
+  // and SIGKILL instead of RunningProgram's 2 s (postgres, say, waits for its clients
+  // on SIGTERM), so an interrupted run exits within a second.
+  std::stop_token stop;
+  static constexpr double kStoppedGraceMs = 200;
   ProgramSet() = default;
+  explicit ProgramSet(std::stop_token s) : stop(std::move(s)) {}
   ProgramSet(const ProgramSet&) = delete;
   ProgramSet& operator=(const ProgramSet&) = delete;
   ~ProgramSet();
@@ -62,8 +69,9 @@ std::optional<std::string> missing_program(const Case& c);
 // `dir`/<name>/ (created), with `extra`'s arguments for its name appended to its
 // command. Throws, naming the program and quoting its output, when one exits or is not
 // ready in time.
+// Throws StoppedBeforeFault (judge/interrupt.h) once `stop` is requested, within 0.1 s.
 void start_programs(const Case& c, const Topology& topology, const std::filesystem::path& dir, ProgramSet& set,
-                    const ProgramArgs& extra = {}, std::size_t from = 0,
+                    const ProgramArgs& extra, const std::stop_token& stop, std::size_t from = 0,
                     std::size_t to = std::numeric_limits<std::size_t>::max());
 
 // The programs that start before the case's setup turn: those before the first program
@@ -129,8 +137,9 @@ struct ProgramConnection {
 // Waits (up to each program's ready timeout) until every program with `connections
 // = N` has N TCP connections to the other host, and reads their settings. Throws
 // naming the program when they do not come.
+// Throws StoppedBeforeFault once `stop` is requested.
 std::vector<ProgramConnection> find_program_connections(const Case& c, const Topology& topology,
-                                                        const ProgramSet& set);
+                                                        const ProgramSet& set, const std::stop_token& stop);
 
 // The model's input and windows for each connection, from its settings and the fault;
 // returns the latest horizon (CLOCK_MONOTONIC).
@@ -176,9 +185,11 @@ ConnectionResult program_connection_result(const Case& c, const ProgramConnectio
 // What each program did, judged against its [program.expect], in times from when the
 // fault began to be applied (landing.begun_ms); a timing check only the fault's slow
 // landing failed is an error (judge_program).
+// `stopped_at`: when the run was stopped before watch_until (a program still running
+// then and failing reads as interrupted).
 std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
                                            const std::vector<ProgramConnection>& conns, const FaultLanding& landing,
-                                           double watch_until);
+                                           double watch_until, std::optional<double> stopped_at);
 
 // "redis-server's connection from 198.18.0.1:40112: keepalive idle 2 s, ..." per connection.
 std::vector<std::string> program_settings_lines(const Case& c, const std::vector<ProgramConnection>& conns);

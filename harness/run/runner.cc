@@ -762,7 +762,10 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
       std::erase_if(packets, [&](const evidence::Packet& p) { return p.t_ms > until + to_realtime; });
       analyses[host] = evidence::analyze(packets);
     }
-    forecast_program_connections(c, topology, conns, fault_at, options.kernel, clock, until);
+    // Stopped: `until` is the stop, not the horizon; the windows keep their own horizon
+    // (else every connection still open would read as alive at it, not interrupted).
+    forecast_program_connections(c, topology, conns, fault_at, options.kernel, clock,
+                                 stopped_at ? std::nullopt : std::optional<double>(until));
   }
   for (const auto& conn : conns) {
     auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
@@ -794,7 +797,7 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
       }
     result.connections.push_back(std::move(r));
   }
-  result.programs = program_results(c, set, conns, landing, until);
+  result.programs = program_results(c, set, conns, landing, until, stopped_at);
   for (const auto& line : program_settings_lines(c, conns)) spdlog::info("{}: {}", c.name, line);
 }
 
@@ -808,11 +811,13 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   build(c, captures, options, world);
   // Stopped (reverse order) before the topology goes. Server programs start before the
   // gate (they may take seconds to be ready), client programs in the case's turn.
-  ProgramSet programs;
+  const auto stop = options.stop;
+  ProgramSet programs(stop);
   const std::size_t before_setup = programs_before_setup(c);
-  start_programs(c, *world.topology, program_dir(c), programs, options.program_args, 0, before_setup);
+  start_programs(c, *world.topology, program_dir(c), programs, options.program_args, stop, 0, before_setup);
   std::unique_lock setup(setup_gate());
-  start_programs(c, *world.topology, program_dir(c), programs, options.program_args, before_setup);
+  throw_if_stopped(stop);  // the cases queued at the gate when the run was stopped go no further
+  start_programs(c, *world.topology, program_dir(c), programs, options.program_args, stop, before_setup);
   auto tested = connect(c, world);
   // Timers of the harness process (server idle timeouts, delayed writes). Declared
   // after the connections, so it stops before their sockets close.
@@ -833,7 +838,8 @@ void run_phases(const Case& c, CaseResult& result, Watcher& watcher, evidence::C
   for (std::size_t i = 0; i < tested.size(); ++i)
     if (tested[i].spec->traffic != Traffic::connecting) watch(i);
 
-  auto program_conns = find_program_connections(c, *world.topology, programs);
+  auto program_conns = find_program_connections(c, *world.topology, programs, stop);
+  throw_if_stopped(stop);
   const FaultLanding landing = inject(c, world, tested, peer);
   if (clock != nullptr) read_kernel_idle_clocks(tested, options.kernel);
   setup.unlock();
@@ -917,6 +923,8 @@ CaseResult run_case(const Case& c, Watcher& watcher, evidence::CaptureLoop& capt
     } else {
       run_phases(c, result, watcher, captures, options, clock, trace);
     }
+  } catch (const StoppedBeforeFault&) {
+    result = interrupted_case(c);
   } catch (const std::exception& e) {
     result.verdict = Verdict::error;
     result.error = fmt::format("{}: case {} could not run: {}", c.where.str(), c.name, e.what());

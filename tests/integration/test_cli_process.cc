@@ -176,6 +176,39 @@ TEST_CASE("SIGINT stops a run: exit 130 long before the case's end, JSON with th
 
 TEST_CASE("SIGTERM stops a run the same way, exit 143", "[interrupt][slow]") { interrupt_run(SIGTERM, 143); }
 
+TEST_CASE("SIGTERM during the library's setup: program cases read as interrupted, none fails",
+          "[interrupt][slow]") {
+  // The whole library, programs included, stopped 3 s in: most cases are still queued
+  // for their turn to set up, program cases wait for their programs. Before, those went
+  // on setting up after the signal (the run exited 9 s later) and were then judged at
+  // a "horizon" that was the stop: 9 program cases failed.
+  TempDir dir;
+  const auto json = dir.path / "out.json";
+  Child child({"run", std::string(KAH_SOURCE_DIR) + "/cases", "--json", json.string()}, dir.path);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  child.signal(SIGTERM);
+  const int code = child.wait(std::chrono::seconds(60));
+  INFO("stdout:\n" << child.out() << "\nstderr:\n" << child.err());
+  REQUIRE(code != -1);
+  CHECK(code == 143);
+  REQUIRE(fs::exists(json));
+  const auto result = nlohmann::json::parse(read_text(json));
+  CHECK(result["interrupted"] == "SIGTERM");
+  int programs = 0, interrupted = 0;
+  for (const auto& c : result["cases"]) {
+    INFO("case " << c["name"] << ": " << c.dump().substr(0, 2000));
+    CHECK(c["verdict"] != "fail");
+    CHECK(c["verdict"] != "error");
+    for (const auto& p : c.value("programs", nlohmann::json::array())) {
+      ++programs;
+      CHECK(p["verdict"] != "fail");
+    }
+    if (c["verdict"] == "interrupted") ++interrupted;
+  }
+  CHECK(interrupted > 0);
+  (void)programs;
+}
+
 TEST_CASE("an unwritable --json is refused before any case runs", "[outputs]") {
   TempDir dir;
   const std::string one_case = std::string(KAH_SOURCE_DIR) + "/cases/peer-power-off.toml";
