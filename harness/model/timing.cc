@@ -268,6 +268,15 @@ KeepaliveTimers keepalive_timers(const Keepalive& k, const Grid& grid) {
 // Where probe 0 goes (jiffies after t_r's jiffy) when the timer was armed in jiffy
 // jr + armed for a full idle period. Empty when that timer fires at or before t_r's
 // jiffy: the traffic before t_r then decided how it was re-armed.
+//
+// Normally one path. A callback may run up to `late_ticks` after its bucket and then
+// reads that many jiffies more: when the first firing's bucket is that close short of
+// t_r + idle, the late callback finds idle elapsed and sends at once, in the jiffy of
+// t_r + idle, where the callback on time re-arms for the rest and sends a jiffy later
+// (the wheel rounds the re-arm up). Measured (soak.sh, loaded): lossy-path-count-1, idle
+// 2 s = 500 jiffies, t_r at 0.08 of its jiffy (the kernel's own idle-clock jiffy, read
+// from TCP_INFO), the first firing's bucket at +499: probe 1 left at 1999.8 ms, the
+// start of jiffy +500, where the on-time path puts it at +501 (window from 2003.6 ms).
 struct FirstProbe {
   Offset offset = 0;
   Jiffies remainder = 0;  // 0: sent at the armed timer's first firing
@@ -280,6 +289,14 @@ std::optional<FirstProbe> first_probe(Jiffies jr, Offset armed, const KeepaliveT
   if (elapsed >= t.idle) return FirstProbe{signed_diff(first, jr), 0};
   const Jiffies remainder = t.idle - elapsed;  // "It is tp->rcv_tstamp + keepalive_time_when(tp)"
   return FirstProbe{signed_diff(arm_from_callback(first, remainder, hz), jr), remainder};
+}
+std::vector<FirstProbe> first_probes(Jiffies jr, Offset armed, const KeepaliveTimers& t, int hz, int late_ticks) {
+  const auto on_time = first_probe(jr, armed, t, hz);
+  if (!on_time) return {};
+  std::vector<FirstProbe> paths{*on_time};
+  if (on_time->remainder > 0 && on_time->remainder <= static_cast<Jiffies>(std::max(0, late_ticks)))
+    paths.push_back(FirstProbe{static_cast<Offset>(t.idle), 0});  // the late callback, at jr + idle
+  return paths;
 }
 
 // The firings (1-based, counted after probe 0) at which the connection may be aborted.
@@ -328,25 +345,27 @@ FirstProbes first_firings_after_idle(const Input& in, const Grid& grid, const Ke
   FirstProbes rep;
   for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
     for (const auto& armed : jiffy_of_arming(in, grid, a.phase)) {
-      const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
-      if (!p0) {
+      const auto paths = first_probes(a.jr, armed.offset, t, grid.hz, in.kernel.late_ticks);
+      if (paths.empty()) {
         rep.cycling = true;
         rep.cycling_phase.lo = std::min(rep.cycling_phase.lo, armed.phase.lo);
         rep.cycling_phase.hi = std::max(rep.cycling_phase.hi, armed.phase.hi);
         continue;
       }
-      if (p0->remainder == 0) ++rep.direct;
-      else ++rep.remainder_levels[wheel_level(p0->remainder - 1, grid.hz)];
-      const Span at0 = grid.instants(p0->offset, armed.phase);
-      rep.probe0.add(at0);
-      if (rebooted) continue;
-      const Jiffies p0_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0->offset);
-      const Offset p1 = signed_diff(arm_from_callback(p0_jiffy, t.interval, grid.hz), a.jr);
-      const auto aborts = abort_firings(p1, t, in.kernel.late_ticks);
-      for (int k = aborts.earliest; k <= aborts.latest; ++k) {
-        auto& g = rep.groups[k];
-        g.probe0.add(at0);
-        g.probe1.add(grid.instants(p1, armed.phase));
+      for (const auto& p0 : paths) {
+        if (p0.remainder == 0) ++rep.direct;
+        else ++rep.remainder_levels[wheel_level(p0.remainder - 1, grid.hz)];
+        const Span at0 = grid.instants(p0.offset, armed.phase);
+        rep.probe0.add(at0);
+        if (rebooted) continue;
+        const Jiffies p0_jiffy = static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0.offset);
+        const Offset p1 = signed_diff(arm_from_callback(p0_jiffy, t.interval, grid.hz), a.jr);
+        const auto aborts = abort_firings(p1, t, in.kernel.late_ticks);
+        for (int k = aborts.earliest; k <= aborts.latest; ++k) {
+          auto& g = rep.groups[k];
+          g.probe0.add(at0);
+          g.probe1.add(grid.instants(p1, armed.phase));
+        }
       }
     }
   });
@@ -543,14 +562,15 @@ void keepalive_healthy_peer(const Input& in, const Grid& grid, Events& ev) {
   Phase cycling_phase{kInf, -kInf};
   for_each_alignment(in.kernel, grid.hz, period, [&](const Alignment& a) {
     for (const auto& armed : jiffy_of_arming(in, grid, a.phase)) {
-      const auto p0 = first_probe(a.jr, armed.offset, t, grid.hz);
-      if (!p0) {
+      const auto firsts = first_probes(a.jr, armed.offset, t, grid.hz, in.kernel.late_ticks);
+      if (firsts.empty()) {
         cycling = true;
         cycling_phase.lo = std::min(cycling_phase.lo, armed.phase.lo);
         cycling_phase.hi = std::max(cycling_phase.hi, armed.phase.hi);
         continue;
       }
-      replay(a.jr, static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0->offset), armed.phase, 0, 0);
+      for (const auto& p0 : firsts)
+        replay(a.jr, static_cast<Jiffies>(static_cast<Offset>(a.jr) + p0.offset), armed.phase, 0, 0);
     }
   });
   if (cycling) {

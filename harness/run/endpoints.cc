@@ -273,6 +273,10 @@ void use_idle_clock(model::Input& in, const std::optional<IdleClock>& clock, dou
   auto& calibration = in.kernel.calibration;
   if (!clock || !calibration || calibration->jiffies_modulus != 0 || !in.kernel.hz) return;
   if (clock->read_ms <= origin_ms + std::max(0.0, in.kernel.receive_delay_ms)) return;
+  // Read after the first probe could have gone out, its answer may have moved rcv_tstamp
+  // (measured under load: a fault that landed after probe 1 of a frozen peer, and the
+  // reading was that ACK's jiffy, 253 after t_r's).
+  if (clock->read_ms >= origin_ms + 1000.0 * in.keepalive.idle_s) return;
   calibration->idle_clock_jiffies = clock->counted_from(*in.kernel.hz);
 }
 

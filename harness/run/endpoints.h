@@ -90,8 +90,9 @@ struct IdleClock {
 std::vector<std::optional<IdleClock>> read_idle_clocks(const std::vector<int>& sockets);
 // Sets in.kernel.calibration->idle_clock_jiffies from `clock` when the calibration knows
 // jiffies themselves and the reading was made after the kernel took in the segment at
-// t = 0 (`origin_ms`, CLOCK_MONOTONIC): a segment received after the reading would have
-// moved the kernel's clock past it.
+// t = 0 (`origin_ms`, CLOCK_MONOTONIC: a segment received after the reading would have
+// moved the kernel's clock past it) and before the first keepalive probe could have
+// left (the peer's answer to it moves the clock on).
 void use_idle_clock(model::Input& in, const std::optional<IdleClock>& clock, double origin_ms);
 
 // The namespace's retransmission sysctls (tcp_retries2, tcp_syn_retries,

@@ -46,6 +46,15 @@ TEST_CASE("use_idle_clock: only with jiffies known and a reading after t_r's seg
     kah::use_idle_clock(in, read, 2003);
     CHECK_FALSE(in.kernel.calibration->idle_clock_jiffies);
   }
+  SECTION("read once the first probe could have gone (idle 2 s after t = 0): not used") {
+    auto in = fresh();
+    in.keepalive.idle_s = 2;
+    kah::use_idle_clock(in, read, -1.0);  // read 2001 ms after t = 0
+    CHECK_FALSE(in.kernel.calibration->idle_clock_jiffies);
+    in.keepalive.idle_s = 3;
+    kah::use_idle_clock(in, read, -1.0);
+    CHECK(in.kernel.calibration->idle_clock_jiffies);
+  }
   SECTION("jiffies known only modulo 64 (timer firings), no calibration, HZ unknown: not used") {
     auto modulo = fresh();
     modulo.kernel.calibration->jiffies_modulus = 64;

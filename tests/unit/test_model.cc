@@ -422,14 +422,13 @@ TEST_CASE("measured (soak): a healthy peer's probe that some paths send only aft
   }
 }
 
-TEST_CASE("measured (soak): the kernel's own idle-clock jiffy replaces t_r's jiffy and the lag bound",
-          "[model][measured]") {
-  // peer-firewall-rst client-v6, scripts/soak.sh loaded run (both cores busy): t_r at 0.81
-  // of jiffy 4306167229 (3.25 ms into it), keepalive 2/1/3 armed in connect() 11.0..0.1 ms
-  // before t_r; probe 1 left at 1996.8 ms, the start of jiffy +500 (t_r - 3.25 + 500 x 4),
-  // where the model's window began at 2000.7 ms. Under that load jiffies stalled for
-  // longer than jiffies_lag_ms: the kernel's idle clock counted from a jiffy the bounds
-  // around t_r did not allow.
+TEST_CASE("the kernel's own idle-clock jiffy replaces the bounds around t_r", "[model]") {
+  // Inputs of peer-firewall-rst client-v6 in a scripts/soak.sh loaded run: t_r at 0.81 of
+  // jiffy 4306167229, keepalive 2/1/3 armed in connect() 11.0..0.1 ms before t_r. Without
+  // the kernel's jiffy the model replays every jiffy a reading of t_r's instant may give
+  // (receive delay after it, jiffies lag before it); with it, that jiffy alone, and the
+  // window moves with it tick for tick. (That run's probe 1, at 1996.8 ms, was a late
+  // first firing: the next test.)
   auto in = keepalive(2, 1, 3);
   in.peer = PeerBehaviour::rebooted;
   in.kernel.rtt_ms = 0.093;
@@ -437,32 +436,63 @@ TEST_CASE("measured (soak): the kernel's own idle-clock jiffy replaces t_r's jif
   in.kernel.calibration = JiffyCalibration{jr, 0.81275575, 0.01525};
   in.armed_at_ms = -0.139;
   in.armed_from_ms = -11.043;
-  const double seen = 1996.8;
   const auto bounded = predict(in);
   REQUIRE_FALSE(bounded.probes.empty());
-  INFO("bounded by the lag: [" << bounded.probes[0].window.earliest_ms << ", " << bounded.probes[0].window.latest_ms
-                               << "]");
-  CHECK(bounded.probes[0].window.earliest_ms > seen);  // the false "early" verdict
+  const auto& b = bounded.probes[0].window;
 
-  // Read from the socket, the kernel counted from jiffy jr - 1 (the soak's probe is one
-  // tick from its bucket at jr - 1 + 500: the firing at +499, a multiple of 8 on wheel
-  // level 1, finds 500 elapsed and sends). The window then starts at that bucket's tick.
-  in.kernel.calibration->idle_clock_jiffies = jr - 1;
-  const auto read = predict(in);
-  REQUIRE_FALSE(read.probes.empty());
-  const auto& w = read.probes[0].window;
-  INFO("from the kernel's jiffy: [" << w.earliest_ms << ", " << w.latest_ms << "]");
-  CHECK(w.earliest_ms <= seen);
-  CHECK(seen <= w.latest_ms);
-  // Exact, not wider: it starts at a tick boundary (499 ticks after jr's own start).
-  CHECK(w.earliest_ms == Approx(499 * 4.0 - 0.81275575 * 4.0).margin(0.1));
-
-  // The same reading one jiffy later moves the whole window one tick later: the kernel's
-  // jiffy decides, not the bounds.
   in.kernel.calibration->idle_clock_jiffies = jr;
-  const auto later = predict(in);
-  REQUIRE_FALSE(later.probes.empty());
-  CHECK(later.probes[0].window.earliest_ms > seen);
+  const auto own = predict(in);
+  in.kernel.calibration->idle_clock_jiffies = jr + 1;
+  const auto next = predict(in);
+  in.kernel.calibration->idle_clock_jiffies = jr - 1;
+  const auto before = predict(in);
+  REQUIRE_FALSE(own.probes.empty());
+  REQUIRE_FALSE(next.probes.empty());
+  REQUIRE_FALSE(before.probes.empty());
+  const auto& w = own.probes[0].window;
+  INFO("bounded [" << b.earliest_ms << ", " << b.latest_ms << "], from jr [" << w.earliest_ms << ", " << w.latest_ms
+                   << "], jr + 1 [" << next.probes[0].window.earliest_ms << ", ...], jr - 1 ["
+                   << before.probes[0].window.earliest_ms << ", ...]");
+  // The bounds allow jr and jr + 1 (t_r is 0.81 into its jiffy, the segment may be taken
+  // in up to 1 ms later); the kernel's jiffy keeps one of them.
+  CHECK(w.earliest_ms >= b.earliest_ms);
+  CHECK(w.latest_ms <= b.latest_ms);
+  CHECK(next.probes[0].window.earliest_ms >= w.earliest_ms);
+  CHECK(next.probes[0].window.earliest_ms > b.earliest_ms - 1e-9);
+  // A jiffy the bounds do not allow (jr - 1 would need jiffies 3.25 ms behind) moves
+  // probe 1 a tick earlier than anything they give.
+  CHECK(before.probes[0].window.earliest_ms == Approx(w.earliest_ms - 4.0).margin(0.01));
+  CHECK(before.probes[0].window.earliest_ms < b.earliest_ms);
+}
+
+TEST_CASE("measured (soak): a first firing a tick late, one jiffy short of idle, sends at once",
+          "[model][measured]") {
+  // lossy-path-count-1 count1-v4#18, scripts/soak.sh loaded run: keepalive 2/1/1, t_r at
+  // 0.08 of jiffy 4308411381 (the kernel's idle clock, read from TCP_INFO, the same
+  // jiffy), the timer armed in connect() 4.4 ms before t_r (jiffy -2: expiry +498, wheel
+  // level 1, bucket +499). Probe 1 left at 1999.8 ms, the start of jiffy +500: the firing
+  // at +499 ran a tick late, found 500 jiffies elapsed and sent. On time it re-arms for
+  // 1 jiffy, which the wheel rounds up to +501 (2003.7 ms): the window began there.
+  auto in = keepalive(2, 1, 1);
+  const std::uint64_t jr = 4308411381;
+  in.kernel.calibration = JiffyCalibration{jr, 0.0763355, 0.011375};
+  in.kernel.calibration->idle_clock_jiffies = jr;
+  in.armed_at_ms = -4.368;
+  in.armed_from_ms = -4.384;
+  in.horizon_ms = 4014.87;
+  const double seen = 1999.8;
+  const auto p = predict(in);
+  REQUIRE_FALSE(p.probes.empty());
+  INFO("probe 1: [" << p.probes[0].window.earliest_ms << ", " << p.probes[0].window.latest_ms << "]");
+  CHECK(p.probes[0].window.earliest_ms <= seen);
+  CHECK(seen <= p.probes[0].window.latest_ms);
+  CHECK(p.probes[0].window.earliest_ms == Approx(500 * 4.0 - 0.0763355 * 4.0).margin(0.1));
+
+  // With callbacks that never run late (one CPU: late_ticks 0) it cannot leave before +501.
+  in.kernel.late_ticks = 0;
+  const auto on_time = predict(in);
+  REQUIRE_FALSE(on_time.probes.empty());
+  CHECK(on_time.probes[0].window.earliest_ms > seen);
 }
 
 TEST_CASE("keepalive off: an idle connection to a dead peer stays open", "[model]") {
