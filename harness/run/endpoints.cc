@@ -247,6 +247,24 @@ std::uint64_t IdleClock::counted_from(int hz) const {
   return jiffies_now - ticks;
 }
 
+namespace {
+
+// ms_since_last_received(), empty (errno set) when TCP_INFO cannot be read.
+std::optional<std::uint32_t> read_ms_since_received(int socket) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(socket, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return std::nullopt;
+  return std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
+}
+
+}  // namespace
+
+std::uint32_t ms_since_last_received(int socket) {
+  const auto ms = read_ms_since_received(socket);
+  if (!ms) throw_errno("cannot read TCP_INFO");
+  return *ms;
+}
+
 std::vector<std::optional<IdleClock>> read_idle_clocks(const std::vector<int>& sockets) {
   constexpr int kPasses = 4;  // a pass takes ~2 us per socket; a jiffy is 1..10 ms
   std::vector<std::optional<IdleClock>> clocks(sockets.size());
@@ -255,12 +273,7 @@ std::vector<std::optional<IdleClock>> read_idle_clocks(const std::vector<int>& s
     const auto before = read_jiffies();
     if (!before) return clocks;
     std::vector<std::optional<std::uint32_t>> since(sockets.size());
-    for (std::size_t i = 0; i < sockets.size(); ++i) {
-      tcp_info info{};
-      socklen_t len = sizeof info;
-      if (getsockopt(sockets[i], IPPROTO_TCP, TCP_INFO, &info, &len) == 0)
-        since[i] = std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
-    }
+    for (std::size_t i = 0; i < sockets.size(); ++i) since[i] = read_ms_since_received(sockets[i]);
     if (read_jiffies() != before) continue;
     for (std::size_t i = 0; i < sockets.size(); ++i)
       if (since[i]) clocks[i] = IdleClock{*before, *since[i], read_ms};

@@ -84,6 +84,10 @@ struct IdleClock {
   // The jiffy it counts from, with the kernel's HZ.
   std::uint64_t counted_from(int hz) const;
 };
+// How long ago (ms, whole jiffies) the socket last received anything: keepalive's idle
+// clock counts from the later of the last data (icsk_ack.lrcvtime) and the last ACK
+// (rcv_tstamp). Throws when TCP_INFO cannot be read.
+std::uint32_t ms_since_last_received(int socket);
 // One pass over `sockets` between two readings of jiffies, repeated (a few times at
 // most) until jiffies did not move during the pass, so every value is exact. Empty
 // entries: the socket could not be read, or jiffies cannot be (not root), or it kept moving.

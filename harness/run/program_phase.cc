@@ -95,16 +95,6 @@ void wait_until_ready(const ProgramSpec& p, const RunningProgram& program, const
   if (program.exit()) program_failed(p, fmt::format("exited while starting: {}", why_it_stopped(program)));
 }
 
-// How long ago (ms) the socket last received anything: keepalive's idle clock
-// counts from the later of the last data (icsk_ack.lrcvtime) and the last ACK
-// (rcv_tstamp), both in jiffies.
-double ms_since_last_received(int fd) {
-  tcp_info info{};
-  socklen_t len = sizeof info;
-  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) throw_errno("cannot read TCP_INFO");
-  return std::min(info.tcpi_last_data_recv, info.tcpi_last_ack_recv);
-}
-
 // Whether `ns` is the namespace the harness runs in (backend local: both hosts on its
 // lo). Its programs are then held by a warden, without setns or a PID namespace.
 bool is_own_namespace(const netns::Namespace& ns) {
