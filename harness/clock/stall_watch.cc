@@ -20,16 +20,21 @@
 
 namespace kah {
 
-double stalled_ms(const std::vector<Stall>& stalls, double from_ms, double to_ms) {
+CpuStalled most_stalled(const std::vector<Stall>& stalls, double from_ms, double to_ms) {
   std::map<int, double> per_cpu;
   for (const auto& s : stalls) {
     const double lo = std::max(s.from_ms, from_ms);
     const double hi = std::min(s.to_ms, to_ms);
     if (hi > lo) per_cpu[s.cpu] += hi - lo;
   }
-  double most = 0;
-  for (const auto& [cpu, ms] : per_cpu) most = std::max(most, ms);
+  CpuStalled most;
+  for (const auto& [cpu, ms] : per_cpu)
+    if (ms > most.ms) most = {cpu, ms};
   return most;
+}
+
+double stalled_ms(const std::vector<Stall>& stalls, double from_ms, double to_ms) {
+  return most_stalled(stalls, from_ms, to_ms).ms;
 }
 
 std::optional<std::uint64_t> local_timer_interrupts(std::string_view text, int cpu) {

@@ -55,8 +55,14 @@ std::optional<std::uint64_t> local_timer_interrupts(std::string_view proc_interr
 // at most one interrupt in the gap, counting every other tick of the interval as taken.
 bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz);
 
-// The longest any one CPU was stalled within [from_ms, to_ms], each stall clipped to
-// it, a CPU's stalls added up.
+// The CPU that was stalled longest within [from_ms, to_ms], each stall clipped to it,
+// a CPU's stalls added up (cpu -1, 0 ms: none overlaps it).
+struct CpuStalled {
+  int cpu = -1;
+  double ms = 0;
+};
+CpuStalled most_stalled(const std::vector<Stall>& stalls, double from_ms, double to_ms);
+// most_stalled(...).ms.
 double stalled_ms(const std::vector<Stall>& stalls, double from_ms, double to_ms);
 
 class StallWatch {

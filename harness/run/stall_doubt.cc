@@ -18,29 +18,20 @@ std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_
     if (c.verdict == evidence::ProbeVerdict::late && c.expected) due = std::min(due, c.expected->earliest_ms);
   }
   // Only a CPU that stopped holds its timers back; one busy in the kernel ran them.
-  std::vector<Stall> stalls;
+  std::vector<Stall> stops;
   for (const auto& s : all)
-    if (s.stopped && s.to_ms > origin_ms + due && s.from_ms < origin_ms + end) stalls.push_back(s);
-  // The CPU that lost the most there, and its longest stall.
-  int cpu = -1;
-  double stalled = 0;
-  for (const auto& s : stalls) {
-    std::vector<Stall> own;
-    for (const auto& o : stalls)
-      if (o.cpu == s.cpu) own.push_back(o);
-    if (const double ms = stalled_ms(own, origin_ms + due, origin_ms + end); ms > stalled) {
-      stalled = ms;
-      cpu = s.cpu;
-    }
-  }
-  if (cpu < 0 || stalled < *late) return std::nullopt;
+    if (s.stopped) stops.push_back(s);
+  const auto most = most_stalled(stops, origin_ms + due, origin_ms + end);
+  if (most.cpu < 0 || most.ms < *late) return std::nullopt;
   Stall longest{};
-  for (const auto& s : stalls)
-    if (s.cpu == cpu && s.to_ms - s.from_ms > longest.to_ms - longest.from_ms) longest = s;
+  for (const auto& s : stops)
+    if (s.cpu == most.cpu && s.to_ms > origin_ms + due && s.from_ms < origin_ms + end &&
+        s.to_ms - s.from_ms > longest.to_ms - longest.from_ms)
+      longest = s;
   return fmt::format("it came {:.1f} ms late while CPU {} ran nothing of this machine for {:.1f} ms in all "
                      "(longest {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late and the CPU "
                      "took no timer interrupt meanwhile), so the kernel's timers could not run on time either",
-                     *late, cpu, stalled, longest.to_ms - longest.from_ms, longest.from_ms - origin_ms,
+                     *late, most.cpu, most.ms, longest.to_ms - longest.from_ms, longest.from_ms - origin_ms,
                      longest.to_ms - origin_ms);
 }
 
