@@ -614,35 +614,59 @@ void keepalive_healthy_peer(const Input& in, const Grid& grid, Events& ev) {
 // (TCP_USER_TIMEOUT 3000 ms, 28 connections, packet captures): the abort came where a
 // clamp of UT minus exactly 4 ms per captured jiffy since the first retransmission puts
 // it, or one tick after that (a late last firing, inside wakeup_slack_ms). A callback that
-// runs a whole tick late (a few percent of firings here) counts that tick too, so the
-// clamp takes the lateness back.
+// runs a whole tick late (a few percent of firings here) usually reads the next jiffy and
+// counts that tick too, so the clamp takes the lateness back. But the reason it ran late
+// (Kernel::late_ticks: its CPU's tick came before the time-keeping CPU advanced jiffies)
+// can repeat at the next tick: then it runs after tick j+1 still reading jiffy j, and the
+// clock has counted 4 ms more than jiffies have. As the first retransmission's stamp,
+// that makes the abort a jiffy later; as the firing that clamps the last RTO, a jiffy
+// earlier (psql, TCP_USER_TIMEOUT 3000 ms, idle machine: aborted in the jiffy before the
+// one this count without it allowed). So with late ticks, a callback's clock reading may
+// be up to late_ticks ticks plus the jiffies lag after its jiffy's tick. Measured here by
+// scripts/bench-callback-clock.sh (timer:timer_expire_entry against the tick grid):
+// during one library run, 37 of 6353 callbacks (26 of them TCP timers) ran 4.0-4.14 ms
+// after the tick of the jiffy they read; idle, about 1 in 2000.
 // Otherwise (HZ = 300) either truncation may cost a millisecond.
 constexpr double kCallbackLatencyMs = 1.0;
 
-// Where retrans_stamp was read, in ticks after the start of its jiffy: 0 in a timer
-// callback (a retransmission), somewhere in [lo, hi] inside connect() (the SYN).
+// Where retrans_stamp was read, in ticks after the start of its jiffy: somewhere in
+// [lo, hi] inside connect() (the SYN), or in a timer callback (a retransmission), which
+// may read the clock late (RtoRules::callback_read_late_ms).
 struct StampPlace {
   double lo = 0;
   double hi = 0;
+  bool callback = false;
 };
 
 bool whole_ms_tick(const Grid& grid) { return 1000 % grid.hz == 0; }
 
+// The most whole milliseconds a reading taken less than `late_ms` after a tick that
+// starts a millisecond can add: 5 for 5.2 ms, 3 for exactly 4 ms, 0 for none.
+std::int64_t whole_ms_below(double late_ms) {
+  return late_ms <= 0 ? 0 : static_cast<std::int64_t>(std::ceil(late_ms - 1e-9)) - 1;
+}
+
 // The integers the kernel may compute for now - retrans_stamp at a timer callback that
-// runs `d_ms` (whole jiffies) after the start of the stamp's jiffy.
-std::pair<std::int64_t, std::int64_t> kernel_elapsed_ms(double d_ms, const StampPlace& at, const Grid& grid) {
+// runs `d_ms` (whole jiffies) after the start of the stamp's jiffy; a callback reads the
+// clock less than `read_late_ms` after its jiffy's tick (0: within its first millisecond).
+std::pair<std::int64_t, std::int64_t> kernel_elapsed_ms(double d_ms, const StampPlace& at, double read_late_ms,
+                                                        const Grid& grid) {
   const double near_lo = d_ms - at.hi * grid.tick_ms;  // the true difference, callbacks on time
   const double near_hi = d_ms - at.lo * grid.tick_ms;
   if (whole_ms_tick(grid)) {
-    // now reads its tick exactly; the stamp truncates within its jiffy.
-    const auto lo = static_cast<std::int64_t>(std::floor(d_ms - std::floor(at.hi * grid.tick_ms + 1e-9)));
-    const auto hi = static_cast<std::int64_t>(std::floor(d_ms - std::floor(at.lo * grid.tick_ms + 1e-9)));
-    return {lo, hi};
+    // A callback reads its tick's millisecond plus whole_ms_below(read_late_ms) at most;
+    // the SYN's stamp truncates within its jiffy.
+    const std::int64_t late = whole_ms_below(read_late_ms);
+    const auto stamp_lo = static_cast<std::int64_t>(std::floor(at.lo * grid.tick_ms + 1e-9));
+    const auto stamp_hi = static_cast<std::int64_t>(std::floor(at.hi * grid.tick_ms + 1e-9)) + (at.callback ? late : 0);
+    const auto d = static_cast<std::int64_t>(std::floor(d_ms + 1e-9));
+    return {d - stamp_hi, d + late - stamp_lo};
   }
-  // Both readings truncate, each callback up to kCallbackLatencyMs late: the integers in
-  // (near_lo - latency - 1, near_hi + latency + 1).
-  const auto lo = static_cast<std::int64_t>(std::floor(near_lo - kCallbackLatencyMs - 1)) + 1;
-  const auto hi = static_cast<std::int64_t>(std::ceil(near_hi + kCallbackLatencyMs + 1)) - 1;
+  // Both readings truncate, each callback up to kCallbackLatencyMs (or read_late_ms)
+  // late: the integers in (near_lo - latency - 1, near_hi + latency + 1).
+  const double latency = std::max(kCallbackLatencyMs, read_late_ms);
+  const auto lo = static_cast<std::int64_t>(std::floor(near_lo - latency - 1)) + 1;
+  const auto hi = static_cast<std::int64_t>(std::ceil(near_hi + latency + 1)) - 1;
   return {lo, std::max(lo, hi)};
 }
 
@@ -661,6 +685,9 @@ struct RtoRules {
                                     // (the SYN itself when connecting, else the first retransmission)
   double user_timeout_ms = 0;       // clamps each RTO to what is left of it
   bool clamp_to_user_timeout = true;  // tcp_clamp_rto_to_user_timeout() (4.19, b701a99e431d)
+  // How long after its jiffy's tick a callback may read the TCP clock while jiffies
+  // still reads that jiffy: late_ticks ticks plus the jiffies lag (0 without late ticks).
+  double callback_read_late_ms = 0;
 };
 
 // One way the chain can go, in jiffies after the data (or SYN) went out.
@@ -764,7 +791,7 @@ std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlac
     for (int step = 0; step < 512; ++step) {
       const Offset at = signed_diff(s.fired, sent);
       std::pair<std::int64_t, std::int64_t> elapsed{0, 0};
-      if (s.stamp) elapsed = kernel_elapsed_ms(grid.ms(s.fired - *s.stamp), s.place, grid);
+      if (s.stamp) elapsed = kernel_elapsed_ms(grid.ms(s.fired - *s.stamp), s.place, r.callback_read_late_ms, grid);
       const AbortTest test = abort_test(s, elapsed, r);
       if (test.certain || test.possible) {
         RtoPath ended = s.path;
@@ -776,8 +803,8 @@ std::vector<RtoPath> replay_rto(Jiffies sent, const RtoRules& r, const StampPlac
       // retrans_stamp with its own send time, this very callback.
       if (!s.stamp) {
         s.stamp = s.fired;
-        s.place = StampPlace{};
-        elapsed = {0, 0};
+        s.place = StampPlace{0, 0, true};
+        elapsed = {0, 0};  // the clamp below reads the same clock in the same callback
       }
       ++s.retransmits;
       s.path.retransmissions.push_back(at);
@@ -893,6 +920,7 @@ RtoRules rto_rules(const Input& in, const Grid& grid) {
   r.syn_retransmissions_max = rt.syn_retries + r.syn_linear_timeouts;
   r.user_timeout_ms = in.keepalive.user_timeout_ms;
   r.clamp_to_user_timeout = has(in.kernel.version, Behaviour::user_timeout_clamps_rto);
+  if (in.kernel.late_ticks > 0) r.callback_read_late_ms = in.kernel.late_ticks * grid.tick_ms + lag_of(in.kernel);
   r.abort_after_ms = r.user_timeout_ms > 0 ? r.user_timeout_ms
                                            : retransmission_timeout_ms(syn ? rt.syn_retries : rt.retries2,
                                                                        syn ? rt.initial_rto_ms : rt.rto_min_ms, rt.rto_max_ms);
@@ -940,6 +968,16 @@ RtoEvents replay_every_send(const Input& in, const RtoRules& r, double start_ms,
   return events;
 }
 
+// The abort test counts on the TCP clock, not in jiffies (kernel_elapsed_ms()).
+void explain_late_clock_reading(const RtoRules& r, Events& ev) {
+  if (r.callback_read_late_ms <= 0) return;
+  ev.steps.push_back(fmt::format(
+      "that count is in milliseconds of the TCP clock, which a callback run a tick late may read up to {} after "
+      "the tick of the jiffy it re-arms from (jiffies not yet advanced): the count may be that far over or short "
+      "of the jiffies between the firings",
+      ms_text(r.callback_read_late_ms)));
+}
+
 // Connecting: the SYN's own chain (linear first backoffs, a count limit), told apart
 // because its rules differ from those of established data.
 void explain_syn_chain(const Retransmission& rt, const RtoRules& r, const Grid& grid, Events& ev) {
@@ -955,6 +993,7 @@ void explain_syn_chain(const Retransmission& rt, const RtoRules& r, const Grid& 
       "earlier at the first firing {} after the SYN (tcp_connect() stamps retrans_stamp with the SYN; "
       "tcp_model_timeout(tcp_syn_retries, initial RTO))",
       r.syn_retransmissions_max, rt.syn_retries, r.syn_linear_timeouts, ms_text(r.abort_after_ms)));
+  explain_late_clock_reading(r, ev);
 }
 
 // Established data: the tail-loss probe (if any), the doubling RTO and the abort test
@@ -1001,6 +1040,7 @@ void explain_data_chain(const Input& in, const RtoRules& r, double start_ms, con
       ms_text(r.abort_after_ms),
       r.user_timeout_ms > 0 ? " (TCP_USER_TIMEOUT; each RTO is clamped to what is left of it)"
                             : fmt::format(" (tcp_model_timeout(tcp_retries2={}, TCP_RTO_MIN))", rt.retries2)));
+  explain_late_clock_reading(r, ev);
 }
 
 // An unreachable peer's ICMP errors undo each backoff (RFC 6069): the replayed chain
