@@ -15,6 +15,7 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "harness/clock/clock.h"
 
@@ -37,7 +38,30 @@ double stalled_ms(const std::vector<Stall>& stalls, double from_ms, double to_ms
   return most_stalled(stalls, from_ms, to_ms).ms;
 }
 
+namespace {
+
+// The column of `cpu` in /proc/interrupts: its header names the online CPUs in order
+// ("CPU0 CPU1 CPU3" when CPU 2 is offline), so the column is not always the number.
+std::optional<int> interrupt_column(std::string_view header, int cpu) {
+  const std::string name = fmt::format("CPU{}", cpu);
+  int column = 0;
+  std::size_t at = 0;
+  while (true) {
+    const auto begin = header.find_first_not_of(" \t", at);
+    if (begin == std::string_view::npos) return std::nullopt;
+    const auto end = std::min(header.find_first_of(" \t", begin), header.size());
+    if (header.substr(begin, end - begin) == name) return column;
+    ++column;
+    at = end;
+  }
+}
+
+}  // namespace
+
 std::optional<std::uint64_t> local_timer_interrupts(std::string_view text, int cpu) {
+  const auto header_end = std::min(text.find('\n'), text.size());
+  const auto column = interrupt_column(text.substr(0, header_end), cpu);
+  if (!column) return std::nullopt;
   std::size_t at = 0;
   while (at < text.size()) {
     const auto end = std::min(text.find('\n', at), text.size());
@@ -53,11 +77,18 @@ std::optional<std::uint64_t> local_timer_interrupts(std::string_view text, int c
       std::uint64_t value = 0;
       const auto [next, error] = std::from_chars(line.data(), line.data() + line.size(), value);
       if (error != std::errc()) return std::nullopt;
-      if (i == cpu) return value;
+      if (i == *column) return value;
       line.remove_prefix(static_cast<std::size_t>(next - line.data()));
     }
   }
   return std::nullopt;
+}
+
+std::vector<int> cpus_of(const cpu_set_t& set) {
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  return cpus;
 }
 
 bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz) {
@@ -85,17 +116,27 @@ StallWatch::~StallWatch() {
 }
 
 bool StallWatch::watch(int hz) {
-  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  // The CPUs this process may run on (a container's cpuset may allow fewer than are
+  // online): the connections' timers run there, and only there can a thread be pinned.
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
   std::unique_lock lock(mutex_);
   if (started_) return refused_ == 0;
   started_ = true;
-  for (int cpu = 0; cpu < cpus; ++cpu)
-    threads_.emplace_back([this, cpu, hz](std::stop_token stop) { run(cpu, hz, stop); });
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    ++refused_;
+    note_ = fmt::format("not watched: cannot read this process's CPUs ({})", std::strerror(errno));
+    return false;
+  }
+  const std::vector<int> cpus = cpus_of(allowed);
+  for (const int cpu : cpus) threads_.emplace_back([this, cpu, hz](std::stop_token stop) { run(cpu, hz, stop); });
   lock.unlock();
   // Each thread says within a period whether it got its CPU and SCHED_FIFO.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   lock.lock();
-  if (refused_ == 0) note_ = fmt::format("every CPU watched ({}; SCHED_FIFO, {:.0f} ms)", cpus, kPeriodMs);
+  if (refused_ == 0)
+    note_ = fmt::format("every CPU this process may use watched ({}: {}; SCHED_FIFO, {:.0f} ms)", cpus.size(),
+                        fmt::join(cpus, ","), kPeriodMs);
   return refused_ == 0;
 }
 

@@ -26,6 +26,8 @@
 // StallWatch::process() is the process's one watch; watch() starts it. Thread-safe.
 #pragma once
 
+#include <sched.h>
+
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -48,8 +50,11 @@ struct Stall {
   bool stopped = false;
 };
 
-// The local timer interrupts of `cpu` in a /proc/interrupts text (its "LOC:" line).
+// The local timer interrupts of `cpu` in a /proc/interrupts text (its "LOC:" line, in
+// the column the header gives CPU<cpu>: offline CPUs have none).
 std::optional<std::uint64_t> local_timer_interrupts(std::string_view proc_interrupts, int cpu);
+// The CPUs in a set, in order (what sched_getaffinity() allows: the CPUs watched).
+std::vector<int> cpus_of(const cpu_set_t& set);
 // Whether a gap of `gap_ms` inside an interval of `interval_ms` (the last count before
 // it to the count after it) that took `interrupts` local timer interrupts was a stop:
 // at most one interrupt in the gap, counting every other tick of the interval as taken.
@@ -78,7 +83,7 @@ class StallWatch {
   // taken); returns whether every CPU is watched.
   bool watch(int hz);
   bool watching() const;
-  // "every CPU watched (SCHED_FIFO, 1 ms)" or why not.
+  // "every CPU this process may use watched (2: 0,1; SCHED_FIFO, 1 ms)" or why not.
   std::string note() const;
   // The stalls that overlap [from_ms, to_ms].
   std::vector<Stall> stalls(double from_ms, double to_ms) const;

@@ -91,7 +91,7 @@ TEST_CASE("StallWatch on this machine: every CPU watched as root", "[stall][live
   INFO(watch.note());
   CHECK(all);
   CHECK(watch.watching());
-  CHECK(watch.note().rfind("every CPU watched", 0) == 0);
+  CHECK(watch.note().rfind("every CPU this process may use watched", 0) == 0);
 }
 
 TEST_CASE("stall_doubt: a late connection is not judged only when a long enough stall came after it was due",
@@ -134,6 +134,24 @@ TEST_CASE("local_timer_interrupts: the LOC line of /proc/interrupts, per CPU", "
   CHECK(local_timer_interrupts(text, 1) == 17027417u);
   CHECK_FALSE(local_timer_interrupts(text, 2));
   CHECK_FALSE(local_timer_interrupts("CPU0\nNMI: 0\n", 0));
+}
+
+TEST_CASE("local_timer_interrupts: the header's column, not the CPU's number, with a CPU offline", "[stall]") {
+  const std::string text =
+      "           CPU0       CPU1       CPU3       \n"
+      "NMI:          0          0          0   Non-maskable interrupts\n"
+      "LOC:        100        200        300   Local timer interrupts\n";
+  CHECK(local_timer_interrupts(text, 1) == 200u);
+  CHECK(local_timer_interrupts(text, 3) == 300u);
+  CHECK_FALSE(local_timer_interrupts(text, 2));  // offline: no column
+}
+
+TEST_CASE("cpus_of: the CPUs a cpuset allows, in order", "[stall]") {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(2, &set);
+  CPU_SET(5, &set);
+  CHECK(cpus_of(set) == std::vector<int>{2, 5});
 }
 
 TEST_CASE("gap_was_stop: a gap that took no more than one timer interrupt", "[stall]") {
