@@ -889,7 +889,7 @@ const std::vector<std::string> kProgramKeys = {"name", "host",        "family", 
                                                "port", "connections", "ready",  "expect",  "idle_close_s"};
 const std::vector<std::string> kReadyKeys = {"port", "line", "delay_ms", "timeout_s"};
 const std::vector<std::string> kProgramExpectKeys = {"settings", "exit_code", "exits_within_s",
-                                                     "output",   "output_within_s", "alive"};
+                                                     "output",   "output_within_s", "alive", "counted_from"};
 const std::vector<std::string> kSettingsKeys = {"keepalive", "idle", "interval", "count", "user_timeout_ms"};
 constexpr IntRange kPortRange{1, 65535, "a TCP port"};
 constexpr IntRange kProgramConnectionsRange{0, 64, ""};
@@ -1024,6 +1024,21 @@ void read_output_window(const Scope& s, ProgramExpectation& e, Diagnostics& d) {
                                      *e.output_from_s, *e.output_to_s));
 }
 
+// `counted_from = "fault"` (default) or "last_received": the latter needs connections
+// to count from.
+void read_counted_from(const Scope& e, ProgramSpec& p, Diagnostics& d) {
+  const auto v = read_choice(e, "counted_from", Need::optional, "'counted_from'", {"fault", "last_received"}, d);
+  if (!v || *v == "fault") return;
+  p.expect.counted_from = CountedFrom::last_received;
+  if (p.connections == 0)
+    d.error(e.table.get("counted_from")->source(),
+            "'counted_from = \"last_received\"' counts from the last segment the program's connections received "
+            "before the fault: give 'connections' (how many it opens) in its [[program]]");
+  if (!p.expect.exits_within_s && !p.expect.output_to_s)
+    d.error(e.table.get("counted_from")->source(),
+            "'counted_from' says what 'exits_within_s' and 'output_within_s' count from: give one of them");
+}
+
 void read_program_expect(const Scope& s, ProgramSpec& p, Diagnostics& d) {
   const toml::table* t = read_table(s, "expect", Need::optional, d);
   if (t == nullptr) return;
@@ -1041,6 +1056,7 @@ void read_program_expect(const Scope& s, ProgramSpec& p, Diagnostics& d) {
   check_regex(*t, "output", p.expect.output, d);
   read_output_window(e, p.expect, d);
   p.expect.alive = read_bool(e, "alive", d);
+  read_counted_from(e, p, d);
   if (p.expect.alive.value_or(false) && (p.expect.exit_code || p.expect.exits_within_s))
     d.error(t->get("alive")->source(), "'alive = true' contradicts 'exit_code'/'exits_within_s': it cannot both run "
                                        "at the horizon and exit");

@@ -39,7 +39,16 @@ struct ExpectedSettings {
   bool empty() const { return !keepalive && !idle_s && !interval_s && !count && !user_timeout_ms; }
 };
 
-// What the program must do ([program.expect]); times in seconds after the fault.
+// What a program's times are counted from ([program.expect] counted_from).
+enum class CountedFrom {
+  fault,          // when the harness began to apply the fault (the default)
+  last_received,  // the last segment its connections received before the fault: when its
+                  // peer fell silent for it, where keepalive's idle time begins. The
+                  // earliest of them when it has several.
+};
+
+// What the program must do ([program.expect]); times in seconds after the fault, or
+// after what `counted_from` names.
 struct ProgramExpectation {
   ExpectedSettings settings;
   std::optional<int> exit_code;          // it exits with this code (before the horizon)
@@ -48,6 +57,7 @@ struct ProgramExpectation {
   // ... inside [from, to] s after the fault (default: any time after the fault).
   std::optional<double> output_from_s, output_to_s;
   std::optional<bool> alive;  // still running at the horizon (true) or not (false)
+  CountedFrom counted_from = CountedFrom::fault;  // what exits_within_s and output_within_s count from
 };
 
 

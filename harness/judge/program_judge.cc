@@ -1,5 +1,6 @@
 #include "harness/judge/program_judge.h"
 
+#include <cmath>
 #include <regex>
 
 #include <fmt/format.h>
@@ -18,9 +19,15 @@ std::string quoted_output(const ProgramResult& r, std::size_t n = 5) {
   return out;
 }
 
-std::string what_it_did(const ProgramResult& r) {
+// What times are counted from, for messages: "the fault", or "its connection's last
+// received segment (1.249 s before the fault)".
+struct Origin {
+  std::string name = "the fault";
+};
+
+std::string what_it_did(const ProgramResult& r, const Origin& from) {
   if (!r.exit_status) return fmt::format("it was still running at the horizon; {}", quoted_output(r));
-  return fmt::format("it exited with status {} at {} after the fault; {}", *r.exit_status, seconds(*r.exited_ms),
+  return fmt::format("it exited with status {} at {} after {}; {}", *r.exit_status, seconds(*r.exited_ms), from.name,
                      quoted_output(r));
 }
 
@@ -34,18 +41,19 @@ void add(ProgramResult& r, std::string what, std::optional<std::string> problem,
 
 std::optional<std::string> exit_code_problem(const ProgramResult& r, int expected) {
   if (r.exit_status && *r.exit_status == expected) return std::nullopt;
-  return fmt::format("expected exit status {}, but {}", expected, what_it_did(r));
+  return fmt::format("expected exit status {}, but {}", expected, what_it_did(r, Origin{}));
 }
 
-std::optional<std::string> exit_time_problem(const ProgramResult& r, double within_s) {
+std::optional<std::string> exit_time_problem(const ProgramResult& r, double within_s, const Origin& from) {
   if (r.exited_ms && *r.exited_ms >= 0 && *r.exited_ms <= 1000 * within_s) return std::nullopt;
   if (r.exited_ms && *r.exited_ms < 0)
-    return fmt::format("expected it to exit within {} s after the fault, but it exited before the fault; {}",
-                       within_s, what_it_did(r));
-  return fmt::format("expected it to exit within {} s after the fault, but {}", within_s, what_it_did(r));
+    return fmt::format("expected it to exit within {} s after {}, but it exited before it; {}", within_s, from.name,
+                       what_it_did(r, from));
+  return fmt::format("expected it to exit within {} s after {}, but {}", within_s, from.name, what_it_did(r, from));
 }
 
-std::optional<std::string> output_problem(const ProgramResult& r, const ProgramExpectation& e, double horizon_ms) {
+std::optional<std::string> output_problem(const ProgramResult& r, const ProgramExpectation& e, double horizon_ms,
+                                          const Origin& from_what) {
   const std::regex pattern(*e.output);
   const double from = 1000 * e.output_from_s.value_or(0), to = e.output_to_s ? 1000 * *e.output_to_s : horizon_ms;
   std::optional<ProgramLine> outside;
@@ -54,18 +62,19 @@ std::optional<std::string> output_problem(const ProgramResult& r, const ProgramE
     if (line.at_ms >= from && line.at_ms <= to) return std::nullopt;
     if (!outside) outside = line;
   }
-  const std::string window = fmt::format("[{}, {}] after the fault", seconds(from), seconds(to));
+  const std::string window = fmt::format("[{}, {}] after {}", seconds(from), seconds(to), from_what.name);
   if (outside)
     return fmt::format("expected a line matching \"{}\" within {}, but it came at {}: \"{}\"", *e.output, window,
                        seconds(outside->at_ms), outside->text);
   return fmt::format("expected a line matching \"{}\" within {}, but none came; {}", *e.output, window,
-                     what_it_did(r));
+                     what_it_did(r, from_what));
 }
 
 std::optional<std::string> alive_problem(const ProgramResult& r, bool expected) {
   const bool ran_to_horizon = !r.exit_status;
   if (ran_to_horizon == expected) return std::nullopt;
-  return fmt::format("expected it {} at the horizon, but {}", expected ? "still running" : "gone", what_it_did(r));
+  return fmt::format("expected it {} at the horizon, but {}", expected ? "still running" : "gone",
+                     what_it_did(r, Origin{}));
 }
 
 }  // namespace
@@ -122,6 +131,43 @@ void add_timed(ProgramResult& r, std::string what, Problem problem, double landi
   add(r, std::move(what), std::move(from_begun), std::move(fine));
 }
 
+// A timing check that cannot be judged: what it counts from is unknown.
+void add_unjudged(ProgramResult& r, std::string what, std::string why) {
+  r.checks.push_back({std::move(what), Verdict::error,
+                      fmt::format("{}: program {}: not judged: {}", r.where.str(), r.name, std::move(why))});
+}
+
+// exits_within_s and the output line, counted from what the case says.
+void judge_timing(ProgramResult& r, const ProgramExpectation& e, double horizon_ms, double landing_ms) {
+  Origin from;
+  ProgramResult view = r;
+  if (e.counted_from == CountedFrom::last_received) {
+    if (!r.last_received_ms) {
+      const std::string why =
+          "'counted_from = \"last_received\"', but none of its connections was found to count from";
+      if (e.exits_within_s) add_unjudged(r, "exits_within_s", why);
+      if (e.output) add_unjudged(r, "output", why);
+      return;
+    }
+    const double before = -*r.last_received_ms;
+    from.name = fmt::format("its connection's last received segment ({} {} the fault)", seconds(std::abs(before)),
+                            before >= 0 ? "before" : "after");
+    view = counted_from(r, *r.last_received_ms);
+    horizon_ms += before;
+    landing_ms = 0;  // the fault's landing is not what the times count from
+  }
+  view.checks.clear();
+  if (e.exits_within_s)
+    add_timed(
+        view, "exits_within_s", [&](const ProgramResult& x) { return exit_time_problem(x, *e.exits_within_s, from); },
+        landing_ms, view.exited_ms ? fmt::format("exited {} after {}", seconds(*view.exited_ms), from.name) : "");
+  if (e.output)
+    add_timed(
+        view, "output", [&](const ProgramResult& x) { return output_problem(x, e, horizon_ms, from); }, landing_ms,
+        fmt::format("a line matched \"{}\"", *e.output));
+  for (auto& c : view.checks) r.checks.push_back(std::move(c));
+}
+
 }  // namespace
 
 void judge_program(ProgramResult& r, const ProgramExpectation& e, double horizon_ms, double landing_ms) {
@@ -136,14 +182,7 @@ void judge_program(ProgramResult& r, const ProgramExpectation& e, double horizon
     }
   }
   if (e.exit_code) add(r, "exit_code", exit_code_problem(r, *e.exit_code), fmt::format("exit status {}", *e.exit_code));
-  if (e.exits_within_s)
-    add_timed(
-        r, "exits_within_s", [&](const ProgramResult& x) { return exit_time_problem(x, *e.exits_within_s); },
-        landing_ms, r.exited_ms ? fmt::format("exited {} after the fault", seconds(*r.exited_ms)) : "");
-  if (e.output)
-    add_timed(
-        r, "output", [&](const ProgramResult& x) { return output_problem(x, e, horizon_ms); }, landing_ms,
-        fmt::format("a line matched \"{}\"", *e.output));
+  if (e.exits_within_s || e.output) judge_timing(r, e, horizon_ms, landing_ms);
   if (e.alive) add(r, "alive", alive_problem(r, *e.alive), *e.alive ? "running at the horizon" : "gone by the horizon");
   r.verdict = Verdict::pass;
   for (const auto& c : r.checks)

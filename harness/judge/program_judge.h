@@ -25,6 +25,9 @@ std::optional<std::string> settings_problem(const ExpectedSettings& expected, co
 // [0, landing_ms]. A timing check (exits_within_s, output) that fails counted from 0
 // but holds counted from landing_ms is the harness's doing, not the program's: its
 // verdict is error, naming both instants. One that fails both ways fails.
+// With `counted_from = "last_received"` the timing checks count from
+// result.last_received_ms instead (the landing does not matter then); without it they
+// are errors: nothing to count from.
 void judge_program(ProgramResult& result, const ProgramExpectation& expect, double horizon_ms,
                    double landing_ms = 0);
 

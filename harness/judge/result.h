@@ -147,6 +147,9 @@ struct ProgramResult {
   std::optional<double> ready_ms;
   std::optional<int> exit_status;  // 128 + N: killed by signal N
   std::optional<double> exited_ms;
+  // The earliest last segment its judged connections received before the fault, from
+  // the fault (negative: that long before it); unknown without connections.
+  std::optional<double> last_received_ms;
   bool stopped_by_harness = false;  // still running at the end: SIGTERM (then SIGKILL)
   std::vector<SocketSettings> sockets;
   std::vector<ProgramLine> output;  // the last lines (all of them are in the files)

@@ -238,6 +238,7 @@ nlohmann::json connection_json(const ConnectionResult& r) {
   if (r.expected.deadline_ms) j["expected"]["deadline_ms"] = *r.expected.deadline_ms;
   if (r.expected.survival) j["expected"]["survival"] = *r.expected.survival;
   if (!r.message.empty()) j["message"] = r.message;
+  if (r.evidence.fault_ms) j["observed"]["fault_at_ms"] = round1(*r.evidence.fault_ms);
   if (r.observed.woke_at_ms) j["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
   if (r.observed.open_until_ms) j["observed"]["open_until_ms"] = round1(*r.observed.open_until_ms);
   if (r.observed.captured_at_ms) j["observed"]["captured_at_ms"] = round1(*r.observed.captured_at_ms);
@@ -312,6 +313,7 @@ nlohmann::json program_json(const ProgramResult& p) {
   if (p.ready_ms) j["ready_ms"] = round1(*p.ready_ms);
   if (p.exit_status) j["exit_status"] = *p.exit_status;
   if (p.exited_ms) j["exited_ms"] = round1(*p.exited_ms);
+  if (p.last_received_ms) j["last_received_ms"] = round1(*p.last_received_ms);
   return j;
 }
 

@@ -402,10 +402,16 @@ void ProgramConnectionWatch::sample() {
 double program_watch_until(const Case& c, const std::vector<ProgramConnection>& conns, double fault_at) {
   double until = 0;
   for (const auto& conn : conns) until = std::max(until, conn.origin_ms + conn.forecast.horizon_ms);
-  for (const auto& p : c.programs) {
-    const auto& e = p.expect;
+  for (std::size_t i = 0; i < c.programs.size(); ++i) {
+    const auto& e = c.programs[i].expect;
+    // What its times count from: the fault, or its connections' earliest last
+    // received segment (the fault when none was found: it is judged an error then).
+    std::optional<double> from;
+    if (e.counted_from == CountedFrom::last_received)
+      for (const auto& conn : conns)
+        if (conn.program == i) from = from ? std::min(*from, conn.origin_ms) : conn.origin_ms;
     for (const auto s : {e.exits_within_s, e.output_to_s})
-      if (s) until = std::max(until, fault_at + 1000 * *s + kExpectationSlackMs);
+      if (s) until = std::max(until, from.value_or(fault_at) + 1000 * *s + kExpectationSlackMs);
   }
   if (until == 0) until = fault_at + 1000 * c.horizon_s.value_or(5);
   return until;
@@ -572,6 +578,8 @@ std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
     r.stopped_by_harness = !r.exit_status;
     for (const auto& conn : conns) {
       if (conn.program != i) continue;
+      const double received = conn.origin_ms - fault_at;
+      r.last_received_ms = r.last_received_ms ? std::min(*r.last_received_ms, received) : received;
       const auto& s = conn.socket;
       r.sockets.push_back({conn.spec.name, endpoint(s.local, s.local_port), endpoint(s.remote, s.remote_port),
                            conn.keepalive.enabled, conn.keepalive.idle_s, conn.keepalive.interval_s,

@@ -769,6 +769,7 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
   }
   for (const auto& conn : conns) {
     auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
+    r.evidence.fault_ms = fault_at - conn.origin_ms;
     if (stopped_at && !conn.vanished_ms && *stopped_at < conn.origin_ms + conn.forecast.horizon_ms)
       mark_interrupted(r, *stopped_at - conn.origin_ms);
     // A program's connection is made when the program starts, before the case waits

@@ -50,6 +50,7 @@ exit_code = 1
 exits_within_s = 7
 output = "Connection timed out"
 output_within_s = [4, 7]
+counted_from = "last_received"
 )",
                             "case.toml");
   REQUIRE(c.connections.empty());
@@ -73,6 +74,7 @@ output_within_s = [4, 7]
   CHECK(p.expect.exits_within_s == 7);
   CHECK(p.expect.output_from_s == 4);
   CHECK(p.expect.output_to_s == 7);
+  CHECK(p.expect.counted_from == kah::CountedFrom::last_received);
   CHECK(p.where.line == 7);
 }
 
@@ -139,6 +141,14 @@ TEST_CASE("program: bad keys are refused at file:line:column", "[case][program]"
              Contains("case.toml:10:13: 'exit_code' must be 0..255"));
   CHECK_THAT(at("host = \"client\"\ncommand = \"sh\"\n[program.expect]\noutput_within_s = 3\n"),
              Contains("give 'output' too"));
+  CHECK_THAT(at("host = \"client\"\ncommand = \"sh\"\n[program.expect]\nexits_within_s = 3\ncounted_from = \"idle\"\n"),
+             Contains("case.toml:11:16: unknown 'counted_from' 'idle'; expected one of: fault, last_received"));
+  CHECK_THAT(at("host = \"client\"\ncommand = \"sh\"\n[program.expect]\nexits_within_s = 3\n"
+                "counted_from = \"last_received\"\n"),
+             Contains("case.toml:11:16: 'counted_from = \"last_received\"' counts from the last segment"));
+  CHECK_THAT(at("host = \"client\"\ncommand = \"sh\"\nconnections = 1\n[program.expect]\n"
+                "counted_from = \"last_received\"\n"),
+             Contains("case.toml:11:16: 'counted_from' says what 'exits_within_s' and 'output_within_s' count from"));
   CHECK_THAT(at("host = \"client\"\ncommand = \"sh\"\n[program.expect]\nalive = true\nexit_code = 0\n"),
              Contains("'alive = true' contradicts"));
   CHECK_THAT(at("host = \"server\"\ncommand = \"sh\"\nconnections = 1\n"),
