@@ -191,6 +191,15 @@ RunResult run_result_from_json(const nlohmann::json& j) {
       r.message = string_or_empty(jr, "message");
       c.connections.push_back(std::move(r));
     }
+    for (const auto& jp : jc.value("programs", nlohmann::json::array())) {
+      ProgramResult p;
+      p.name = jp.at("name").get<std::string>();
+      p.verdict = verdict_from_string(jp.at("verdict").get<std::string>());
+      for (const auto& jk : jp.value("checks", nlohmann::json::array()))
+        p.checks.push_back({jk.at("what").get<std::string>(), verdict_from_string(jk.at("verdict").get<std::string>()),
+                            string_or_empty(jk, "message")});
+      c.programs.push_back(std::move(p));
+    }
     run.cases.push_back(std::move(c));
   }
   return run;
@@ -237,6 +246,18 @@ std::vector<FalseVerdict> false_verdicts(const std::vector<LabelledRun>& runs) {
         out.push_back({lr.label, c.name, "-", c.verdict, c.error});
       for (const auto& r : c.connections)
         if (r.verdict != Verdict::pass) out.push_back({lr.label, c.name, r.name, r.verdict, r.message});
+      // A program's expectation (its output, exit, settings) is a verdict too: the run is
+      // red for it as for a connection.
+      for (const auto& p : c.programs) {
+        if (p.verdict == Verdict::pass) continue;
+        std::string why;
+        for (const auto& check : p.checks)
+          if (check.verdict == p.verdict) {
+            why = check.message;
+            break;
+          }
+        out.push_back({lr.label, c.name, "program " + p.name, p.verdict, why});
+      }
     }
   return out;
 }

@@ -39,7 +39,8 @@ struct LabelledRun {
 
 // The part of the result JSON the margins read back: per case its name, file and
 // verdict; per connection its name, family, expected outcome and window, observed
-// outcome, errno, time and probes, verdict and message. Throws
+// outcome, errno, time and probes, verdict and message; per program its name, verdict
+// and checks. Throws
 // nlohmann::json::exception or std::invalid_argument on JSON that is not a result.
 RunResult run_result_from_json(const nlohmann::json& j);
 
@@ -62,7 +63,9 @@ struct Observation {
 // Every observation with a bounded window, in the order of the runs.
 std::vector<Observation> observations(const std::vector<LabelledRun>& runs);
 
-// A connection whose verdict is not pass (any outcome, window or not).
+// A connection whose verdict is not pass (any outcome, window or not), or a program
+// whose expectations did not all pass (connection "program <name>", the message of
+// its first check with that verdict).
 struct FalseVerdict {
   std::string run, case_name, connection;  // connection as named in the run
   Verdict verdict = Verdict::fail;

@@ -224,3 +224,27 @@ TEST_CASE("margins: a connection its program closed has no window to fall in", "
   REQUIRE(obs.size() == 1);
   CHECK(obs[0].connection == "other");
 }
+
+// soak.sh 100 on 2fe3130 said "0 false verdicts" while three runs exited 1: curl's
+// output line came before its window (a program expectation), and only connection
+// verdicts were counted.
+TEST_CASE("margins: a program whose expectation failed is a false verdict", "[report][margins]") {
+  auto runs = sample_runs();
+  RunResult run = runs[0].run;
+  kah::ProgramResult curl;
+  curl.name = "curl-v4";
+  curl.verdict = Verdict::fail;
+  curl.checks = {{"exit_code", Verdict::pass, "exit status 56"},
+                 {"output", Verdict::fail, "curl-server-hangs.toml:32:1: program curl-v4: expected a line <early>"}};
+  run.cases[0].programs.push_back(curl);
+  REQUIRE(false_verdicts({{"pair-3-a", run}}).size() == false_verdicts({runs[0]}).size() + 1);
+  // Through the result JSON, as soak.sh reads it.
+  const auto fv = false_verdicts({{"pair-3-a", run_result_from_json(result_json(run))}});
+  REQUIRE_FALSE(fv.empty());
+  const auto& f = fv.back();
+  CHECK(f.run == "pair-3-a");
+  CHECK(f.connection == "program curl-v4");
+  CHECK(f.verdict == Verdict::fail);
+  CHECK(f.message == "curl-server-hangs.toml:32:1: program curl-v4: expected a line <early>");
+  CHECK_THAT(margins_text({{"pair-3-a", run}}), Catch::Contains("program curl-v4 fail: curl-server-hangs.toml:32:1"));
+}
