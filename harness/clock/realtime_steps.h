@@ -24,7 +24,8 @@
 // RealtimeSteps is the process's log: check() reads the offset again (a few vDSO
 // reads, ~1 us) and is called after every capture drain and before placing a stamp;
 // watch() adds a thread that wakes when the kernel reports a step (a timerfd with
-// TFD_TIMER_CANCEL_ON_SET) and every 10 ms otherwise, which keeps the brackets short.
+// TFD_TIMER_CANCEL_ON_SET) and every 10 ms otherwise (1 ms for 10 s after a step:
+// steps come in bursts), which keeps the brackets short.
 // Thread-safe.
 #pragma once
 
@@ -67,7 +68,10 @@ struct ClockStep {
 // The offsets seen, oldest first. A value type; not thread-safe by itself.
 class StepLog {
  public:
-  explicit StepLog(ClockOffset first);
+  // `first` read at or after `read_from_ns` (CLOCK_MONOTONIC): a step seen by the next
+  // reading happened after that instant. Unknown (the default): after -infinity, so
+  // every stamp before that step is ambiguous.
+  explicit StepLog(ClockOffset first, std::int64_t read_from_ns = std::numeric_limits<std::int64_t>::min());
 
   // A reading of the offset taken between two CLOCK_MONOTONIC instants. Records a new
   // span when it moved beyond the two readings' error (plus 1 us); returns whether it
@@ -108,6 +112,7 @@ class RealtimeSteps {
   Checked checked();
   // Steps seen since the log began, and since a CLOCK_MONOTONIC instant.
   std::vector<ClockStep> steps(std::int64_t since_ns = std::numeric_limits<std::int64_t>::min()) const;
+  std::size_t step_count() const;
   // Starts the watching thread (once; later calls do nothing). Call it after the
   // process has chosen its namespaces: a user namespace must be entered while the
   // process is single-threaded.

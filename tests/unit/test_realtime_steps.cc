@@ -91,3 +91,28 @@ TEST_CASE("realtime steps: a stamp that could lie on either side of a step is ma
     CHECK_FALSE(log.place(at(1201) + kOffset + 2 * kMs, at(1300)).ambiguous);  // after the bracket: one reading
   }
 }
+
+// soak.sh idle-34: the guest agent stepped the realtime clock by +0.5 ms before the
+// watcher's first check; the step's bracket began at -infinity, so every stamp taken
+// before it could have been read with either offset, and six connections were "not
+// judged". The log's first reading has an instant: the step came after it.
+TEST_CASE("realtime steps: a step before the first check happened after the first reading") {
+  constexpr std::int64_t kHalfMs = kMs / 2;
+  StepLog log(offset(kOffset), at(50));
+  REQUIRE(log.observe(at(1400), at(1400.002), offset(kOffset + kHalfMs)));
+  REQUIRE(log.steps().size() == 1);
+  CHECK(log.steps().front().after_ns == at(50));
+  CHECK(log.steps().front().describe() == "+0.500 ms between CLOCK_MONOTONIC 50.000 and 1400.002 ms");
+  // A probe stamped at 1018.2 ms: either offset fits inside a 1350 ms bracket.
+  CHECK(log.place(at(1018.2) + kOffset, at(1500)).ambiguous);
+  // One from before the first reading's instant can only be the first offset's.
+  const auto before = log.place(at(40) + kOffset, at(1500));
+  CHECK_FALSE(before.ambiguous);
+  CHECK(before.monotonic_ns == at(40));
+
+  SECTION("without the first reading's instant, even that one was ambiguous") {
+    StepLog unknown(offset(kOffset));
+    REQUIRE(unknown.observe(at(1400), at(1400.002), offset(kOffset + kHalfMs)));
+    CHECK(unknown.place(at(40) + kOffset, at(1500)).ambiguous);
+  }
+}
