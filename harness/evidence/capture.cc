@@ -427,6 +427,7 @@ std::vector<Packet> LiveCapture::packets() const {
     auto packet = decode_frame(link_, frame.bytes, frame.t_ms());
     if (!packet) continue;
     packet->frame = position;
+    packet->clock_ambiguous = frame.clock_ambiguous;
     packets.push_back(std::move(*packet));
   }
   return packets;

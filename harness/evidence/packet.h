@@ -52,6 +52,9 @@ struct Packet {
   std::uint8_t flags = 0;      // tcp_flag bits
   std::uint32_t payload_len = 0;
   std::uint16_t window = 0;    // as sent, not scaled (the scale is only in the handshake)
+  // A live capture's stamp that a step of the realtime clock left with two possible
+  // instants (evidence::Frame::clock_ambiguous): t_ms is one of them.
+  bool clock_ambiguous = false;
 
   bool has(std::uint8_t flag) const { return (flags & flag) != 0; }
 };

@@ -121,14 +121,48 @@ void write_connection_pcaps(ConnectionResult& r, const CaseCaptures& captures, c
   r.evidence.pcap_server = server;
 }
 
-std::optional<std::string> clock_step_doubt(const CaseCaptures& captures) {
-  const std::size_t ambiguous = captures.client.clock_ambiguous_frames() + captures.server.clock_ambiguous_frames();
+namespace {
+
+bool of_flow(const evidence::Packet& p, const FlowKey& key) {
+  if (p.family != key.family) return false;
+  return (p.sport == key.client_port && p.dport == key.server_port) ||
+         (p.sport == key.server_port && p.dport == key.client_port);
+}
+
+// The steps to name: the first three and how many more, with their sum (a guest agent
+// slewing by steps makes dozens).
+std::string steps_text(const std::vector<ClockStep>& steps) {
+  std::vector<std::string> named;
+  std::int64_t total_ns = 0;
+  for (const auto& s : steps) {
+    total_ns += s.by_ns;
+    if (named.size() < 3) named.push_back(s.describe());
+  }
+  std::string text = fmt::format("{}", fmt::join(named, "; "));
+  if (steps.size() > named.size())
+    text += fmt::format("; and {} more, {:+.3f} ms in all", steps.size() - named.size(),
+                        static_cast<double>(total_ns) / 1e6);
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::string> clock_step_doubt(const std::vector<evidence::Packet>& client,
+                                            const std::vector<evidence::Packet>& server, const FlowKey& key,
+                                            const std::vector<ClockStep>& steps) {
+  std::size_t ambiguous = 0;
+  for (const auto* packets : {&client, &server})
+    for (const auto& p : *packets) ambiguous += p.clock_ambiguous && of_flow(p, key);
   if (ambiguous == 0) return std::nullopt;
-  std::vector<std::string> steps;
-  for (const auto& s : RealtimeSteps::process().steps()) steps.push_back(s.describe());
-  return fmt::format("the realtime clock stepped ({}) and {} of this case's capture stamps could lie on either side "
-                     "of it",
-                     fmt::join(steps, "; "), ambiguous);
+  return fmt::format("the realtime clock stepped ({}) and {} of this connection's capture stamps could lie on either "
+                     "side of a step",
+                     steps_text(steps), ambiguous);
+}
+
+std::optional<std::string> clock_step_doubt(const CaseCaptures& captures, const FlowKey& key) {
+  if (captures.client.clock_ambiguous_frames() + captures.server.clock_ambiguous_frames() == 0) return std::nullopt;
+  return clock_step_doubt(captures.client.packets(), captures.server.packets(), key,
+                          RealtimeSteps::process().steps());
 }
 
 }  // namespace kah

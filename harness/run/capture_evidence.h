@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/clock/realtime_steps.h"
 #include "harness/evidence/capture.h"
 #include "harness/evidence/classify.h"
 #include "harness/judge/result.h"
@@ -55,12 +56,21 @@ void attach_capture_evidence(ConnectionResult& result, const CaseCaptures& captu
 void attach_capture_evidence(ConnectionResult& result, const evidence::Analysis& analysis, const FlowKey& key,
                              double origin_realtime_ms, bool probes_visible);
 
-// When a step of the realtime clock left some of the case's capture stamps with two
-// possible instants (realtime_steps.h): what to say instead of a failure timed by
+// When a step of the realtime clock left some of this connection's capture stamps with
+// two possible instants (realtime_steps.h): what to say instead of a failure timed by
 // them, e.g. "the realtime clock stepped (+17.500 ms between CLOCK_MONOTONIC ... ms)
-// and 3 of this case's capture stamps could lie on either side of it". nullopt when
-// every stamp was placed.
-std::optional<std::string> clock_step_doubt(const CaseCaptures& captures);
+// and 3 of this connection's capture stamps could lie on either side of it". nullopt
+// when every stamp of it was placed: another connection's ambiguous stamps do not
+// excuse its failure. Its segments are matched by family and port pair, both
+// directions, on either host (a middlebox may rewrite the addresses; one that rewrote
+// the client's port hides the server's copies, but the client's end, which times the
+// verdicts, is matched).
+std::optional<std::string> clock_step_doubt(const CaseCaptures& captures, const FlowKey& key);
+
+// The same from the packets of both ends (for tests).
+std::optional<std::string> clock_step_doubt(const std::vector<evidence::Packet>& client,
+                                            const std::vector<evidence::Packet>& server, const FlowKey& key,
+                                            const std::vector<ClockStep>& steps);
 
 // Writes the connection's segments from both ends as DIR/<case>/<connection>.{client,server}.pcap
 // and records the paths (relative to DIR) in result.evidence.

@@ -665,7 +665,7 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
       r.message = fmt::format("{}: connection {}: {}", tested[i].spec->where.str(), tested[i].name, *late);
     }
     if (r.verdict == Verdict::fail && seen)
-      if (auto doubt = clock_step_doubt(*seen)) {
+      if (auto doubt = clock_step_doubt(*seen, flow_key(tested[i], topology))) {
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
                                 tested[i].spec->where.str(), tested[i].name, *doubt, r.message);
@@ -785,7 +785,8 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
         r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
       }
     if (r.verdict == Verdict::fail && seen)
-      if (auto doubt = clock_step_doubt(*seen)) {
+      if (auto doubt = clock_step_doubt(*seen, {conn.spec.family, conn.socket.local, conn.socket.remote,
+                                                conn.socket.local_port, conn.socket.remote_port})) {
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
                                 conn.spec.where.str(), conn.spec.name, *doubt, r.message);

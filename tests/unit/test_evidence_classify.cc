@@ -339,3 +339,32 @@ TEST_CASE("a probe just past its window's edge says so with enough decimals", "[
   CHECK(checks[0].verdict == ProbeVerdict::late);
   CHECK(checks[0].message == "probe 1 late: expected within [4074.4, 4081.6] ms, seen at 4081.64 ms");
 }
+
+// soak.sh idle-30/31: a guest agent stepped the realtime clock +0.5 ms every 100 ms;
+// stamps in a step's bracket were ambiguous, and every failure of the case was then
+// "not judged", whichever connection the ambiguous stamps belonged to.
+TEST_CASE("clock step doubt: only this connection's ambiguous stamps excuse its failure", "[evidence][clock]") {
+  const kah::FlowKey key{Family::ipv4, "198.18.0.1", "198.18.0.2", 40001, 8080};
+  const auto segment = [](std::uint16_t sport, std::uint16_t dport, bool ambiguous, Family f = Family::ipv4) {
+    Packet p;
+    p.family = f;
+    p.sport = sport;
+    p.dport = dport;
+    p.clock_ambiguous = ambiguous;
+    return p;
+  };
+  std::vector<kah::ClockStep> steps;
+  for (int i = 0; i < 62; ++i) steps.push_back({500'000, 1'000'000'000LL + i * 100'000'000LL, 1'009'000'000LL + i * 100'000'000LL});
+  // Another connection of the case (port 40002), and this one's IPv6 twin: not ours.
+  const std::vector<Packet> others = {segment(40002, 8080, true), segment(8080, 40002, true),
+                                      segment(40001, 8080, true, Family::ipv6), segment(40001, 8080, false)};
+  CHECK_FALSE(kah::clock_step_doubt(others, {}, key, steps));
+  // One of its probes on the client, and the server's copy of it.
+  const auto doubt = kah::clock_step_doubt({segment(40001, 8080, true)}, {segment(8080, 40001, true)}, key, steps);
+  REQUIRE(doubt);
+  CHECK_THAT(*doubt, Catch::Contains("2 of this connection's capture stamps"));
+  // 62 steps: three named, the rest summed, not 62 brackets in one message.
+  CHECK_THAT(*doubt, Catch::StartsWith("the realtime clock stepped (+0.500 ms between CLOCK_MONOTONIC 1000.000 and "
+                                       "1009.000 ms; +0.500 ms between"));
+  CHECK_THAT(*doubt, Catch::Contains("; and 59 more, +31.000 ms in all)"));
+}
