@@ -121,17 +121,38 @@ std::vector<PhasedOffset> jiffy_of_instant(double t_lo, double t_hi, const Grid&
 
 double lag_of(const Kernel& k) { return std::max(0.0, k.jiffies_lag_ms); }
 
+bool calibrated_for(const Kernel& k, int hz) { return k.calibration && k.hz && *k.hz == hz; }
+
+// How far jiffies may have lagged when the timer was armed: jiffies_lag_ms, or more when
+// the kernel's idle clock (JiffyCalibration::idle_clock_jiffies) shows it counted t_r
+// from a jiffy that lag cannot explain. A CPU that stopped runs, when it resumes, the
+// softirq that takes the segment before the tick that catches jiffies up (measured in an
+// idle soak run on a VM whose CPUs stopped 20-55 ms at a time: rcv_tstamp two jiffies
+// before t_r's, and probe 1 one level-1 bucket, 32 ms, before the window). The arming
+// near t_r read jiffies in the same stale stretch, as late as t_r's reading was.
+double arming_lag_ms(const Kernel& k, const Grid& grid) {
+  const double allowed = lag_of(k);
+  if (!calibrated_for(k, grid.hz)) return allowed;
+  const auto& c = *k.calibration;
+  if (!c.idle_clock_jiffies || c.jiffies_modulus != 0) return allowed;
+  const double u = std::max(0.0, c.phase_uncertainty);
+  const auto counted = static_cast<double>(static_cast<Offset>(*c.idle_clock_jiffies - c.jiffies_at_origin));
+  // The earliest jiffy for_each_origin would allow t_r's reading without the idle clock.
+  if (counted >= std::floor(c.origin_phase - u - allowed / grid.tick_ms)) return allowed;
+  // The reading was taken at most receive_delay_ms after t_r, in jiffy `counted`.
+  return std::max(allowed, (c.origin_phase + u - counted) * grid.tick_ms + std::max(0.0, k.receive_delay_ms));
+}
+
 // The jiffy the kernel armed the keepalive timer in: somewhere in the connect() call
 // that established the connection when the run bracketed it (Input::armed_from_ms),
 // else up to receive_delay_ms either side of armed_at_ms; jiffies read then may lag
-// its tick by up to jiffies_lag_ms.
+// its tick by up to arming_lag_ms().
 std::vector<PhasedOffset> jiffy_of_arming(const Input& in, const Grid& grid, Phase p) {
   const auto& k = in.kernel;
-  if (in.armed_from_ms) return jiffy_of_instant(*in.armed_from_ms - lag_of(k), in.armed_at_ms, grid, p);
-  return jiffy_of_instant(in.armed_at_ms - k.receive_delay_ms - lag_of(k), in.armed_at_ms + k.receive_delay_ms, grid, p);
+  const double lag = arming_lag_ms(k, grid);
+  if (in.armed_from_ms) return jiffy_of_instant(*in.armed_from_ms - lag, in.armed_at_ms, grid, p);
+  return jiffy_of_instant(in.armed_at_ms - k.receive_delay_ms - lag, in.armed_at_ms + k.receive_delay_ms, grid, p);
 }
-
-bool calibrated_for(const Kernel& k, int hz) { return k.calibration && k.hz && *k.hz == hz; }
 
 // How the kernel's jiffies read for an instant t_r may differ from t_r's own jiffy: the
 // kernel read it up to `late_ms` after t_r, and jiffies may then still lag its tick by

@@ -495,6 +495,38 @@ TEST_CASE("measured (soak): a first firing a tick late, one jiffy short of idle,
   CHECK(on_time.probes[0].window.earliest_ms > seen);
 }
 
+TEST_CASE("measured (soak): jiffies stale after a CPU stop, the timer armed in the same stale jiffy",
+          "[model][measured]") {
+  // probes-lost client-v4, this round's first soak, idle-25: keepalive 2/2/2, the
+  // timer armed in connect() [-0.25, -0.05] ms from t_r. The capture puts t_r at 0.53
+  // of jiffy 4314240829, but the kernel's idle clock (TCP_INFO) counted from 827: two
+  // jiffies earlier, more than jiffies_lag_ms allows (both CPUs stopped 20-55 ms at a
+  // time then). Probe 1 left at 1994.0 ms, probe 2 at 4009.9 ms, ETIMEDOUT at 6026.0 ms:
+  // the timer was armed in jiffy 827 too (expiry 1327, level-1 bucket 1328), one bucket
+  // (32 ms) before the window of a timer armed in 829.
+  auto in = keepalive(2, 2, 2);
+  const std::uint64_t jr = 4314240829;
+  in.kernel.calibration = JiffyCalibration{jr, 0.5267515, 0.012375};
+  in.kernel.calibration->idle_clock_jiffies = jr - 2;
+  in.armed_at_ms = -0.054;
+  in.armed_from_ms = -0.250;
+  in.horizon_ms = 7067.9;
+  const auto p = predict(in);
+  REQUIRE(p.probes.size() == 2);
+  INFO("probe 1: [" << p.probes[0].window.earliest_ms << ", " << p.probes[0].window.latest_ms << "]");
+  CHECK(p.probes[0].window.contains(1994.0));
+  CHECK(p.probes[1].window.contains(4009.9));
+  CHECK(p.window.contains(6026.0));
+
+  // When the idle clock agrees with the capture the arming keeps the usual allowance:
+  // the same connection then starts at bucket 1336, as the model had it.
+  in.kernel.calibration->idle_clock_jiffies = jr;
+  const auto usual = predict(in);
+  REQUIRE_FALSE(usual.probes.empty());
+  CHECK_FALSE(usual.probes[0].window.contains(1994.0));
+  CHECK(usual.probes[0].window.earliest_ms == Approx(2025.8).margin(0.1));
+}
+
 TEST_CASE("keepalive off: an idle connection to a dead peer stays open", "[model]") {
   auto in = keepalive(2, 1, 3);
   in.keepalive.enabled = false;
