@@ -91,14 +91,34 @@ std::vector<int> cpus_of(const cpu_set_t& set) {
   return cpus;
 }
 
-bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz) {
+double ticks_in_gap(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz) {
   const double tick_ms = 1000.0 / hz;
   // Ticks outside the gap, all taken (a busy CPU ticks every jiffy), and one more for
   // the wake-up that ended it.
   const double outside = std::ceil(std::max(0.0, interval_ms - gap_ms) / tick_ms) + 1;
-  const double in_gap = static_cast<double>(interrupts) - outside;
+  return std::max(0.0, static_cast<double>(interrupts) - outside);
+}
+
+bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz) {
   // A gap with ticks running would take about gap/tick of them; a stop none or one.
-  return gap_ms >= 2 * tick_ms && in_gap <= 1;
+  return gap_ms >= 2 * (1000.0 / hz) && ticks_in_gap(gap_ms, interval_ms, interrupts, hz) <= 1;
+}
+
+double Stall::missed_ms() const {
+  if (stopped) return length_ms();
+  if (!ticks_taken || tick_ms <= 0) return 0;
+  // One tick for the wake-up that ended the gap, one for where the count's edges fell.
+  return std::max(0.0, length_ms() - (*ticks_taken + 2) * tick_ms);
+}
+
+std::string Stall::describe() const {
+  const auto counted = [&] {
+    return fmt::format("{:.0f} of {:.0f} ticks taken", *ticks_taken, std::floor(length_ms() / tick_ms));
+  };
+  if (!ticks_taken || tick_ms <= 0) return stopped ? "stopped: no timer interrupt" : "busy in the kernel, ticks not counted";
+  if (stopped) return fmt::format("stopped: no timer interrupt ({})", counted());
+  if (missed_ms() > 0) return fmt::format("ran in part: {}, {:.1f} ms not run", counted(), missed_ms());
+  return fmt::format("busy in the kernel, ticks ran ({})", counted());
 }
 
 StallWatch& StallWatch::process() {
@@ -200,8 +220,12 @@ void StallWatch::run(int cpu, int hz, std::stop_token stop) {
       const auto count = read_local_timer_interrupts(cpu);
       if (gap) {
         Stall s{cpu, last + kPeriodMs, now, false};
-        if (count && counted && *count >= *counted)
-          s.stopped = gap_was_stop(s.to_ms - s.from_ms, monotonic_ms() - counted_at, *count - *counted, hz);
+        if (count && counted && *count >= *counted) {
+          const double interval = monotonic_ms() - counted_at;
+          s.stopped = gap_was_stop(s.length_ms(), interval, *count - *counted, hz);
+          s.ticks_taken = ticks_in_gap(s.length_ms(), interval, *count - *counted, hz);
+          s.tick_ms = 1000.0 / hz;
+        }
         std::lock_guard lock(mutex_);
         stalls_.push_back(s);
       }

@@ -18,8 +18,9 @@
 // namespace's setup, say, runs 20-40 ms like that), during which ticks and timers run
 // as usual. The CPU's count of local timer interrupts (/proc/interrupts LOC, read
 // every 10 ms and again after a gap) tells them apart: a gap that took at most one
-// interrupt where ticks would have taken several is a stop (Stall::stopped). Only
-// stops account for a late timer (run/stall_doubt.h). It needs CAP_SYS_NICE for
+// interrupt where ticks would have taken several is a stop (Stall::stopped); one that
+// took fewer than its ticks did not run for the ticks it missed (Stall::missed_ms).
+// Only that time accounts for a late timer (run/stall_doubt.h). It needs CAP_SYS_NICE for
 // SCHED_FIFO; without it (a container, a user namespace) nothing is watched and note()
 // says so. Cost: 1000 short wake-ups per second per CPU, 100 reads of /proc/interrupts.
 //
@@ -41,6 +42,9 @@ namespace kah {
 
 // A CPU that ran nothing of the guest from from_ms to to_ms (CLOCK_MONOTONIC).
 struct Stall {
+  Stall() = default;
+  Stall(int c, double from, double to, bool stop = false) : cpu(c), from_ms(from), to_ms(to), stopped(stop) {}
+
   int cpu = 0;
   double from_ms = 0;
   double to_ms = 0;
@@ -48,6 +52,22 @@ struct Stall {
   // it). False: ticks went on, the CPU was only busy in the kernel. Unknown (no
   // interrupt count readable): false.
   bool stopped = false;
+  // The local timer interrupts it took in the gap, and the tick they came at (ms), when
+  // counted. A CPU busy in the kernel takes every tick; fewer means that for the ticks
+  // it did not take it did not run at all, or ran with interrupts off, so its timers
+  // waited too. (Seen in a soak: both CPUs "busy" for 1.24 s while keepalive ends came
+  // up to 1026 ms late; the count was not recorded then.)
+  std::optional<double> ticks_taken;
+  double tick_ms = 0;
+
+  double length_ms() const { return to_ms - from_ms; }
+  // How long the CPU surely did not run its timers in the gap: all of it when it
+  // stopped; else the ticks it did not take (two aside: the one that ended the gap,
+  // and one for where the count's edges fell); 0 when not counted.
+  double missed_ms() const;
+  // "stopped: no timer interrupt (0 of 22 ticks taken)", "busy in the kernel, ticks ran
+  // (308 of 310 ticks taken)", "ran in part: 12 of 310 ticks taken, 1184.0 ms not run".
+  std::string describe() const;
 };
 
 // The local timer interrupts of `cpu` in a /proc/interrupts text (its "LOC:" line, in
@@ -59,6 +79,8 @@ std::vector<int> cpus_of(const cpu_set_t& set);
 // it to the count after it) that took `interrupts` local timer interrupts was a stop:
 // at most one interrupt in the gap, counting every other tick of the interval as taken.
 bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz);
+// The interrupts of those that fell in the gap, on the same count (at least 0).
+double ticks_in_gap(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz);
 
 // The CPU that was stalled longest within [from_ms, to_ms], each stall clipped to it,
 // a CPU's stalls added up (cpu -1, 0 ms: none overlaps it).

@@ -1019,8 +1019,8 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   for (const auto& step : RealtimeSteps::process().steps(steps_since)) run.realtime_steps.push_back(step.describe());
   for (const auto& s : StallWatch::process().stalls(started, monotonic_ms()))
     run.machine_stalls.push_back(
-        fmt::format("CPU {}: {:.1f} ms from {:.1f} ms into the run ({})", s.cpu, s.to_ms - s.from_ms,
-                    s.from_ms - started, s.stopped ? "stopped: no timer interrupt" : "busy in the kernel, ticks ran"));
+        fmt::format("CPU {}: {:.1f} ms from {:.1f} ms into the run ({})", s.cpu, s.length_ms(), s.from_ms - started,
+                    s.describe()));
   return run;
 }
 

@@ -1,6 +1,7 @@
 #include "harness/run/stall_doubt.h"
 
 #include <algorithm>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -17,22 +18,29 @@ std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_
     if (c.seen_ms) end = std::max(end, *c.seen_ms);
     if (c.verdict == evidence::ProbeVerdict::late && c.expected) due = std::min(due, c.expected->earliest_ms);
   }
-  // Only a CPU that stopped holds its timers back; one busy in the kernel ran them.
-  std::vector<Stall> stops;
-  for (const auto& s : all)
-    if (s.stopped) stops.push_back(s);
-  const auto most = most_stalled(stops, origin_ms + due, origin_ms + end);
-  if (most.cpu < 0 || most.ms < *late) return std::nullopt;
-  Stall longest{};
-  for (const auto& s : stops)
-    if (s.cpu == most.cpu && s.to_ms > origin_ms + due && s.from_ms < origin_ms + end &&
-        s.to_ms - s.from_ms > longest.to_ms - longest.from_ms)
-      longest = s;
+  // Only the time a CPU did not run holds its timers back: all of a stop, and of a gap
+  // in which ticks went on, the ticks it did not take. A gap clipped to [due, end]
+  // keeps of its missed time only what must lie inside (the rest may lie outside).
+  const double from = origin_ms + due, to = origin_ms + end;
+  std::map<int, double> held;
+  std::map<int, const Stall*> longest;
+  for (const auto& s : all) {
+    const double overlap = std::min(s.to_ms, to) - std::max(s.from_ms, from);
+    if (overlap <= 0) continue;
+    const double inside = std::max(0.0, s.missed_ms() - (s.length_ms() - overlap));
+    if (inside <= 0) continue;
+    held[s.cpu] += inside;
+    if (longest[s.cpu] == nullptr || s.missed_ms() > longest[s.cpu]->missed_ms()) longest[s.cpu] = &s;
+  }
+  int cpu = -1;
+  for (const auto& [c, ms] : held)
+    if (cpu < 0 || ms > held[cpu]) cpu = c;
+  if (cpu < 0 || held[cpu] < *late) return std::nullopt;
+  const Stall& s = *longest[cpu];
   return fmt::format("it came {:.1f} ms late while CPU {} ran nothing of this machine for {:.1f} ms in all "
-                     "(longest {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late and the CPU "
-                     "took no timer interrupt meanwhile), so the kernel's timers could not run on time either",
-                     *late, most.cpu, most.ms, longest.to_ms - longest.from_ms, longest.from_ms - origin_ms,
-                     longest.to_ms - origin_ms);
+                     "(longest {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late, {}), so "
+                     "the kernel's timers could not run on time either",
+                     *late, cpu, held[cpu], s.length_ms(), s.from_ms - origin_ms, s.to_ms - origin_ms, s.describe());
 }
 
 }  // namespace kah

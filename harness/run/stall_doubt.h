@@ -1,5 +1,5 @@
 // Lateness the machine caused: a connection that failed only by being late, during a
-// stop of one of the machine's CPUs (clock/stall_watch.h: Stall::stopped) at least as long.
+// time one of the machine's CPUs did not run (clock/stall_watch.h: Stall::missed_ms) at least as long.
 #pragma once
 
 #include <optional>
@@ -12,7 +12,8 @@
 namespace kah {
 
 // A connection that failed only by being late, while some CPU ran nothing of this
-// machine for at least that long (StallWatch) after the first late event was due (from
+// machine (Stall::missed_ms: a stop, or the ticks a gap did not take) for at least that
+// long (StallWatch) after the first late event was due (from
 // its window's start: a stall before it delays nothing that came late) and before the
 // last was seen: the kernel's timers could not run on time either, so it is not
 // judged. Names the stall. (Stalls of 2-14 ms, often on both CPUs at once, come
