@@ -106,19 +106,19 @@ bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, i
 
 double Stall::missed_ms() const {
   if (stopped) return length_ms();
-  if (!ticks_taken || tick_ms <= 0) return 0;
+  if (!interrupts || tick_ms <= 0) return 0;
   // One tick for the wake-up that ended the gap, one for where the count's edges fell.
-  return std::max(0.0, length_ms() - (*ticks_taken + 2) * tick_ms);
+  return std::max(0.0, length_ms() - (*interrupts + 2) * tick_ms);
 }
 
 std::string Stall::describe() const {
-  const auto counted = [&] {
-    return fmt::format("{:.0f} of {:.0f} ticks taken", *ticks_taken, std::floor(length_ms() / tick_ms));
-  };
-  if (!ticks_taken || tick_ms <= 0) return stopped ? "stopped: no timer interrupt" : "busy in the kernel, ticks not counted";
-  if (stopped) return fmt::format("stopped: no timer interrupt ({})", counted());
-  if (missed_ms() > 0) return fmt::format("ran in part: {}, {:.1f} ms not run", counted(), missed_ms());
-  return fmt::format("busy in the kernel, ticks ran ({})", counted());
+  if (stopped) return "stopped: no timer interrupt";
+  if (!interrupts || tick_ms <= 0) return "busy in the kernel, timer interrupts not counted";
+  const double ticks = std::floor(length_ms() / tick_ms);
+  if (missed_ms() > 0)
+    return fmt::format("ran in part: {:.0f} timer interrupts in {:.0f} ticks' time, {:.1f} ms not run", *interrupts,
+                       ticks, missed_ms());
+  return fmt::format("busy in the kernel, {:.0f} timer interrupts in it", *interrupts);
 }
 
 StallWatch& StallWatch::process() {
@@ -223,7 +223,7 @@ void StallWatch::run(int cpu, int hz, std::stop_token stop) {
         if (count && counted && *count >= *counted) {
           const double interval = monotonic_ms() - counted_at;
           s.stopped = gap_was_stop(s.length_ms(), interval, *count - *counted, hz);
-          s.ticks_taken = ticks_in_gap(s.length_ms(), interval, *count - *counted, hz);
+          s.interrupts = ticks_in_gap(s.length_ms(), interval, *count - *counted, hz);
           s.tick_ms = 1000.0 / hz;
         }
         std::lock_guard lock(mutex_);

@@ -52,21 +52,22 @@ struct Stall {
   // it). False: ticks went on, the CPU was only busy in the kernel. Unknown (no
   // interrupt count readable): false.
   bool stopped = false;
-  // The local timer interrupts it took in the gap, and the tick they came at (ms), when
-  // counted. A CPU busy in the kernel takes every tick; fewer means that for the ticks
-  // it did not take it did not run at all, or ran with interrupts off, so its timers
-  // waited too. (Seen in a soak: both CPUs "busy" for 1.24 s while keepalive ends came
-  // up to 1026 ms late; the count was not recorded then.)
-  std::optional<double> ticks_taken;
+  // The local timer interrupts it took in the gap (LOC: ticks, and the hrtimers of any
+  // task, this watch's own 1 ms sleeps among them), and the tick length (ms), when
+  // counted. A CPU busy in the kernel takes at least every tick; fewer interrupts than
+  // ticks means that for the ticks it did not take it did not run at all, or ran with
+  // interrupts off, so its timers waited too. (Seen in a soak: both CPUs "busy" for
+  // 1.24 s while keepalive ends came up to 1026 ms late; the count was not kept then.)
+  std::optional<double> interrupts;
   double tick_ms = 0;
 
   double length_ms() const { return to_ms - from_ms; }
   // How long the CPU surely did not run its timers in the gap: all of it when it
-  // stopped; else the ticks it did not take (two aside: the one that ended the gap,
-  // and one for where the count's edges fell); 0 when not counted.
+  // stopped; else the ticks it took no interrupt for (two aside: the one that ended
+  // the gap, and one for where the count's edges fell); 0 when not counted.
   double missed_ms() const;
-  // "stopped: no timer interrupt (0 of 22 ticks taken)", "busy in the kernel, ticks ran
-  // (308 of 310 ticks taken)", "ran in part: 12 of 310 ticks taken, 1184.0 ms not run".
+  // "stopped: no timer interrupt", "busy in the kernel, 312 timer interrupts in it",
+  // "ran in part: 12 timer interrupts in 310 ticks' time, 1184.0 ms not run".
   std::string describe() const;
 };
 

@@ -120,18 +120,18 @@ TEST_CASE("stall_doubt: a late connection is not judged only when a long enough 
     // 88 ms at HZ 250 is 22 ticks; taking 2 of them it ran at most 4 ticks' worth.
     Stall partial{1, origin + 4076.0, origin + 4164.0, false};
     partial.tick_ms = 4;
-    partial.ticks_taken = 2;
+    partial.interrupts = 2;
     CHECK(partial.missed_ms() == Approx(72.0));  // 88 - (2 + 2) x 4: short of 86 ms
     CHECK_FALSE(stall_doubt(r, origin, {partial}));
-    // 4070-4180 ms, 2 of 27 ticks taken: 94 ms missed, of which 89.6 must lie after
+    // 4070-4180 ms, 2 interrupts in 27 ticks: 94 ms missed, of which 89.6 must lie after
     // probe 3 was due (4074.4 ms): more than the 86 ms it was late.
     partial.from_ms = origin + 4070.0;
     partial.to_ms = origin + 4180.0;
     const auto doubt = stall_doubt(r, origin, {partial});
     REQUIRE(doubt);
-    CHECK_THAT(*doubt, Catch::Contains("ran in part: 2 of 27 ticks taken, 94.0 ms not run"));
+    CHECK_THAT(*doubt, Catch::Contains("ran in part: 2 timer interrupts in 27 ticks' time, 94.0 ms not run"));
     CHECK_THAT(*doubt, Catch::Contains("for 89.6 ms in all"));
-    partial.ticks_taken = 24;  // it took its ticks: busy in the kernel, timers ran
+    partial.interrupts = 24;  // it took its ticks: busy in the kernel, timers ran
     CHECK_FALSE(stall_doubt(r, origin, {partial}));
   }
   SECTION("an early probe is judged whatever the stalls") {
@@ -175,18 +175,18 @@ TEST_CASE("cpus_of: the CPUs a cpuset allows, in order", "[stall]") {
 TEST_CASE("Stall: the time a gap's CPU surely did not run, and how a run names it", "[stall]") {
   Stall s{0, 1000, 2240, false};  // 1240 ms, as both CPUs in one idle soak run
   CHECK(s.missed_ms() == 0);      // not counted: nothing known
-  CHECK(s.describe() == "busy in the kernel, ticks not counted");
+  CHECK(s.describe() == "busy in the kernel, timer interrupts not counted");
   s.tick_ms = 4;
-  s.ticks_taken = 308;
+  s.interrupts = 308;
   CHECK(s.missed_ms() == 0);
-  CHECK(s.describe() == "busy in the kernel, ticks ran (308 of 310 ticks taken)");
-  s.ticks_taken = 12;
+  CHECK(s.describe() == "busy in the kernel, 308 timer interrupts in it");
+  s.interrupts = 12;
   CHECK(s.missed_ms() == Approx(1184));
-  CHECK(s.describe() == "ran in part: 12 of 310 ticks taken, 1184.0 ms not run");
+  CHECK(s.describe() == "ran in part: 12 timer interrupts in 310 ticks' time, 1184.0 ms not run");
   s.stopped = true;
-  s.ticks_taken = 0;
+  s.interrupts = 0;
   CHECK(s.missed_ms() == 1240);
-  CHECK(s.describe() == "stopped: no timer interrupt (0 of 310 ticks taken)");
+  CHECK(s.describe() == "stopped: no timer interrupt");
   // ticks_in_gap: a 40 ms gap in a 48 ms interval at HZ 250, 13 interrupts: 2 outside
   // it, 1 for the wake-up, 10 in it.
   CHECK(ticks_in_gap(40, 48, 13, 250) == 10);
