@@ -77,6 +77,9 @@ struct CaptureFindings {
   bool probes_checked = false;  // false when the fault hides probes from the capture
   double origin_realtime_ms = 0;                   // t = 0 in capture time
   std::optional<double> fault_ms;                  // when the fault was applied, from t = 0
+  // t = 0 on CLOCK_MONOTONIC (ms), and as ms from the run's start: the clock of the
+  // run's machine_stalls, to line a connection up with them.
+  std::optional<double> origin_monotonic_ms, origin_in_run_ms;
   std::string pcap_client, pcap_server;            // relative to --pcap DIR; empty: not written
   // The kernel's view of the client socket's timer (sock_diag, as `ss -o`), sampled.
   std::vector<evidence::TimerSample> timer_samples;

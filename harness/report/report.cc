@@ -239,6 +239,7 @@ nlohmann::json connection_json(const ConnectionResult& r) {
   if (r.expected.survival) j["expected"]["survival"] = *r.expected.survival;
   if (!r.message.empty()) j["message"] = r.message;
   if (r.evidence.fault_ms) j["observed"]["fault_at_ms"] = round1(*r.evidence.fault_ms);
+  if (r.evidence.origin_in_run_ms) j["observed"]["t0_in_run_ms"] = round1(*r.evidence.origin_in_run_ms);
   if (r.observed.woke_at_ms) j["observed"]["woke_at_ms"] = round1(*r.observed.woke_at_ms);
   if (r.observed.open_until_ms) j["observed"]["open_until_ms"] = round1(*r.observed.open_until_ms);
   if (r.observed.captured_at_ms) j["observed"]["captured_at_ms"] = round1(*r.observed.captured_at_ms);

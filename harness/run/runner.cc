@@ -604,6 +604,7 @@ std::vector<ConnectionResult> collect(const Case& c, CaseWorld& w, const std::ve
       r.evidence.fault_ms = fault_at - t.origin_ms;
     }
     r.evidence.timer_samples = std::move(waited.samples.at(i));
+    r.evidence.origin_monotonic_ms = t.origin_ms;
     results.push_back(std::move(r));
   }
   return results;
@@ -770,6 +771,7 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
   for (const auto& conn : conns) {
     auto r = program_connection_result(c, conn, seen ? &analyses[conn.host] : nullptr, to_realtime);
     r.evidence.fault_ms = fault_at - conn.origin_ms;
+    r.evidence.origin_monotonic_ms = conn.origin_ms;
     if (stopped_at && !conn.vanished_ms && *stopped_at < conn.origin_ms + conn.forecast.horizon_ms)
       mark_interrupted(r, *stopped_at - conn.origin_ms);
     // A program's connection is made when the program starts, before the case waits
@@ -1017,6 +1019,9 @@ RunResult run_cases(const std::vector<Case>& cases, const RunOptions& options) {
   run.wall_ms = monotonic_ms() - started;
   run.wakeup_priority = wakeup_priority();
   for (const auto& step : RealtimeSteps::process().steps(steps_since)) run.realtime_steps.push_back(step.describe());
+  for (auto& c : run.cases)
+    for (auto& r : c.connections)
+      if (r.evidence.origin_monotonic_ms) r.evidence.origin_in_run_ms = *r.evidence.origin_monotonic_ms - started;
   for (const auto& s : StallWatch::process().stalls(started, monotonic_ms()))
     run.machine_stalls.push_back(
         fmt::format("CPU {}: {:.1f} ms from {:.1f} ms into the run ({})", s.cpu, s.length_ms(), s.from_ms - started,

@@ -157,3 +157,23 @@ TEST_CASE("the kernel trace says how many timer callbacks each CPU delivered, an
   run.kernel_trace.timer_callbacks_per_cpu = {{0, 24}, {1, 3}};
   CHECK(kernel_trace_text(run).find("none from") == std::string::npos);
 }
+
+// Lining a connection up with the fault and the run's machine_stalls from the JSON
+// alone: last round a soak failure could not be placed against the CPU gaps of its run.
+TEST_CASE("result JSON: where t = 0 lies, against the fault and the run's start; a program's idle start",
+          "[report]") {
+  auto run = sample_run();
+  auto& r = run.cases[0].connections[0];
+  r.evidence.fault_ms = 1249.44;
+  r.evidence.origin_in_run_ms = 7012.36;
+  ProgramResult curl;
+  curl.name = "curl-v4";
+  curl.last_received_ms = -1249.44;
+  run.cases[0].programs.push_back(curl);
+  const auto j = result_json(run);
+  const auto& c = j.at("cases").at(0);
+  CHECK(c.at("connections").at(0).at("observed").at("fault_at_ms") == 1249.4);
+  CHECK(c.at("connections").at(0).at("observed").at("t0_in_run_ms") == 7012.4);
+  CHECK_FALSE(c.at("connections").at(1).at("observed").contains("t0_in_run_ms"));
+  CHECK(c.at("programs").at(0).at("last_received_ms") == -1249.4);
+}
