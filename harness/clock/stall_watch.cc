@@ -23,11 +23,8 @@ namespace kah {
 
 CpuStalled most_stalled(const std::vector<Stall>& stalls, double from_ms, double to_ms) {
   std::map<int, double> per_cpu;
-  for (const auto& s : stalls) {
-    const double lo = std::max(s.from_ms, from_ms);
-    const double hi = std::min(s.to_ms, to_ms);
-    if (hi > lo) per_cpu[s.cpu] += hi - lo;
-  }
+  for (const auto& s : stalls)
+    if (const double ms = s.missed_within_ms(from_ms, to_ms); ms > 0) per_cpu[s.cpu] += ms;
   CpuStalled most;
   for (const auto& [cpu, ms] : per_cpu)
     if (ms > most.ms) most = {cpu, ms};
@@ -109,6 +106,12 @@ double Stall::missed_ms() const {
   if (!interrupts || tick_ms <= 0) return 0;
   // One tick for the wake-up that ended the gap, one for where the count's edges fell.
   return std::max(0.0, length_ms() - (*interrupts + 2) * tick_ms);
+}
+
+double Stall::missed_within_ms(double from, double to) const {
+  const double overlap = std::min(to_ms, to) - std::max(from_ms, from);
+  if (overlap <= 0) return 0;
+  return std::max(0.0, missed_ms() - (length_ms() - overlap));
 }
 
 std::string Stall::describe() const {

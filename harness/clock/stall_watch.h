@@ -66,6 +66,8 @@ struct Stall {
   // stopped; else the ticks it took no interrupt for (two aside: the one that ended
   // the gap, and one for where the count's edges fell); 0 when not counted.
   double missed_ms() const;
+  // Of that, what must lie within [from, to] (the rest may lie outside it).
+  double missed_within_ms(double from, double to) const;
   // "stopped: no timer interrupt", "busy in the kernel, 312 timer interrupts in it",
   // "ran in part: 12 timer interrupts in 310 ticks' time, 1184.0 ms not run".
   std::string describe() const;
@@ -83,8 +85,8 @@ bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, i
 // The interrupts of those that fell in the gap, on the same count (at least 0).
 double ticks_in_gap(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz);
 
-// The CPU that was stalled longest within [from_ms, to_ms], each stall clipped to it,
-// a CPU's stalls added up (cpu -1, 0 ms: none overlaps it).
+// The CPU that surely did not run longest within [from_ms, to_ms]: each stall's
+// Stall::missed_within_ms, a CPU's stalls added up (cpu -1, 0 ms: none did).
 struct CpuStalled {
   int cpu = -1;
   double ms = 0;
