@@ -24,7 +24,7 @@ namespace kah {
 CpuStalled most_stalled(const std::vector<Stall>& stalls, double from_ms, double to_ms) {
   std::map<int, double> per_cpu;
   for (const auto& s : stalls)
-    if (const double ms = s.missed_within_ms(from_ms, to_ms); ms > 0) per_cpu[s.cpu] += ms;
+    if (const double ms = s.held_within_ms(from_ms, to_ms); ms > 0) per_cpu[s.cpu] += ms;
   CpuStalled most;
   for (const auto& [cpu, ms] : per_cpu)
     if (ms > most.ms) most = {cpu, ms};
@@ -112,6 +112,13 @@ double Stall::missed_within_ms(double from, double to) const {
   const double overlap = std::min(to_ms, to) - std::max(from_ms, from);
   if (overlap <= 0) return 0;
   return std::max(0.0, missed_ms() - (length_ms() - overlap));
+}
+
+double Stall::held_within_ms(double from, double to) const {
+  const double overlap = std::min(to_ms, to) - std::max(from_ms, from);
+  if (overlap <= 0) return 0;
+  if (stopped || from_ms < from) return overlap;
+  return missed_within_ms(from, to);
 }
 
 std::string Stall::describe() const {

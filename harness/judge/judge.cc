@@ -131,17 +131,42 @@ std::optional<double> lateness_only(const ConnectionResult& r) {
     return std::nullopt;
   if (to_string(r.observed.outcome) != to_string(r.expected.outcome)) return std::nullopt;
   double late = 0;
+  const auto aborted_by = late_firing_abort(r);
   if (r.observed.outcome != ObservedOutcome::alive) {
-    if (r.observed.at_ms < r.expected.window.earliest_ms) return std::nullopt;
-    late = std::max(late, r.observed.at_ms - r.expected.window.latest_ms);
+    if (aborted_by) {
+      late = r.observed.at_ms - aborted_by->expected->latest_ms;
+    } else {
+      if (r.observed.at_ms < r.expected.window.earliest_ms) return std::nullopt;
+      late = std::max(late, r.observed.at_ms - r.expected.window.latest_ms);
+    }
   }
   for (const auto& c : r.evidence.probe_checks) {
     if (c.verdict == evidence::ProbeVerdict::ok) continue;
+    if (aborted_by && c.index >= aborted_by->index) continue;  // the missing tail
     if (c.verdict != evidence::ProbeVerdict::late || !c.seen_ms || !c.expected) return std::nullopt;
     late = std::max(late, *c.seen_ms - c.expected->latest_ms);
   }
   if (late <= 0) return std::nullopt;
   return late;
+}
+
+const evidence::ProbeCheck* late_firing_abort(const ConnectionResult& r) {
+  const int user_timeout_ms = r.model_input.keepalive.user_timeout_ms;
+  if (user_timeout_ms <= 0 || r.model_input.traffic != model::Traffic::idle) return nullptr;
+  if (r.observed.outcome != ObservedOutcome::timeout || !r.evidence.probes_checked) return nullptr;
+  const evidence::ProbeCheck* first = nullptr;
+  for (const auto& c : r.evidence.probe_checks) {
+    if (c.verdict == evidence::ProbeVerdict::missing && c.expected && c.certain) {
+      if (!first) first = &c;
+    } else if (first || c.verdict == evidence::ProbeVerdict::extra) {
+      return nullptr;  // only a tail of missing probes, and nothing unexpected
+    }
+  }
+  // probes_out must be > 0 for the user timeout to abort; the end must come after that
+  // probe was due and once the user timeout had passed.
+  if (!first || first->index < 1) return nullptr;
+  if (r.observed.at_ms <= first->expected->latest_ms || r.observed.at_ms < user_timeout_ms) return nullptr;
+  return first;
 }
 
 void judge_connection(ConnectionResult& r) {

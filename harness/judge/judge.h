@@ -20,7 +20,14 @@ void judge_connection(ConnectionResult& result);
 // For a connection that failed only by being late (the expected outcome, nothing
 // early, no probe missing or extra, no contradiction with the model): by how much its
 // latest observation came after its window's end, in ms. Empty for any other failure.
+// Late in this sense too: with TCP_USER_TIMEOUT, a keepalive firing that comes so late
+// that the user timeout has passed aborts instead of probing (tcp_keepalive_timer()
+// tests the user timeout first, once a probe is out). The probes from that firing on
+// are missing and the end comes at the late firing, possibly before the window; the
+// lateness is the end's distance past the first missing probe's window.
 std::optional<double> lateness_only(const ConnectionResult& result);
+// That case: the first missing probe whose firing aborted, or null.
+const evidence::ProbeCheck* late_firing_abort(const ConnectionResult& result);
 
 // Fills verdict, message and the acceptance region from copies, alive, model and
 // stated: the stated survival must be the model's (to 0.005), and `alive` inside the

@@ -11,26 +11,40 @@ namespace kah {
 std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_ms, const std::vector<Stall>& all) {
   const auto late = lateness_only(r);
   if (!late) return std::nullopt;
+  // From the first late event's due time to the last one's observation: a stall after
+  // that held back nothing that came late (a late probe's timer re-arms from its late
+  // callback, so what follows it comes late by as much).
   double due = r.expected.window.earliest_ms;
-  double end = r.observed.at_ms;
+  double end = r.observed.at_ms > r.expected.window.latest_ms ? r.observed.at_ms : -1e300;
   for (const auto& c : r.evidence.probe_checks) {
-    if (c.seen_ms) end = std::max(end, *c.seen_ms);
-    if (c.verdict == evidence::ProbeVerdict::late && c.expected) due = std::min(due, c.expected->earliest_ms);
+    if (c.verdict != evidence::ProbeVerdict::late || !c.expected || !c.seen_ms) continue;
+    due = std::min(due, c.expected->earliest_ms);
+    end = std::max(end, *c.seen_ms);
   }
-  // Only the time a CPU did not run holds its timers back: all of a stop, and of a gap
-  // in which it took timer interrupts, the ticks it took none for.
+  // A firing so late that the user timeout aborted it: late from the missing probe's window.
+  std::string what = "it came", then;
+  if (const auto* aborted_by = late_firing_abort(r)) {
+    due = std::min(due, aborted_by->expected->earliest_ms);
+    end = std::max(end, r.observed.at_ms);
+    what = fmt::format("the timer due to send probe {} fired", aborted_by->index + 1);
+    then = " and, the user timeout having passed, aborted";
+  }
+  // What held a CPU's timers back (Stall::held_within_ms): all of a stop or of a gap
+  // under way when the first late event fell due, and of a gap begun later the ticks it
+  // took no interrupt for.
   const double from = origin_ms + due, to = origin_ms + end;
   const auto most = most_stalled(all, from, to);
   if (most.cpu < 0 || most.ms < *late) return std::nullopt;
   const Stall* longest = nullptr;
   for (const auto& s : all)
-    if (s.cpu == most.cpu && s.missed_within_ms(from, to) > 0 && (!longest || s.missed_ms() > longest->missed_ms()))
+    if (s.cpu == most.cpu && s.held_within_ms(from, to) > 0 &&
+        (!longest || s.held_within_ms(from, to) > longest->held_within_ms(from, to)))
       longest = &s;
   const Stall& s = *longest;
-  return fmt::format("it came {:.1f} ms late while CPU {} ran nothing of this machine for {:.1f} ms in all "
-                     "(longest {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late, {}), so "
-                     "the kernel's timers could not run on time either",
-                     *late, most.cpu, most.ms, s.length_ms(), s.from_ms - origin_ms, s.to_ms - origin_ms, s.describe());
+  return fmt::format("{} {:.1f} ms late{} while the timers of CPU {} may have waited for {:.1f} ms in all "
+                     "(longest gap {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late, {}), "
+                     "so the kernel could not run them on time",
+                     what, *late, then, most.cpu, most.ms, s.length_ms(), s.from_ms - origin_ms, s.to_ms - origin_ms, s.describe());
 }
 
 }  // namespace kah

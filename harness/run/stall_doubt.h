@@ -11,12 +11,12 @@
 
 namespace kah {
 
-// A connection that failed only by being late, while some CPU ran nothing of this
-// machine (Stall::missed_ms: a stop, or the ticks a gap did not take) for at least that
-// long (StallWatch) after the first late event was due (from
-// its window's start: a stall before it delays nothing that came late) and before the
-// last was seen: the kernel's timers could not run on time either, so it is not
-// judged. Names the stall. (Stalls of 2-14 ms, often on both CPUs at once, come
+// A connection that failed only by being late, while the timers of some CPU may have
+// waited (Stall::held_within_ms: a stop, a gap under way when the event fell due, or the
+// ticks a later gap did not take) for at least that long (StallWatch) after the first
+// late event was due (from its window's start: a stall before it delays nothing that
+// came late) and before the last late one was seen: the kernel's timers could not run
+// on time either, so it is not judged. Names the stall. (Stalls of 2-14 ms, often on both CPUs at once, come
 // several times in an idle library run here; a window's slack covers those.)
 // `stalls`: those seen during the run (CLOCK_MONOTONIC); `origin_ms`: the connection's t = 0.
 std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_ms, const std::vector<Stall>& stalls);

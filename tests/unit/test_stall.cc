@@ -38,6 +38,32 @@ ConnectionResult late_nginx() {
   return r;
 }
 
+// haproxy-dead-client haproxy-2 (idle 2 s, interval 1 s, TCP_USER_TIMEOUT 3500 ms), the
+// first soak's idle-25 run: probe 1 in its window, then both CPUs in a 1.24 s gap; the
+// timer due to send probe 2 ([3027.3, 3037.4] ms) fired at 3901.6 ms, found the user
+// timeout passed and aborted: ETIMEDOUT 149.7 ms before [4051.3, 4061.4].
+ConnectionResult user_timeout_abort_from_late_firing() {
+  ConnectionResult r;
+  r.verdict = Verdict::fail;
+  r.expected.outcome = ExpectedOutcome::timeout;
+  r.expected.model_outcome = model::Outcome::timeout;
+  r.expected.window = {4051.3, 4061.4};
+  r.model_input.traffic = model::Traffic::idle;
+  r.model_input.keepalive.user_timeout_ms = 3500;
+  r.observed.outcome = ObservedOutcome::timeout;
+  r.observed.at_ms = 3901.6;
+  r.evidence.probes_checked = true;
+  evidence::ProbeCheck p1, p2;
+  p1.index = 0;
+  p1.expected = model::Window{2003.3, 2013.4};
+  p1.seen_ms = 2003.4;
+  p2.index = 1;
+  p2.expected = model::Window{3027.3, 3037.4};
+  p2.verdict = evidence::ProbeVerdict::missing;
+  r.evidence.probe_checks = {p1, p2};
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("lateness_only: how late a connection that was only late was", "[stall]") {
@@ -68,6 +94,44 @@ TEST_CASE("lateness_only: how late a connection that was only late was", "[stall
   }
   SECTION("a pass has none") {
     r.verdict = Verdict::pass;
+    CHECK_FALSE(lateness_only(r));
+  }
+}
+
+TEST_CASE("lateness_only: a firing so late that the user timeout aborts it is lateness, however early the end",
+          "[stall]") {
+  auto r = user_timeout_abort_from_late_firing();
+  REQUIRE(lateness_only(r));
+  CHECK(*lateness_only(r) == Approx(864.2));  // 3901.6 - 3037.4: probe 2's firing
+  REQUIRE(late_firing_abort(r) == &r.evidence.probe_checks[1]);
+  SECTION("without a user timeout the late firing would have probed: an early end is not lateness") {
+    r.model_input.keepalive.user_timeout_ms = 0;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("an end before the user timeout has passed is not lateness") {
+    r.observed.at_ms = 3400;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("an end before the missing probe was due is not lateness") {
+    r.observed.at_ms = 3030;
+    r.model_input.keepalive.user_timeout_ms = 3000;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("with no probe out the user timeout cannot abort: a missing probe 1 is not lateness") {
+    r.evidence.probe_checks.erase(r.evidence.probe_checks.begin());
+    r.evidence.probe_checks[0].index = 0;
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("a missing probe followed by a seen one is not lateness") {
+    evidence::ProbeCheck p3;
+    p3.index = 2;
+    p3.expected = model::Window{3500, 3600};
+    p3.seen_ms = 3550;
+    r.evidence.probe_checks.push_back(p3);
+    CHECK_FALSE(lateness_only(r));
+  }
+  SECTION("another outcome is not lateness") {
+    r.observed.outcome = ObservedOutcome::reset;
     CHECK_FALSE(lateness_only(r));
   }
 }
@@ -115,31 +179,72 @@ TEST_CASE("stall_doubt: a late connection is not judged only when a long enough 
     CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4120.0, true}, {0, origin + 4120.0, origin + 4164.0, true}}));
   }
   SECTION("no stall: judged as it is") { CHECK_FALSE(stall_doubt(r, origin, {})); }
-  SECTION("a CPU busy in the kernel (ticks ran) held no timer back") {
+  SECTION("a CPU busy in the kernel from after probe 3 was due (ticks ran) held no timer back") {
     CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 4076.0, origin + 4164.0, false}}));
   }
-  SECTION("a gap in which the CPU took only some of its ticks held back the time of the others") {
-    // 88 ms at HZ 250 is 22 ticks; taking 2 of them it ran at most 4 ticks' worth.
-    Stall partial{1, origin + 4076.0, origin + 4164.0, false};
+  SECTION("a gap begun after the event was due counts only the ticks it did not take") {
+    // 4076-4180 ms, 104 ms at HZ 250 (26 ticks); taking 8 interrupts it ran at most 10
+    // ticks' worth: 64 ms missed, short of 86 ms.
+    Stall partial{1, origin + 4076.0, origin + 4180.0, false};
     partial.tick_ms = 4;
-    partial.interrupts = 2;
-    CHECK(partial.missed_ms() == Approx(72.0));  // 88 - (2 + 2) x 4: short of 86 ms
+    partial.interrupts = 8;
+    CHECK(partial.missed_ms() == Approx(64.0));
     CHECK_FALSE(stall_doubt(r, origin, {partial}));
-    // 4070-4180 ms, 2 interrupts in 27 ticks: 94 ms missed, of which 89.6 must lie after
-    // probe 3 was due (4074.4 ms): more than the 86 ms it was late.
-    partial.from_ms = origin + 4070.0;
-    partial.to_ms = origin + 4180.0;
+    partial.interrupts = 2;  // 88 ms missed
     const auto doubt = stall_doubt(r, origin, {partial});
     REQUIRE(doubt);
-    CHECK_THAT(*doubt, Catch::Contains("ran in part: 2 timer interrupts in 27 ticks' time, 94.0 ms not run"));
-    CHECK_THAT(*doubt, Catch::Contains("for 89.6 ms in all"));
-    partial.interrupts = 24;  // it took its ticks: busy in the kernel, timers ran
+    CHECK_THAT(*doubt, Catch::Contains("ran in part: 2 timer interrupts in 26 ticks' time, 88.0 ms not run"));
+    CHECK_THAT(*doubt, Catch::Contains("for 88.0 ms in all"));
+    partial.interrupts = 24;  // it took its ticks: busy in the kernel, and maybe with probe 3's own work
     CHECK_FALSE(stall_doubt(r, origin, {partial}));
+  }
+  SECTION("a gap under way when probe 3 fell due held its timer back, ticks or not") {
+    // Soak idle-16: 160 keepalive callbacks ran at the end of such a gap (stall_watch.h).
+    Stall busy{1, origin + 4070.0, origin + 4180.0, false};
+    busy.tick_ms = 4;
+    busy.interrupts = 30;
+    const auto doubt = stall_doubt(r, origin, {busy});
+    REQUIRE(doubt);
+    CHECK_THAT(*doubt, Catch::Contains("for 105.6 ms in all") && Catch::Contains("busy in the kernel, 30 timer "
+                                                                                   "interrupts in it"));
+    busy.to_ms = origin + 4150.0;  // 75.6 ms after probe 3 was due: less than the 86 ms it was late
+    CHECK_FALSE(stall_doubt(r, origin, {busy}));
+  }
+  SECTION("a stop after the last late event explains nothing") {
+    auto early_end = r;  // only probe 3 late (80.4 ms), the end inside its window
+    early_end.observed.at_ms = 5100.0;
+    CHECK(lateness_only(early_end));
+    CHECK_FALSE(stall_doubt(early_end, origin, {{1, origin + 4200.0, origin + 4300.0, true}}));
+    CHECK(stall_doubt(early_end, origin, {{1, origin + 4080.0, origin + 4164.0, true}}));
   }
   SECTION("an early probe is judged whatever the stalls") {
     auto early = r;
     early.evidence.probe_checks[0].verdict = evidence::ProbeVerdict::early;
     CHECK_FALSE(stall_doubt(early, origin, {{1, origin, origin + 6000, true}}));
+  }
+}
+
+TEST_CASE("stall_doubt: a user-timeout abort from a late firing is not judged when a CPU's timers may have waited that long",
+          "[stall]") {
+  const auto r = user_timeout_abort_from_late_firing();  // 864.2 ms late from probe 2's window
+  const double origin = 100000;
+  SECTION("CPU 0 stopped from 2900 to 3900 ms: 872.7 ms of it after probe 2 was due") {
+    const auto doubt = stall_doubt(r, origin, {{0, origin + 2900.0, origin + 3900.0, true}});
+    REQUIRE(doubt);
+    CHECK_THAT(*doubt, Catch::Contains("the timer due to send probe 2 fired 864.2 ms late and, the user timeout "
+                                       "having passed, aborted") &&
+                           Catch::Contains("for 872.7 ms in all"));
+  }
+  SECTION("a gap begun after probe 2 was due: no timer interrupt, not run; its ticks taken, nothing explained") {
+    Stall gap{0, origin + 3028.0, origin + 3901.0, false};
+    gap.tick_ms = 4;
+    gap.interrupts = 0;  // 873 - 2 ticks = 865 ms not run
+    CHECK(stall_doubt(r, origin, {gap}));
+    gap.interrupts = 225;
+    CHECK_FALSE(stall_doubt(r, origin, {gap}));
+  }
+  SECTION("a stop shorter than the firing's lateness explains nothing") {
+    CHECK_FALSE(stall_doubt(r, origin, {{1, origin + 3030.0, origin + 3800.0, true}}));
   }
 }
 
