@@ -512,7 +512,7 @@ std::optional<double> origin_of(const CaptureFindings& evidence) {
 
 // The programs of a case, one lane each, in seconds from the fault (t = 0): a bar from
 // start to exit (or to the end of the run when the harness stopped it), the ready
-// instant, each line of output (its text on hover), the exit, and the fault itself;
+// instant, the last segment its connections received before the fault, each line of output (its text on hover), the exit, and the fault itself;
 // then each expectation about what the program did, judged.
 std::string programs_html(const CaseResult& c) {
   if (c.programs.empty()) return "";
@@ -547,6 +547,12 @@ std::string programs_html(const CaseResult& c) {
       s += fmt::format("<path d=\"M{0:.1f} {1:.1f} l5 5 l-5 5 l-5 -5 z\" fill=\"var(--model)\"><title>ready at {2:.3f} s"
                        "</title></path>\n",
                        x(*p.ready_ms), y + 5, *p.ready_ms / 1000);
+    if (p.last_received_ms)
+      s += fmt::format("<path class=\"last-received\" d=\"M{0:.1f} {1:.1f} v14\" stroke=\"var(--model)\" "
+                       "stroke-width=\"2\"><title>last segment its connections received before the fault, at {2:.3f} s: "
+                       "keepalive counts from here (and its timing checks, with counted_from = \"last_received\")"
+                       "</title></path>\n",
+                       x(*p.last_received_ms), y + 3, *p.last_received_ms / 1000);
     for (const auto& line : p.output)
       s += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"2\" height=\"14\" fill=\"{}\"><title>{:.3f} s {}: {}"
                        "</title></rect>\n",

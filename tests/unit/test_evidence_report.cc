@@ -328,6 +328,7 @@ TEST_CASE("HTML report: a program lane per program, with its output, exit and ju
   client.exit_status = 56;
   client.output = {{8090, "stderr", "curl: (56) Recv failure: Connection timed out"}};
   client.checks = {{"exit_code", Verdict::fail, "expected 0, exited with status 56"}};
+  client.last_received_ms = -1249.0;  // what keepalive (and counted_from = "last_received") counts from
   c.programs = {server, client};
 
   const std::string html = html_report(run);
@@ -340,4 +341,6 @@ TEST_CASE("HTML report: a program lane per program, with its output, exit and ju
   CHECK_THAT(html, Catch::Contains("<td>exit_code</td><td><span class=\"badge fail\">"));
   CHECK_THAT(html, Catch::Contains("expected 0, exited with status 56"));
   CHECK_THAT(html, Catch::Contains("<title>the fault</title>"));
+  CHECK(occurrences(html, "class=\"last-received\"") == 1);  // curl's only: the server has no last_received_ms
+  CHECK_THAT(html, Catch::Contains("before the fault, at -1.249 s: keepalive counts from here"));
 }
