@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -77,14 +78,42 @@ pid_t start_harness(std::vector<std::string> args, const netns::Namespace* net =
 }
 
 // The harness's descendants (not itself), once there are `count` (up to 10 s).
-std::vector<pid_t> descendants_of(pid_t harness, std::size_t count) {
-  std::vector<pid_t> descendants;
-  for (int i = 0; i < 500 && descendants.size() < count; ++i) {
+std::string command_name(pid_t pid) {
+  std::ifstream comm(fmt::format("/proc/{}/comm", pid));
+  std::string name;
+  std::getline(comm, name);
+  return name;
+}
+
+// process_tree(root) once it holds at least `size` processes (root included), `sleeps`
+// of them running sleep (the last one read if that never happens within 10 s). A
+// script's short-lived subshell (`(setsid sleep 301 &)`) may be among them and gone a
+// moment later: look at a sleeper (a_sleeper), never at whichever pid came last.
+std::vector<pid_t> settled_tree(pid_t root, std::size_t size, int sleeps) {
+  std::vector<pid_t> tree;
+  for (int i = 0; i < 500; ++i) {
+    tree = netns::process_tree(root);
+    const auto sleeping =
+        std::count_if(tree.begin(), tree.end(), [](pid_t pid) { return command_name(pid) == "sleep"; });
+    if (tree.size() >= size && sleeping >= sleeps) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    descendants = netns::process_tree(harness);
-    descendants.erase(descendants.begin());  // the harness itself
   }
+  return tree;
+}
+
+// The harness's processes below it, once at least `count` of them, `sleeps` running sleep.
+std::vector<pid_t> descendants_of(pid_t harness, std::size_t count, int sleeps) {
+  auto descendants = settled_tree(harness, count + 1, sleeps);
+  if (!descendants.empty()) descendants.erase(descendants.begin());  // the harness itself
   return descendants;
+}
+
+// One of `pids` running sleep (the program's own processes, not the keeper's).
+pid_t a_sleeper(const std::vector<pid_t>& pids) {
+  for (const pid_t pid : pids)
+    if (command_name(pid) == "sleep") return pid;
+  FAIL("no sleep among the processes");
+  return 0;
 }
 
 ino_t netns_inode(const std::string& path) {
@@ -114,13 +143,9 @@ TEST_CASE("a program runs in its host's namespace and every process of it stops 
   auto program = RunningProgram::start(launch);
   REQUIRE(program->wait_for_line(std::regex("started"), monotonic_ms() + 5000));
 
-  std::vector<pid_t> pids;
-  for (int i = 0; i < 100 && pids.size() < 5; ++i) {  // keeper, init, sh and two sleeps
-    pids = netns::process_tree(program->pid());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto pids = settled_tree(program->pid(), 5, 2);  // keeper, init, sh and two sleeps
   REQUIRE(pids.size() == 5);
-  const auto program_ns = netns_inode(fmt::format("/proc/{}/ns/net", pids.back()));
+  const auto program_ns = netns_inode(fmt::format("/proc/{}/ns/net", a_sleeper(pids)));
   CHECK(program_ns != netns_inode("/proc/self/ns/net"));
   CHECK(program_ns == netns_inode(fmt::format("/proc/self/fd/{}", ns.fd())));
 
@@ -146,7 +171,7 @@ alive = true
 outcome = "alive"
 )";
   const pid_t harness = start_harness({"run", file.string()});
-  const auto descendants = descendants_of(harness, 5);  // keeper, init, sh, two sleeps
+  const auto descendants = descendants_of(harness, 5, 2);  // keeper, init, sh, two sleeps
   REQUIRE(descendants.size() >= 5);
   ::kill(harness, SIGKILL);
   ::waitpid(harness, nullptr, 0);
@@ -231,14 +256,11 @@ TEST_CASE("a program held by a warden stops with everything it daemonized", "[pr
   auto program = RunningProgram::start(launch);
   REQUIRE(program->wait_for_line(std::regex("started"), monotonic_ms() + 5000));
 
-  std::vector<pid_t> pids;
-  for (int i = 0; i < 100 && pids.size() < 5; ++i) {  // keeper, warden, the program and two sleeps
-    pids = netns::process_tree(program->pid());
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  REQUIRE(pids.size() == 5);
-  CHECK(netns_inode(fmt::format("/proc/{}/ns/net", pids.back())) == netns_inode("/proc/self/ns/net"));
-  CHECK(netns_inode(fmt::format("/proc/{}/ns/pid", pids.back())) == netns_inode("/proc/self/ns/pid"));
+  // keeper, warden and three sleeps (the program's own, exec'd, among them)
+  const auto pids = settled_tree(program->pid(), 5, 3);
+  REQUIRE(pids.size() >= 5);
+  CHECK(netns_inode(fmt::format("/proc/{}/ns/net", a_sleeper(pids))) == netns_inode("/proc/self/ns/net"));
+  CHECK(netns_inode(fmt::format("/proc/{}/ns/pid", a_sleeper(pids))) == netns_inode("/proc/self/ns/pid"));
 
   program->stop();
   REQUIRE(program->exit());
@@ -267,10 +289,10 @@ outcome = "alive"
   // host's from here (the host's PID namespace, /proc/1/ns/net unreadable).
   const pid_t harness =
       start_harness({"run", file.string(), "--backend", "local", "--in-place", "--no-calibration"}, &ns);
-  const auto descendants = descendants_of(harness, 5);  // keeper, warden, the program, two sleeps
+  const auto descendants = descendants_of(harness, 5, 3);  // keeper, warden, three sleeps
   REQUIRE(descendants.size() >= 5);
   // No PID namespace holds them: they are in ours, where nothing else would kill them.
-  CHECK(netns_inode(fmt::format("/proc/{}/ns/pid", descendants.back())) == netns_inode("/proc/self/ns/pid"));
+  CHECK(netns_inode(fmt::format("/proc/{}/ns/pid", a_sleeper(descendants))) == netns_inode("/proc/self/ns/pid"));
   ::kill(harness, SIGKILL);
   ::waitpid(harness, nullptr, 0);
   CHECK(all_gone_within(descendants, std::chrono::seconds(2)));
