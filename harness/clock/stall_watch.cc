@@ -108,17 +108,8 @@ double Stall::missed_ms() const {
   return std::max(0.0, length_ms() - (*interrupts + 2) * tick_ms);
 }
 
-double Stall::missed_within_ms(double from, double to) const {
-  const double overlap = std::min(to_ms, to) - std::max(from_ms, from);
-  if (overlap <= 0) return 0;
-  return std::max(0.0, missed_ms() - (length_ms() - overlap));
-}
-
 double Stall::held_within_ms(double from, double to) const {
-  const double overlap = std::min(to_ms, to) - std::max(from_ms, from);
-  if (overlap <= 0) return 0;
-  if (stopped || from_ms < from) return overlap;
-  return missed_within_ms(from, to);
+  return std::max(0.0, std::min(to_ms, to) - std::max(from_ms, from));
 }
 
 std::string Stall::describe() const {

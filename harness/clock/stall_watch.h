@@ -20,9 +20,8 @@
 // after a gap) tells them apart: a gap that took at most one interrupt where ticks
 // would have taken several is a stop (Stall::stopped); one that took fewer than its
 // ticks did not run for the ticks it missed (Stall::missed_ms). Ticks going on does not
-// mean timers ran on time: softirqs wait while kernel code runs with them off
-// (Stall::held_within_ms has the measurement). That time accounts for a late timer
-// (run/stall_doubt.h). It needs CAP_SYS_NICE for
+// mean timers ran on time, nor does a stop mean nothing ran (Stall::held_within_ms
+// has the measurements): every gap accounts for a late timer (run/stall_doubt.h). It needs CAP_SYS_NICE for
 // SCHED_FIFO; without it (a container, a user namespace) nothing is watched and note()
 // says so. Cost: 1000 short wake-ups per second per CPU, 100 reads of /proc/interrupts.
 //
@@ -50,36 +49,33 @@ struct Stall {
   int cpu = 0;
   double from_ms = 0;
   double to_ms = 0;
-  // The CPU took no more than one timer interrupt in it: it stopped (its timers with
-  // it). False: ticks went on, the CPU was only busy in the kernel. Unknown (no
-  // interrupt count readable): false.
+  // The CPU took no more than one timer interrupt in it: it looked stopped. False:
+  // ticks went on, the CPU looked busy in the kernel. Unknown (no interrupt count
+  // readable): false. Which it was does not say whether its timers ran (held_within_ms).
   bool stopped = false;
   // The local timer interrupts it took in the gap (LOC: ticks, and the hrtimers of any
   // task, this watch's own 1 ms sleeps among them), and the tick length (ms), when
   // counted. A CPU busy in the kernel takes at least every tick; fewer interrupts than
   // ticks means that for the ticks it did not take it did not run at all, or ran with
-  // interrupts off, so its timers waited too. (Seen in a soak: both CPUs "busy" for
-  // 1.24 s while keepalive ends came up to 1026 ms late; the count was not kept then.)
+  // interrupts off.
   std::optional<double> interrupts;
   double tick_ms = 0;
 
   double length_ms() const { return to_ms - from_ms; }
-  // How long the CPU surely did not run its timers in the gap: all of it when it
-  // stopped; else the ticks it took no interrupt for (two aside: the one that ended
-  // the gap, and one for where the count's edges fell); 0 when not counted.
+  // How long the gap went without timer interrupts: all of it for a stop; else the
+  // ticks it took none for (two aside: the one that ended the gap, and one for where
+  // the count's edges fell); 0 when not counted. For the description only.
   double missed_ms() const;
-  // Of that, what must lie within [from, to] (the rest may lie outside it).
-  double missed_within_ms(double from, double to) const;
-  // How long within [from, to] a timer due at `from` may have waited on this CPU: all
-  // of the overlap for a stop, and for any gap already under way at `from`; else
-  // missed_within_ms. A CPU in the kernel when a timer falls due may not run its timer
-  // softirq until the gap ends, ticks or not. Measured (soak idle-16): 160 keepalive
-  // callbacks due at 4382.8 ms into the run sent their probes in spurts at 4387.5,
-  // 4391, 4394.3 and 4397.2-4397.7 ms (141 of them), that is at the end of a 23.0 ms gap
-  // of their CPU that took 12 timer interrupts and had begun 8.1 ms before they were
-  // due (the other CPU ran on; a batch of 160 takes 0.2-1.2 ms in other runs). A gap
-  // that begins after `from` may be that timer's own work (a batch of callbacks keeps
-  // the CPU in the kernel), so only its missed ticks count.
+  // How long within [from, to] this CPU's timers may have waited: all of the gap that
+  // lies in it, whatever its kind. Neither kind says whether timers ran. Measured in
+  // one soak of 100 idle library runs (da8ac1e): 219 keepalive probes left while both
+  // CPUs were in gaps classed as stops; and twice timers due in a "busy" gap ran only
+  // at its end: in idle-16, 160 keepalive callbacks due at 4382.8 ms into the run sent
+  // their probes in spurts at 4387.5, 4391, 4394.3 and 4397.2-4397.7 ms (141 of them),
+  // the end of a 23.0 ms gap of their CPU with 12 timer interrupts in it (the other CPU
+  // ran on; a batch of 160 takes 0.2-1.2 ms in other runs); in a later soak's idle-41,
+  // user-timeout-short's two aborts, due from 4064.5 ms, came at 4088.4 ms, the very
+  // end of a 23.1 ms gap with 16 timer interrupts that began 0.8 ms after they were due.
   double held_within_ms(double from, double to) const;
   // "stopped: no timer interrupt", "busy in the kernel, 312 timer interrupts in it",
   // "ran in part: 12 timer interrupts in 310 ticks' time, 1184.0 ms not run".
@@ -98,9 +94,8 @@ bool gap_was_stop(double gap_ms, double interval_ms, std::uint64_t interrupts, i
 // The interrupts of those that fell in the gap, on the same count (at least 0).
 double ticks_in_gap(double gap_ms, double interval_ms, std::uint64_t interrupts, int hz);
 
-// The CPU whose timers may have waited longest within [from_ms, to_ms], a timer being
-// due at from_ms: each stall's Stall::held_within_ms, a CPU's stalls added up (cpu -1,
-// 0 ms: none did).
+// The CPU whose timers may have waited longest within [from_ms, to_ms]: each stall's
+// Stall::held_within_ms, a CPU's stalls added up (cpu -1, 0 ms: none did).
 struct CpuStalled {
   int cpu = -1;
   double ms = 0;

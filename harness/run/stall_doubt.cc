@@ -29,9 +29,7 @@ std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_
     what = fmt::format("the timer due to send probe {} fired", aborted_by->index + 1);
     then = " and, the user timeout having passed, aborted";
   }
-  // What held a CPU's timers back (Stall::held_within_ms): all of a stop or of a gap
-  // under way when the first late event fell due, and of a gap begun later the ticks it
-  // took no interrupt for.
+  // Any gap of one CPU may have held its timers back (Stall::held_within_ms).
   const double from = origin_ms + due, to = origin_ms + end;
   const auto most = most_stalled(all, from, to);
   if (most.cpu < 0 || most.ms < *late) return std::nullopt;
