@@ -2,6 +2,10 @@
 // a stall may account for (only lateness).
 #include <unistd.h>
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "harness/clock/stall_watch.h"
@@ -12,30 +16,39 @@ namespace {
 
 using namespace kah;
 
-// nginx-vanished-client nginx-1, scripts/soak.sh loaded run (both cores busy): probes 1
-// and 2 inside their windows, probe 3 at 4164.9 ms against [4074.4, 4084.5], and the
-// timeout, re-armed from that late callback, at 5194.5 ms against [5098.4, 5108.5].
-ConnectionResult late_nginx() {
+// A connection that expected a timeout within `window`, saw one at `at_ms` and was
+// failed; its probes checked.
+ConnectionResult failed_timeout(model::Window window, double at_ms, std::vector<evidence::ProbeCheck> probes) {
   ConnectionResult r;
   r.verdict = Verdict::fail;
   r.expected.outcome = ExpectedOutcome::timeout;
   r.expected.model_outcome = model::Outcome::timeout;
-  r.expected.window = {5098.4, 5108.5};
+  r.expected.window = window;
   r.observed.outcome = ObservedOutcome::timeout;
-  r.observed.at_ms = 5194.5;
+  r.observed.at_ms = at_ms;
   r.evidence.probes_checked = true;
-  const auto check = [](int index, double lo, double hi, double seen, evidence::ProbeVerdict v) {
-    evidence::ProbeCheck c;
-    c.index = index;
-    c.expected = model::Window{lo, hi};
-    c.seen_ms = seen;
-    c.verdict = v;
-    return c;
-  };
-  r.evidence.probe_checks = {check(0, 2026.4, 2036.5, 2030.5, evidence::ProbeVerdict::ok),
-                             check(1, 3050.4, 3060.5, 3050.5, evidence::ProbeVerdict::ok),
-                             check(2, 4074.4, 4084.5, 4164.9, evidence::ProbeVerdict::late)};
+  r.evidence.probe_checks = std::move(probes);
   return r;
+}
+
+// Probe index + 1, expected within [lo, hi], seen at `seen` (none: missing).
+evidence::ProbeCheck probe(int index, double lo, double hi, std::optional<double> seen,
+                           evidence::ProbeVerdict v = evidence::ProbeVerdict::ok) {
+  evidence::ProbeCheck c;
+  c.index = index;
+  c.expected = model::Window{lo, hi};
+  c.seen_ms = seen;
+  c.verdict = v;
+  return c;
+}
+
+// nginx-vanished-client nginx-1, scripts/soak.sh loaded run (both cores busy): probes 1
+// and 2 inside their windows, probe 3 at 4164.9 ms against [4074.4, 4084.5], and the
+// timeout, re-armed from that late callback, at 5194.5 ms against [5098.4, 5108.5].
+ConnectionResult late_nginx() {
+  return failed_timeout({5098.4, 5108.5}, 5194.5,
+                        {probe(0, 2026.4, 2036.5, 2030.5), probe(1, 3050.4, 3060.5, 3050.5),
+                         probe(2, 4074.4, 4084.5, 4164.9, evidence::ProbeVerdict::late)});
 }
 
 // haproxy-dead-client haproxy-2 (idle 2 s, interval 1 s, TCP_USER_TIMEOUT 3500 ms), the
@@ -43,24 +56,11 @@ ConnectionResult late_nginx() {
 // timer due to send probe 2 ([3027.3, 3037.4] ms) fired at 3901.6 ms, found the user
 // timeout passed and aborted: ETIMEDOUT 149.7 ms before [4051.3, 4061.4].
 ConnectionResult user_timeout_abort_from_late_firing() {
-  ConnectionResult r;
-  r.verdict = Verdict::fail;
-  r.expected.outcome = ExpectedOutcome::timeout;
-  r.expected.model_outcome = model::Outcome::timeout;
-  r.expected.window = {4051.3, 4061.4};
+  auto r = failed_timeout({4051.3, 4061.4}, 3901.6,
+                          {probe(0, 2003.3, 2013.4, 2003.4),
+                           probe(1, 3027.3, 3037.4, std::nullopt, evidence::ProbeVerdict::missing)});
   r.model_input.traffic = model::Traffic::idle;
   r.model_input.keepalive.user_timeout_ms = 3500;
-  r.observed.outcome = ObservedOutcome::timeout;
-  r.observed.at_ms = 3901.6;
-  r.evidence.probes_checked = true;
-  evidence::ProbeCheck p1, p2;
-  p1.index = 0;
-  p1.expected = model::Window{2003.3, 2013.4};
-  p1.seen_ms = 2003.4;
-  p2.index = 1;
-  p2.expected = model::Window{3027.3, 3037.4};
-  p2.verdict = evidence::ProbeVerdict::missing;
-  r.evidence.probe_checks = {p1, p2};
   return r;
 }
 
@@ -234,22 +234,8 @@ TEST_CASE("stall_doubt: a user-timeout abort from a late firing is not judged wh
 // before the abort was due, and failed the connection.
 TEST_CASE("measured (soak idle-41): a user timeout's abort released at the end of a busy gap is not judged",
           "[stall]") {
-  ConnectionResult r;
-  r.verdict = Verdict::fail;
-  r.expected.outcome = ExpectedOutcome::timeout;
-  r.expected.model_outcome = model::Outcome::timeout;
-  r.expected.window = {4064.5, 4074.6};
-  r.observed.outcome = ObservedOutcome::timeout;
-  r.observed.at_ms = 4088.4;
-  r.evidence.probes_checked = true;
-  evidence::ProbeCheck p1, p2;
-  p1.index = 0;
-  p1.expected = model::Window{2016.5, 2026.6};
-  p1.seen_ms = 2016.6;
-  p2.index = 1;
-  p2.expected = model::Window{3040.5, 3050.6};
-  p2.seen_ms = 3040.6;
-  r.evidence.probe_checks = {p1, p2};
+  const auto r =
+      failed_timeout({4064.5, 4074.6}, 4088.4, {probe(0, 2016.5, 2026.6, 2016.6), probe(1, 3040.5, 3050.6, 3040.6)});
   REQUIRE(lateness_only(r));
   CHECK(*lateness_only(r) == Approx(13.8));
   const double origin = 1126.9;  // t = 0, 1126.9 ms into the run
