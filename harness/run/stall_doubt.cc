@@ -34,10 +34,12 @@ std::optional<std::string> stall_doubt(const ConnectionResult& r, double origin_
   const auto most = most_stalled(all, from, to);
   if (most.cpu < 0 || most.ms < *late) return std::nullopt;
   const Stall* longest = nullptr;
+  double longest_ms = 0;
   for (const auto& s : all)
-    if (s.cpu == most.cpu && s.held_within_ms(from, to) > 0 &&
-        (!longest || s.held_within_ms(from, to) > longest->held_within_ms(from, to)))
+    if (const double ms = s.held_within_ms(from, to); s.cpu == most.cpu && ms > longest_ms) {
       longest = &s;
+      longest_ms = ms;
+    }
   const Stall& s = *longest;
   return fmt::format("{} {:.1f} ms late{} while the timers of CPU {} may have waited for {:.1f} ms in all "
                      "(longest gap {:.1f} ms, at {:.1f}..{:.1f} ms: a SCHED_FIFO thread there woke that late, {}), "
