@@ -25,7 +25,7 @@ widths = [c2["expected"]["latest_ms"] - c2["expected"]["earliest_ms"]
           if c2["expected"]["latest_ms"] is not None and c2["expected"]["outcome"] != "alive"]
 print(f"run {sys.argv[2]}: backend {run['backend']}, {len(cases) - verdicts.count('skip')} of {len(cases)} cases ran, "
       f"{verdicts.count('skip')} skipped, {verdicts.count('pass')} passed, "
-      f"{verdicts.count('fail')} failed, {verdicts.count('error')} errors; {run['wall_ms'] / 1000:.1f} s; "
+      f"{verdicts.count('fail')} failed, {verdicts.count('error')} errors, {verdicts.count('not-judged')} not judged; {run['wall_ms'] / 1000:.1f} s; "
       f"calibration {run['calibration']} ({run['calibration_note']}); "
       f"window widths median {statistics.median(widths):.1f} ms, max {max(widths):.1f} ms over {len(widths)} connections")
 PY

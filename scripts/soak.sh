@@ -2,7 +2,8 @@
 # Soak: can CI trust a verdict? Runs the case library N times on an idle machine, N
 # times with every core busy (stress-ng --cpu $(nproc), started here and stopped by
 # its pid), and N/5 times (at least once) two runs at once; then prints every false
-# verdict (a connection whose verdict is not pass) per case and connection, and for
+# verdict (a connection whose verdict is fail or error) per case and connection, then
+# apart those not judged (late while the machine held a CPU; not red), and for
 # each case/connection the smallest margin seen to each edge of its window:
 # observed - earliest and latest - observed, in ms (negative: outside). Copies of
 # one connection ("c1-v4#2") count as observations of "c1-v4". Also writes the margins

@@ -77,6 +77,7 @@ struct RunArgs {
   bool force = false;
   bool in_place = false;
   bool fail_on_skip = false;
+  bool fail_on_not_judged = false;
   bool keep_workdirs = false;
   std::vector<std::string> program_args;  // NAME=ARG, in order
   double max_duration_s = 600;
@@ -507,7 +508,7 @@ int run_command(const RunArgs& args, bool verbose) {
                options.keep_prefix);
   std::fflush(stdout);
   return kah::final_exit_code(signal != 0 ? kah::interrupted_exit_code(signal) : 0,
-                              kah::exit_code(run, args.fail_on_skip), written);
+                              kah::exit_code(run, {.skip = args.fail_on_skip, .not_judged = args.fail_on_not_judged}), written);
 }
 
 // The tuning `predict` reads: --sysctl-file FILEs in order, then the --sysctl
@@ -800,7 +801,11 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
       "failed case still exits 1 (the write error is printed); with every case passed it exits 2.\n"
       "A case the backend cannot run (backend local: routed topologies, [sysctl.*], link-down; IPv6 without ::1\n"
       "on lo) is skipped, saying what it needs and what the backend lacks; skips are no failure (exit 0 when all\n"
-      "that ran passed) unless --fail-on-skip. The line 'backends here' says how many cases each backend can run.");
+      "that ran passed) unless --fail-on-skip. The line 'backends here' says how many cases each backend can run.\n"
+      "A connection that missed its window by coming late while the machine measurably held the kernel (a CPU's\n"
+      "timer-watch thread woke that late, or the realtime clock stepped) gets verdict 'not-judged' (console DOUBT):\n"
+      "the message names what was measured and the failure it would have been. It is not red unless\n"
+      "--fail-on-not-judged; nothing early, no other outcome and no fault that landed late is ever excused.");
   cmd->add_option("--json", run.json, "write the result JSON to FILE")->type_name("FILE");
   cmd->add_option("--junit", run.junit, "write JUnit XML to FILE (one testsuite per case, one testcase per connection)")
       ->type_name("FILE");
@@ -838,6 +843,9 @@ CLI::App* add_run(CLI::App& app, RunArgs& run, bool& verbose) {
   cmd->add_flag("-v,--verbose", verbose, "print every connection, not only failures");
   cmd->add_flag("--fail-on-skip", run.fail_on_skip,
                 "exit 1 when a case was skipped (the backend lacks what it needs); by default skips are not failures");
+  cmd->add_flag("--fail-on-not-judged", run.fail_on_not_judged,
+                "exit 1 when a connection was not judged (late while the machine held a CPU or stepped the clock); by "
+                "default not red");
   cmd->add_flag("--dry-run", run.dry_run,
                     "load and check every case (model, file descriptors, --max-duration), print each case's "
                     "backend, predicted duration and windows, build nothing (exit 0 or 2)");
@@ -1021,6 +1029,9 @@ int kah::cli_main(int argc, const char* const* argv) {
       "margins", "false verdicts and margins to the window edges over result JSONs (run --json), and a page of them");
   margins_cmd->add_option("files", margins_files, "result JSON files, one per run")->required()->check(CLI::ExistingFile);
   margins_cmd->add_option("--html", margins_html, "write the margins page to FILE")->type_name("FILE");
+  margins_cmd->footer(
+      "Exit 0: no false verdict (connections not judged are listed apart and are not red), 1: a false verdict,\n"
+      "2: a file is not a result JSON.");
 
   AnalyzeArgs analyze;
   auto* analyze_cmd = add_analyze(app, analyze);

@@ -1,5 +1,6 @@
 #include "harness/cli/margins_cmd.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -29,7 +30,8 @@ int margins_command(const std::vector<std::string>& files, const std::string& ht
     write_margins_html(runs, html, fmt::format("kaharness margins: {} run{}", runs.size(), runs.size() == 1 ? "" : "s"));
     fmt::print("margins page: {}\n", html);
   }
-  return false_verdicts(runs).empty() ? 0 : 1;
+  const auto verdicts = false_verdicts(runs);
+  return std::none_of(verdicts.begin(), verdicts.end(), [](const FalseVerdict& f) { return f.red(); }) ? 0 : 1;
 }
 
 }  // namespace kah

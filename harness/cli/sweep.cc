@@ -64,6 +64,11 @@ SweepSummary summarize_sweep(const RunResult& run) {
     }
     for (const auto& r : c.connections) {
       if (r.verdict == Verdict::interrupted) continue;  // undecided: neither a hit nor a miss
+      if (r.verdict == Verdict::not_judged) {  // the machine held the kernel: neither a hit nor a miss
+        ++s.not_judged;
+        s.miss_messages.push_back(r.message);
+        continue;
+      }
       if (r.verdict == Verdict::error) {  // the harness could not test it (e.g. the fault came too late)
         ++s.errors;
         s.miss_messages.push_back(r.message);
@@ -99,11 +104,12 @@ std::string describe_sweep(const SweepSummary& s, const RunResult& run) {
       "sweep: {} connections in {} cases, {:.1f} s (kernel {}, HZ {}, {})\n"
       "  misses (outside the window or another outcome): {}\n"
       "  connections the harness could not test (errors): {}\n"
+      "  connections not judged (late while the machine held a CPU or stepped the clock): {}\n"
       "  window width: median {:.1f} ms ({:.2f} % of nominal), max {:.1f} ms ({:.2f} %)\n"
       "  where observations fall in their windows (earliest -> latest, tenths): {}\n",
       s.connections, run.cases.size(), run.wall_ms / 1000.0, run.kernel,
       run.hz ? std::to_string(*run.hz) : "unknown", calibration_text(run),
-      s.misses, s.errors, s.median_width_ms, s.median_width_pct, s.max_width_ms, s.max_width_pct,
+      s.misses, s.errors, s.not_judged, s.median_width_ms, s.median_width_pct, s.max_width_ms, s.max_width_pct,
       fmt::join(s.position_deciles, " "));
   out += fmt::format("  {}\n", kernel_trace_text(run));
   for (const auto& m : s.miss_messages) out += fmt::format("  miss: {}\n", m);
@@ -112,7 +118,7 @@ std::string describe_sweep(const SweepSummary& s, const RunResult& run) {
 
 nlohmann::json sweep_json(const SweepSummary& s, const RunResult& run) {
   return {{"connections", s.connections},     {"cases", run.cases.size()},
-          {"misses", s.misses},               {"errors", s.errors},
+          {"misses", s.misses},               {"errors", s.errors}, {"not_judged", s.not_judged},
           {"median_width_ms", s.median_width_ms}, {"median_width_pct", s.median_width_pct},
           {"max_width_ms", s.max_width_ms},   {"max_width_pct", s.max_width_pct},
           {"position_deciles", s.position_deciles}, {"miss_messages", s.miss_messages},

@@ -29,6 +29,7 @@ struct SweepSummary {
   int connections = 0;
   int misses = 0;   // observed outside the window, or another outcome
   int errors = 0;   // connections of cases that could not run
+  int not_judged = 0;  // missed while the machine held the kernel (not misses; Verdict::not_judged)
   double median_width_ms = 0, max_width_ms = 0;
   double median_width_pct = 0, max_width_pct = 0;  // of the nominal time
   // Where observations fall inside their windows: 10 bins from earliest to latest.

@@ -15,7 +15,7 @@
 // offset: the candidate instant must fall inside that offset's time and before the
 // stamp was read. One candidate: placed exactly. More than one: the stamp is
 // ambiguous (a backward step, or a forward step shorter than the bracket), and the
-// connections it times are not judged on it (runner: a harness error naming the step).
+// connections it times are not judged on it (runner: verdict not_judged, naming the step).
 //
 // Stamps are then expressed as "run realtime": CLOCK_MONOTONIC plus the offset at the
 // run's start (RealtimeSteps::reference()). Without a step that is the kernel's stamp

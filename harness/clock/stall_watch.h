@@ -73,7 +73,7 @@ struct Stall {
   // at its end: in idle-16, 160 keepalive callbacks due at 4382.8 ms into the run sent
   // their probes in spurts at 4387.5, 4391, 4394.3 and 4397.2-4397.7 ms (141 of them),
   // the end of a 23.0 ms gap of their CPU with 12 timer interrupts in it (the other CPU
-  // ran on; a batch of 160 takes 0.2-1.2 ms in other runs); in a later soak's idle-41,
+  // ran on; a batch of 160 takes 0.1-1.2 ms in other runs); in a later soak's idle-41,
   // user-timeout-short's two aborts, due from 4064.5 ms, came at 4088.4 ms, the very
   // end of a 23.1 ms gap with 16 timer interrupts that began 0.8 ms after they were due.
   double held_within_ms(double from, double to) const;

@@ -18,6 +18,7 @@ std::string to_string(Verdict v) {
     case Verdict::error: return "error";
     case Verdict::skip: return "skip";
     case Verdict::interrupted: return "interrupted";
+    case Verdict::not_judged: return "not-judged";
   }
   return "?";
 }
@@ -306,11 +307,17 @@ std::vector<SurvivalResult> judge_copies(const std::vector<ConnectionResult>& co
   return out;
 }
 
+void mark_not_judged(ConnectionResult& result, const std::string& who, const std::string& why) {
+  result.verdict = Verdict::not_judged;
+  result.message = fmt::format("{}: not judged: {}; the failure it would have been: {}", who, why, result.message);
+}
+
 Verdict case_verdict(const std::vector<ConnectionResult>& connections, const std::vector<SurvivalResult>& survival) {
   Verdict v = Verdict::pass;
   for (const auto& c : connections) {
     if (c.verdict == Verdict::error) return Verdict::error;
     if (c.verdict == Verdict::fail) v = Verdict::fail;
+    if (c.verdict == Verdict::not_judged && v == Verdict::pass) v = Verdict::not_judged;
   }
   for (const auto& s : survival)
     if (s.verdict == Verdict::fail) v = Verdict::fail;

@@ -39,8 +39,13 @@ void judge_survival(SurvivalResult& result);
 std::vector<SurvivalResult> judge_copies(const std::vector<ConnectionResult>& connections,
                                          std::optional<double> stated);
 
+// A failed connection the machine kept from being judged (`why`: what the harness
+// measured, e.g. a CPU held while it was due): verdict not_judged, and the message
+// keeps the failure it would have been. `who` is "file:line:col: connection NAME".
+void mark_not_judged(ConnectionResult& result, const std::string& who, const std::string& why);
+
 // A case passes only if every connection (and survival test) passes; error beats
-// fail beats pass.
+// fail beats not judged beats pass.
 Verdict case_verdict(const std::vector<ConnectionResult>& connections,
                      const std::vector<SurvivalResult>& survival = {});
 

@@ -19,7 +19,11 @@
 namespace kah {
 
 // interrupted: the run was stopped (SIGINT/SIGTERM) before this was decided.
-enum class Verdict { pass, fail, error, skip, interrupted };
+// not_judged: the observation missed the model's window, but the machine measurably kept
+// the kernel from running on time then (a CPU held, the realtime clock stepped): neither
+// a pass nor a kernel/model difference, so it does not make the run red unless asked
+// (`--fail-on-not-judged`). The harness's own failures (a fault that landed late) are errors.
+enum class Verdict { pass, fail, error, skip, interrupted, not_judged };
 std::string to_string(Verdict v);
 
 // closed: the program on this side closed the connection itself (its FIN), before any

@@ -40,7 +40,7 @@ h3 { font-size: 15px; margin: 0 0 6px; font-weight: 600; display: flex; gap: 8px
          letter-spacing: .04em; padding: 1px 6px; border-radius: 10px; color: #fff; }
 .badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
 .badge.error { background: var(--error); } .badge.skip { background: var(--skip); }
-.badge.interrupted { background: var(--skip); }
+.badge.interrupted, .badge.not-judged { background: var(--skip); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 th { font-weight: 600; color: var(--muted); font-size: 12px; }
@@ -580,7 +580,7 @@ std::string programs_html(const CaseResult& c) {
 }
 
 std::string html_report(const RunResult& run, const HtmlOptions& options) {
-  int counts[5] = {0, 0, 0, 0, 0};  // by Verdict
+  int counts[6] = {0, 0, 0, 0, 0, 0};  // by Verdict
   std::size_t connections = 0;
   for (const auto& c : run.cases) {
     ++counts[static_cast<int>(c.verdict)];
@@ -592,8 +592,8 @@ std::string html_report(const RunResult& run, const HtmlOptions& options) {
       "</head>\n<body>\n<main>\n<h1>{}</h1>\n",
       xml_text(options.title), kStyle, xml_text(options.title));
   s += fmt::format(
-      "<p class=\"meta\">kernel {} &#183; HZ {}{} &#183; {} case{}: {} passed, {} failed, {} error{}, {} skipped{} &#183; "
-      "{} connection{} &#183; {:.1f} s</p>\n",
+      "<p class=\"meta\">kernel {} &#183; HZ {}{} &#183; {} case{}: {} passed, {} failed, {} error{}, {} skipped{}{} "
+      "&#183; {} connection{} &#183; {:.1f} s</p>\n",
       xml_text(run.kernel.empty() ? "unknown" : run.kernel), run.hz ? std::to_string(*run.hz) : "unknown",
       run.hz_source.empty() ? "" : fmt::format(" ({})", xml_text(run.hz_source)), run.cases.size(),
       run.cases.size() == 1 ? "" : "s", counts[static_cast<int>(Verdict::pass)], counts[static_cast<int>(Verdict::fail)],
@@ -601,6 +601,9 @@ std::string html_report(const RunResult& run, const HtmlOptions& options) {
       counts[static_cast<int>(Verdict::skip)],
       counts[static_cast<int>(Verdict::interrupted)]
           ? fmt::format(", {} interrupted", counts[static_cast<int>(Verdict::interrupted)])
+          : "",
+      counts[static_cast<int>(Verdict::not_judged)]
+          ? fmt::format(", {} not judged", counts[static_cast<int>(Verdict::not_judged)])
           : "",
       connections, connections == 1 ? "" : "s", run.wall_ms / 1000.0);
 

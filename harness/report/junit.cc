@@ -69,6 +69,7 @@ Suite suite_of(const CaseResult& c) {
         break;
       }
       case Verdict::skip:
+      case Verdict::not_judged:   // not decided: the machine held the kernel
       case Verdict::interrupted:  // not decided: the run was stopped
         ++s.skipped;
         inner = r.message.empty() ? "      <skipped/>\n"

@@ -20,7 +20,7 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 Verdict verdict_from_string(const std::string& s) {
-  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::skip})
+  for (Verdict v : {Verdict::pass, Verdict::fail, Verdict::error, Verdict::skip, Verdict::interrupted, Verdict::not_judged})
     if (to_string(v) == s) return v;
   throw std::invalid_argument(fmt::format("unknown verdict '{}'", s));
 }
@@ -315,23 +315,39 @@ std::vector<double> pct_edges() {
   return {-kInf, 0, 10, 20, 30, 40, 50, 60, 70, 80, 90, std::nextafter(100.0, kInf), kInf};
 }
 
+namespace {
+
+// Grouped by case and copy-folded connection, at most 5 messages each.
+std::string list_by_connection(const std::vector<FalseVerdict>& list) {
+  std::map<std::pair<std::string, std::string>, std::vector<const FalseVerdict*>> by;
+  for (const auto& f : list) by[{f.case_name, fold_copy(f.connection)}].push_back(&f);
+  std::string s;
+  for (const auto& [key, group] : by) {
+    s += fmt::format("  {}/{}: {}\n", key.first, key.second, group.size());
+    for (std::size_t i = 0; i < group.size() && i < 5; ++i)
+      s += fmt::format("      {}: {} {}{}\n", group[i]->run, group[i]->connection, to_string(group[i]->verdict),
+                       group[i]->message.empty() ? "" : ": " + group[i]->message);
+    if (group.size() > 5) s += fmt::format("      ... {} more\n", group.size() - 5);
+  }
+  return s;
+}
+
+}  // namespace
+
 std::string margins_text(const std::vector<LabelledRun>& runs) {
   const auto obs = observations(runs);
-  const auto fv = false_verdicts(runs);
-  std::map<std::pair<std::string, std::string>, std::vector<const FalseVerdict*>> by;
-  for (const auto& f : fv) by[{f.case_name, fold_copy(f.connection)}].push_back(&f);
+  const auto all = false_verdicts(runs);
+  std::vector<FalseVerdict> fv, doubted;
+  for (const auto& f : all) (f.red() ? fv : doubted).push_back(f);
   const auto errors = std::count_if(fv.begin(), fv.end(), [](const FalseVerdict& f) { return f.verdict == Verdict::error; });
-  // Both make a run red; an error says the harness could not judge (and why), a failure
-  // that the kernel and the model disagreed.
-  std::string s = fmt::format("false verdicts over {} runs: {} ({} failed, {} not judged: error)\n", runs.size(),
-                              fv.size(), static_cast<long>(fv.size()) - errors, errors);
-  for (const auto& [key, list] : by) {
-    s += fmt::format("  {}/{}: {}\n", key.first, key.second, list.size());
-    for (std::size_t i = 0; i < list.size() && i < 5; ++i)
-      s += fmt::format("      {}: {} {}{}\n", list[i]->run, list[i]->connection, to_string(list[i]->verdict),
-                       list[i]->message.empty() ? "" : ": " + list[i]->message);
-    if (list.size() > 5) s += fmt::format("      ... {} more\n", list.size() - 5);
-  }
+  // Both make a run red; an error says the harness could not do its part (and why), a
+  // failure that the kernel and the model disagreed. Not judged is listed apart: late
+  // while the machine held the kernel, it does not make a run red.
+  std::string s = fmt::format("false verdicts over {} runs: {} ({} failed, {} errors)\n", runs.size(), fv.size(),
+                              static_cast<long>(fv.size()) - errors, errors);
+  s += list_by_connection(fv);
+  s += fmt::format("not judged (late while the machine held a CPU or stepped the clock; not red): {}\n", doubted.size());
+  s += list_by_connection(doubted);
   int misses = 0;
   for (const auto& o : obs) misses += o.miss();
   s += fmt::format(
@@ -347,7 +363,8 @@ std::string margins_text(const std::vector<LabelledRun>& runs) {
 
 std::string margins_html(const std::vector<LabelledRun>& runs, const std::string& title) {
   const auto obs = observations(runs);
-  const auto fv = false_verdicts(runs);
+  const auto fv = false_verdicts(runs);  // and the connections not judged, which are not red
+  const auto doubted = std::count_if(fv.begin(), fv.end(), [](const FalseVerdict& f) { return !f.red(); });
   int misses = 0;
   for (const auto& o : obs) misses += o.miss();
   std::string kernels;
@@ -360,9 +377,10 @@ std::string margins_html(const std::vector<LabelledRun>& runs, const std::string
   s += "<h1>" + xml_text(title) + "</h1>\n";
   s += fmt::format(
       "<p class=\"meta\">{} run{}, {} observation{} with a bounded window, <span class=\"{}\">{} missed</span>, "
-      "{} false verdict{}{}</p>\n",
-      runs.size(), runs.size() == 1 ? "" : "s", obs.size(), obs.size() == 1 ? "" : "s", misses ? "bad" : "",
-      misses, fv.size(), fv.size() == 1 ? "" : "s", kernels.empty() ? "" : "; kernel " + xml_text(kernels));
+      "{} false verdict{}, {} not judged{}</p>\n",
+      runs.size(), runs.size() == 1 ? "" : "s", obs.size(), obs.size() == 1 ? "" : "s", misses ? "bad" : "", misses,
+      static_cast<long>(fv.size()) - doubted, fv.size() - doubted == 1 ? "" : "s", doubted,
+      kernels.empty() ? "" : "; kernel " + xml_text(kernels));
 
   s += "<section class=\"panel\">\n<h2>Where each observation fell in its window</h2>\n";
   s += "<p class=\"legend\"><span><i style=\"background:#3b6fb6\"></i>inside, verdict pass</span>"
@@ -383,7 +401,7 @@ std::string margins_html(const std::vector<LabelledRun>& runs, const std::string
        "end timed by the event loop's wake-up 10 ms more, so a red bar can belong to a passing connection.</p>\n"
        "</section>\n";
 
-  s += "<section class=\"panel\">\n<h2>False verdicts</h2>\n";
+  s += "<section class=\"panel\">\n<h2>False verdicts, and connections not judged (not red)</h2>\n";
   if (fv.empty()) {
     s += "<p>None: every connection of every run passed.</p>\n";
   } else {

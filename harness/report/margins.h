@@ -65,11 +65,13 @@ std::vector<Observation> observations(const std::vector<LabelledRun>& runs);
 
 // A connection whose verdict is not pass (any outcome, window or not), or a program
 // whose expectations did not all pass (connection "program <name>", the message of
-// its first check with that verdict).
+// its first check with that verdict). One not judged (late while the machine held the
+// kernel) is listed too, but it did not make its run red.
 struct FalseVerdict {
   std::string run, case_name, connection;  // connection as named in the run
   Verdict verdict = Verdict::fail;
   std::string message;
+  bool red() const { return verdict != Verdict::not_judged; }
 };
 std::vector<FalseVerdict> false_verdicts(const std::vector<LabelledRun>& runs);
 

@@ -23,6 +23,7 @@ const char* verdict_tag(Verdict v) {
     case Verdict::error: return "ERROR";
     case Verdict::skip: return "SKIP ";
     case Verdict::interrupted: return "INTR ";
+    case Verdict::not_judged: return "DOUBT";
   }
   return "?    ";
 }
@@ -173,7 +174,7 @@ std::string kernel_trace_text(const RunResult& run) {
 }
 
 std::string console_summary(const RunResult& run) {
-  int passed = 0, failed = 0, errors = 0, skipped = 0, interrupted = 0, connections = 0;
+  int passed = 0, failed = 0, errors = 0, skipped = 0, interrupted = 0, not_judged = 0, connections = 0;
   for (const auto& c : run.cases) {
     connections += static_cast<int>(c.connections.size());
     passed += c.verdict == Verdict::pass;
@@ -181,11 +182,15 @@ std::string console_summary(const RunResult& run) {
     errors += c.verdict == Verdict::error;
     skipped += c.verdict == Verdict::skip;
     interrupted += c.verdict == Verdict::interrupted;
+    not_judged += c.verdict == Verdict::not_judged;
   }
   std::string out = fmt::format(
-      "{} cases: {} passed, {} failed, {} errors, {} skipped{}; {} connections; {:.1f} s (kernel {}, HZ {}, backend {}, "
+      "{} cases: {} passed, {} failed, {} errors, {} skipped{}{}; {} connections; {:.1f} s (kernel {}, HZ {}, backend {}, "
       "{})\n",
       run.cases.size(), passed, failed, errors, skipped, interrupted ? fmt::format(", {} interrupted", interrupted) : "",
+      not_judged ? fmt::format(", {} not judged (the machine held the kernel: not red unless --fail-on-not-judged)",
+                               not_judged)
+                 : "",
       connections, run.wall_ms / 1000.0, run.kernel, run.hz ? std::to_string(*run.hz) : std::string("unknown"),
       run.backend,
       calibration_text(run));
@@ -362,9 +367,10 @@ nlohmann::json result_json(const RunResult& run) {
           {"cases", cases}};
 }
 
-int exit_code(const RunResult& run, bool fail_on_skip) {
+int exit_code(const RunResult& run, RedAlso also) {
   for (const auto& c : run.cases)
-    if (c.verdict == Verdict::fail || c.verdict == Verdict::error || (fail_on_skip && c.verdict == Verdict::skip))
+    if (c.verdict == Verdict::fail || c.verdict == Verdict::error || (also.skip && c.verdict == Verdict::skip) ||
+        (also.not_judged && c.verdict == Verdict::not_judged))
       return 1;
   return 0;
 }

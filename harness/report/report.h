@@ -24,8 +24,15 @@ std::string kernel_trace_text(const RunResult& run);
 
 nlohmann::json result_json(const RunResult& run);
 
+// What else makes a run red besides failures and errors.
+struct RedAlso {
+  bool skip = false;        // --fail-on-skip: a case the backend could not run
+  bool not_judged = false;  // --fail-on-not-judged: a miss while the machine held the kernel
+};
+
 // Exit code of `kaharness run`: 0 all that ran passed, 1 a case failed (or could not
-// run); a skipped case (the backend lacks what it needs) fails only with `fail_on_skip`.
-int exit_code(const RunResult& run, bool fail_on_skip = false);
+// run); a skipped case (the backend lacks what it needs) and a case not judged (late
+// while the machine held a CPU or stepped the clock) fail only when `also` says so.
+int exit_code(const RunResult& run, RedAlso also = {});
 
 }  // namespace kah

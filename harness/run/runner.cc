@@ -665,18 +665,12 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
       r.verdict = Verdict::error;
       r.message = fmt::format("{}: connection {}: {}", tested[i].spec->where.str(), tested[i].name, *late);
     }
+    const auto who = fmt::format("{}: connection {}", tested[i].spec->where.str(), tested[i].name);
     if (r.verdict == Verdict::fail && seen)
-      if (auto doubt = clock_step_doubt(*seen, flow_key(tested[i], topology))) {
-        r.verdict = Verdict::error;
-        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
-                                tested[i].spec->where.str(), tested[i].name, *doubt, r.message);
-      }
+      if (auto doubt = clock_step_doubt(*seen, flow_key(tested[i], topology))) mark_not_judged(r, who, *doubt);
     if (r.verdict == Verdict::fail)
-      if (auto doubt = stall_doubt(r, tested[i].origin_ms, StallWatch::process().stalls(tested[i].origin_ms, monotonic_ms()))) {
-        r.verdict = Verdict::error;
-        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
-                                tested[i].spec->where.str(), tested[i].name, *doubt, r.message);
-      }
+      if (auto doubt = stall_doubt(r, tested[i].origin_ms, StallWatch::process().stalls(tested[i].origin_ms, monotonic_ms())))
+        mark_not_judged(r, who, *doubt);
     const bool write = !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass);
     if (seen && tested[i].link.client_port != 0 && write)
       write_connection_pcaps(r, *seen, flow_key(tested[i], topology), options.pcap_dir, c.name);
@@ -786,19 +780,14 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
       }
+    const auto who = fmt::format("{}: connection {}", conn.spec.where.str(), conn.spec.name);
     if (r.verdict == Verdict::fail && seen)
       if (auto doubt = clock_step_doubt(*seen, {conn.spec.family, conn.socket.local, conn.socket.remote,
-                                                conn.socket.local_port, conn.socket.remote_port})) {
-        r.verdict = Verdict::error;
-        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
-                                conn.spec.where.str(), conn.spec.name, *doubt, r.message);
-      }
+                                                conn.socket.local_port, conn.socket.remote_port}))
+        mark_not_judged(r, who, *doubt);
     if (r.verdict == Verdict::fail)
-      if (auto doubt = stall_doubt(r, conn.origin_ms, StallWatch::process().stalls(conn.origin_ms, monotonic_ms()))) {
-        r.verdict = Verdict::error;
-        r.message = fmt::format("{}: connection {}: not judged: {}; the failure it would have been: {}",
-                                conn.spec.where.str(), conn.spec.name, *doubt, r.message);
-      }
+      if (auto doubt = stall_doubt(r, conn.origin_ms, StallWatch::process().stalls(conn.origin_ms, monotonic_ms())))
+        mark_not_judged(r, who, *doubt);
     result.connections.push_back(std::move(r));
   }
   result.programs = program_results(c, set, conns, landing, until, stopped_at);

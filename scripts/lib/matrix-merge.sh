@@ -39,6 +39,7 @@ summary() {  # kernel folder
         passed: [$r.cases[]? | select(.verdict == "pass")] | length,
         failed: [$r.cases[]? | select(.verdict == "fail")] | length,
         errors: [$r.cases[]? | select(.verdict == "error")] | length,
+        not_judged: [$r.cases[]? | select(.verdict == "not-judged")] | length,
         skipped: [$r.cases[]? | select(.verdict == "skip" or .verdict == "interrupted")] | length,
         connections: [$r.cases[]?.connections[]?] | length,
         median_width_ms: ($widths | median | r1),

@@ -20,7 +20,7 @@ inline std::string read_text(const std::filesystem::path& p) {
 // not pass or skip, with its lines, and the summary from "N cases:" on. A whole
 // library's output is too long for a CI log's excerpt.
 inline std::string not_passed(const std::string& run_output) {
-  static const std::regex case_line(R"(^ {0,2}(PASS|FAIL|ERROR|SKIP|INTERRUPTED) )");
+  static const std::regex case_line(R"(^ {0,2}(PASS|FAIL|ERROR|SKIP|INTR|DOUBT) )");
   std::istringstream in(run_output);
   std::string line, out;
   bool keep = false, summary = false;

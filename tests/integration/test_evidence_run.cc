@@ -9,6 +9,7 @@
 #include "harness/judge/judge.h"
 #include "harness/clock/jiffies.h"
 #include "harness/run/runner.h"
+#include "passed.h"
 
 using namespace kah;
 
@@ -44,7 +45,7 @@ TEST_CASE("captures of a real run are classified, written, and a shifted probe w
 
   for (const auto& r : run.cases[0].connections) {
     INFO(r.name << ": " << r.message);
-    CHECK(r.verdict == Verdict::pass);
+    CHECK(kah::test::passed_or_held(r.verdict, r.message));
     REQUIRE(r.evidence.flow);
     const auto& flow = *r.evidence.flow;
     CHECK(flow.count == 3);
@@ -102,7 +103,7 @@ outcome = "eof"
   REQUIRE(run.cases[0].connections.size() == 2);
   for (const auto& r : run.cases[0].connections) {
     INFO(r.name << ": " << r.message);
-    CHECK(r.verdict == Verdict::pass);
+    CHECK(kah::test::passed_or_held(r.verdict, r.message));
     CHECK(r.observed.timed_by == "capture");
     REQUIRE(r.observed.woke_at_ms);
     CHECK(*r.observed.woke_at_ms >= r.observed.at_ms);  // the event loop read it after it arrived

@@ -21,6 +21,7 @@
 #include "root_snapshot.h"
 
 #include "read_text.h"
+#include "passed.h"
 
 namespace fs = std::filesystem;
 
@@ -68,7 +69,7 @@ TEST_CASE("validate: the fast-failover file, measured inside its windows on both
   int scaled = 0, real = 0;
   for (const auto& s : j["scenarios"]) {
     INFO(s.dump());
-    CHECK(s["verdict"] == "pass");
+    CHECK(kah::test::passed_or_held(s));
     s["scaling"].is_null() ? ++real : ++scaled;
     // Measured at the file's own values: inside the window predicted at those values.
     for (const auto& c : j["run"]["cases"]) {

@@ -87,19 +87,48 @@ TEST_CASE("a second signal exits at once with 128 + the signal", "[interrupt]") 
   CHECK(WEXITSTATUS(status) == 130);
 }
 
-TEST_CASE("an interrupted sweep counts only the connections decided before the stop", "[interrupt][sweep]") {
-  ConnectionResult decided;
-  decided.verdict = Verdict::pass;
-  decided.expected.window = {1000, 1010};
-  decided.observed.at_ms = 1005;
-  ConnectionResult open = decided;
-  mark_interrupted(open, 700);
+namespace {
+
+// A connection that passed, inside its window [1000, 1010] ms.
+ConnectionResult passed_at_1005() {
+  ConnectionResult r;
+  r.verdict = Verdict::pass;
+  r.expected.window = {1000, 1010};
+  r.observed.at_ms = 1005;
+  return r;
+}
+
+// A sweep's run of one case of those connections.
+RunResult one_case(Verdict v, std::vector<ConnectionResult> connections) {
   CaseResult c;
-  c.verdict = Verdict::interrupted;
-  c.connections = {decided, open};
+  c.verdict = v;
+  c.connections = std::move(connections);
   RunResult run;
   run.cases = {c};
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("an interrupted sweep counts only the connections decided before the stop", "[interrupt][sweep]") {
+  ConnectionResult open = passed_at_1005();
+  mark_interrupted(open, 700);
+  const auto s = summarize_sweep(one_case(Verdict::interrupted, {passed_at_1005(), open}));
+  CHECK(s.connections == 1);
+  CHECK(s.misses == 0);
+}
+
+TEST_CASE("a sweep counts connections not judged apart: neither hits nor misses", "[sweep]") {
+  ConnectionResult held = passed_at_1005();
+  held.observed.at_ms = 1016.5;
+  held.verdict = Verdict::not_judged;
+  held.message = "c: not judged: it came 6.5 ms late <CPU 1>";
+  const auto run = one_case(Verdict::not_judged, {passed_at_1005(), held});
   const auto s = summarize_sweep(run);
   CHECK(s.connections == 1);
   CHECK(s.misses == 0);
+  CHECK(s.not_judged == 1);
+  CHECK(s.miss_messages == std::vector<std::string>{held.message});
+  CHECK(describe_sweep(s, run).find("connections not judged (late while the machine held a CPU or stepped the clock): 1") !=
+        std::string::npos);
 }

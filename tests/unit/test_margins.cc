@@ -248,3 +248,24 @@ TEST_CASE("margins: a program whose expectation failed is a false verdict", "[re
   CHECK(f.message == "curl-server-hangs.toml:32:1: program curl-v4: expected a line <early>");
   CHECK_THAT(margins_text({{"pair-3-a", run}}), Catch::Contains("program curl-v4 fail: curl-server-hangs.toml:32:1"));
 }
+
+// A connection not judged (late while the machine held a CPU) did not make its run red:
+// listed apart, and `kaharness margins` exits 0 for it.
+TEST_CASE("margins: a connection not judged is listed apart and is not a false verdict", "[report][margins]") {
+  auto runs = sample_runs();
+  RunResult run = runs[0].run;
+  run.cases[0].connections[1] = conn("c1-v6", 5000, 5100, 5106.5, Verdict::not_judged);
+  run.cases[0].connections[1].message = "c1-v6: not judged: it came 6.5 ms late <CPU 1>";
+  run.cases[0].verdict = Verdict::not_judged;
+  const auto back = run_result_from_json(result_json(run));
+  CHECK(back.cases[0].connections[1].verdict == Verdict::not_judged);
+  const auto fv = false_verdicts({{"idle-7", back}});
+  REQUIRE(fv.size() == 1);
+  CHECK_FALSE(fv[0].red());
+  const auto text = margins_text({{"idle-7", back}});
+  CHECK_THAT(text, Catch::Contains("false verdicts over 1 runs: 0 (0 failed, 0 errors)"));
+  CHECK_THAT(text, Catch::Contains("not judged (late while the machine held a CPU or stepped the clock; not red): 1\n"
+                                   "  peer-power-off/c1-v6: 1\n      idle-7: c1-v6 not-judged: c1-v6: not judged"));
+  CHECK_THAT(margins_html({{"idle-7", back}}, "t"), Catch::Contains("0 false verdicts, 1 not judged"));
+  CHECK(xml_problem(margins_html({{"idle-7", back}}, "t")).empty());
+}

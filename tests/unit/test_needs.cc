@@ -166,5 +166,5 @@ TEST_CASE("a skipped case: SKIP with its reason, JSON reason, JUnit skipped, cou
                             "offers none\"/>"));
   CHECK(has(junit_xml(run), "skipped=\"1\""));
   CHECK(exit_code(run) == 0);
-  CHECK(exit_code(run, true) == 1);
+  CHECK(exit_code(run, {.skip = true}) == 1);
 }

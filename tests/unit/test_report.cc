@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include "harness/report/junit.h"
 #include "harness/report/report.h"
 
 using namespace kah;
@@ -75,6 +76,30 @@ TEST_CASE("exit code is 1 when any case failed or could not run", "[report]") {
   CHECK(exit_code(run) == 1);
   run.cases[0].verdict = Verdict::error;
   CHECK(exit_code(run) == 1);
+}
+
+TEST_CASE("a case not judged: DOUBT on the console, counted, JSON not-judged, JUnit skipped, exit 0 unless asked",
+          "[report]") {
+  auto run = sample_run();
+  auto& c = run.cases[0];
+  c.connections[0].verdict = Verdict::not_judged;
+  c.connections[0].message = "cases/peer-blackhole.toml:9:1: connection c1: not judged: it came 6.5 ms late <CPU 1>";
+  c.verdict = Verdict::not_judged;
+  CHECK(console_case(c, false).find("DOUBT peer-blackhole") != std::string::npos);
+  CHECK(console_case(c, false).find("not judged: it came 6.5 ms late") != std::string::npos);
+  CHECK(console_summary(run).find("0 passed, 0 failed, 0 errors, 0 skipped, 1 not judged") != std::string::npos);
+  const auto j = result_json(run);
+  CHECK(j.at("cases").at(0).at("verdict") == "not-judged");
+  CHECK(j.at("cases").at(0).at("connections").at(0).at("verdict") == "not-judged");
+  const auto xml = junit_xml(run);
+  CHECK(xml.find("<skipped message=\"cases/peer-blackhole.toml:9:1: connection c1: not judged") != std::string::npos);
+  CHECK(xml.find("failures=\"0\" errors=\"0\"") != std::string::npos);
+  CHECK(exit_code(run) == 0);
+  CHECK(exit_code(run, {.not_judged = true}) == 1);
+  CHECK(exit_code(run, {.skip = true}) == 0);
+  c.connections[1].verdict = Verdict::fail;
+  c.verdict = Verdict::fail;
+  CHECK(exit_code(run) == 1);  // a failure beside it is red as ever
 }
 
 TEST_CASE("result JSON: an open-ended window is null; survival and middlebox evidence", "[report]") {
