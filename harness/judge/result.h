@@ -153,7 +153,8 @@ struct ProgramResult {
   double started_ms = 0;  // from the fault (negative)
   std::optional<double> ready_ms;
   std::optional<int> exit_status;  // 128 + N: killed by signal N
-  std::optional<double> exited_ms;
+  std::optional<double> exited_ms;  // when its parent in the harness's chain (init, warden) reaped it
+  std::optional<double> keeper_reaped_ms;  // when the harness reaped the chain's top (the keeper)
   // The earliest last segment its judged connections received before the fault, from
   // the fault (negative: that long before it); unknown without connections.
   std::optional<double> last_received_ms;

@@ -319,6 +319,7 @@ nlohmann::json program_json(const ProgramResult& p) {
   if (p.ready_ms) j["ready_ms"] = round1(*p.ready_ms);
   if (p.exit_status) j["exit_status"] = *p.exit_status;
   if (p.exited_ms) j["exited_ms"] = round1(*p.exited_ms);
+  if (p.keeper_reaped_ms) j["keeper_reaped_ms"] = round1(*p.keeper_reaped_ms);
   if (p.last_received_ms) j["last_received_ms"] = round1(*p.last_received_ms);
   return j;
 }

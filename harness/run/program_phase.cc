@@ -574,6 +574,7 @@ std::vector<ProgramResult> program_results(const Case& c, const ProgramSet& set,
     if (const auto exit = program.exit()) {
       r.exit_status = exit->status;
       r.exited_ms = exit->at_ms - fault_at;
+      r.keeper_reaped_ms = exit->reaped_ms - fault_at;
     }
     r.stopped_by_harness = !r.exit_status;
     for (const auto& conn : conns) {

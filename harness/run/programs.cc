@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
@@ -55,6 +56,18 @@ void say(const char* text) {
   }
 }
 
+// The fd the init or warden tells the harness on, once it has reaped the program: the
+// CLOCK_MONOTONIC instant, in ns (8 bytes). Close-on-exec: the program never holds it.
+constexpr int kReapedFd = 4;
+
+void report_reaped() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  const std::int64_t ns = static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+  if (::write(kReapedFd, &ns, sizeof ns) < 0) {  // the harness gone: nothing to tell
+  }
+}
+
 // Waits for `child`, reaping any other process that ends meanwhile (the init of a
 // PID namespace inherits its orphans), and returns its status as an exit code.
 int wait_for(pid_t child) {
@@ -94,7 +107,9 @@ int wait_for(pid_t child) {
   g_forward_to_group = 1;
   g_forward_to = program;
   forward_stop_signals();
-  _exit(wait_for(program));
+  const int code = wait_for(program);
+  report_reaped();  // before the namespace's other processes are killed and reaped
+  _exit(code);
 }
 
 // ---- the warden (Launch::pid_namespace false): no PID namespace to kill the program's
@@ -191,7 +206,10 @@ void kill_subtree() {
         code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       }
     }
-    if (program_ended) break;
+    if (program_ended) {
+      report_reaped();  // before its subtree is killed
+      break;
+    }
   }
   kill_subtree();
   _exit(code);
@@ -200,7 +218,7 @@ void kill_subtree() {
 struct ChildSetup {
   pid_t parent;
   bool pid_namespace;
-  int ns, devnull, out, err, started;
+  int ns, devnull, out, err, started, reaped;
   const char* path;
   char* const* argv;
   char* const* envp;
@@ -221,9 +239,12 @@ struct ChildSetup {
     _exit(127);
   }
   // Nothing of the harness stays open here: another case's socket held by this
-  // process would not close when its case closes it.
+  // process would not close when its case closes it. The reaped pipe goes to
+  // kReapedFd by way of a free descriptor (it may be 3 itself), close-on-exec.
+  const int reaped = ::fcntl(s.reaped, F_DUPFD_CLOEXEC, kReapedFd + 1);
   const int started = ::dup2(s.started, 3);
-  ::close_range(4, ~0U, 0);
+  if (reaped < 0 || ::dup3(reaped, kReapedFd, O_CLOEXEC) != kReapedFd) _exit(127);
+  ::close_range(kReapedFd + 1, ~0U, 0);
   const char byte = 1;
   if (started != 3 || ::write(3, &byte, 1) != 1) _exit(127);
   ::close(3);
@@ -292,6 +313,7 @@ std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
   auto [out_read, out_write] = make_pipe(context + ": cannot make its stdout pipe");
   auto [err_read, err_write] = make_pipe(context + ": cannot make its stderr pipe");
   auto [started_read, started_write] = make_pipe(context + ": cannot make a pipe");
+  auto [reaped_read, reaped_write] = make_pipe(context + ": cannot make a pipe");
   const UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!devnull) throw_errno(context + ": cannot open /dev/null");
 
@@ -301,7 +323,7 @@ std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
   const std::string path = launch.executable.string();
   const std::string workdir = launch.workdir.string();
   const ChildSetup setup{::getpid(), launch.pid_namespace, launch.pid_namespace ? launch.ns->fd() : -1,
-                         devnull.get(), out_write.get(), err_write.get(), started_write.get(),
+                         devnull.get(), out_write.get(), err_write.get(), started_write.get(), reaped_write.get(),
                          path.c_str(), argv.get(), env.get(), workdir.c_str()};
   const double started = monotonic_ms();
   auto gate = hold_for_fork();  // until the keeper has closed what it inherited (fork_gate.h)
@@ -317,11 +339,13 @@ std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
     throw_errno(err, context + ": cannot open a pidfd");
   }
   std::unique_ptr<RunningProgram> program(new RunningProgram(launch.name, pid, std::move(pidfd), std::move(out_read),
-                                                             std::move(err_read), launch.workdir));
+                                                             std::move(err_read), std::move(reaped_read),
+                                                             launch.workdir));
   program->started_ms_ = started;
   out_write.reset();
   err_write.reset();
   started_write.reset();
+  reaped_write.reset();
   char byte = 0;
   ssize_t n;
   while ((n = ::read(started_read.get(), &byte, 1)) < 0 && errno == EINTR) {
@@ -332,12 +356,13 @@ std::unique_ptr<RunningProgram> RunningProgram::start(const Launch& launch) {
 }
 
 RunningProgram::RunningProgram(std::string name, pid_t pid, UniqueFd pidfd, UniqueFd out, UniqueFd err,
-                               std::filesystem::path workdir)
+                               UniqueFd reaped, std::filesystem::path workdir)
     : name_(std::move(name)),
       pid_(pid),
       pidfd_(std::move(pidfd)),
       out_(std::move(out)),
       err_(std::move(err)),
+      reaped_(std::move(reaped)),
       wake_(::eventfd(0, EFD_CLOEXEC)),
       workdir_(std::move(workdir)) {
   if (!wake_) throw_errno("cannot make an eventfd");
@@ -379,13 +404,19 @@ void RunningProgram::take_output(int fd, const std::string& stream, std::string&
 void RunningProgram::monitor() {
   std::ofstream out_file(stdout_file(), std::ios::binary), err_file(stderr_file(), std::ios::binary);
   std::string out_partial, err_partial;
-  bool out_open = true, err_open = true, reaped = false;
+  bool out_open = true, err_open = true, reaped = false, report_open = true;
+  std::optional<double> program_reaped_ms;  // when the init (or warden) reaped the program
   while (out_open || err_open || !reaped) {
-    pollfd fds[4] = {{out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+    pollfd fds[5] = {{out_.get(), POLLIN, 0},
+                     {err_.get(), POLLIN, 0},
+                     {pidfd_.get(), POLLIN, 0},
+                     {wake_.get(), POLLIN, 0},
+                     {reaped_.get(), POLLIN, 0}};
     if (!out_open) fds[0].fd = -1;
     if (!err_open) fds[1].fd = -1;
     if (reaped) fds[2].fd = -1;
-    if (::poll(fds, 4, -1) < 0) {
+    if (!report_open) fds[4].fd = -1;
+    if (::poll(fds, 5, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -400,11 +431,21 @@ void RunningProgram::monitor() {
     };
     drain(fds[0], "stdout", out_partial, out_file, out_open);
     drain(fds[1], "stderr", err_partial, err_file, err_open);
+    // Written before the init exits, so it is readable by the time the keeper is.
+    if (fds[4].revents != 0) {
+      std::int64_t ns = 0;
+      if (::read(reaped_.get(), &ns, sizeof ns) == static_cast<ssize_t>(sizeof ns))
+        program_reaped_ms = static_cast<double>(ns) / 1e6;
+      else
+        report_open = false;  // end of file: every holder exited
+    }
     if (fds[2].revents != 0) {
       siginfo_t info{};
       if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd_.get()), &info, WEXITED) == 0) {
+        const double now = monotonic_ms();
         std::lock_guard lock(mutex_);
-        exit_ = ProgramExit{monotonic_ms(), info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status};
+        exit_ = ProgramExit{program_reaped_ms.value_or(now),
+                            info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status, now};
         reaped = true;
         changed_.notify_all();
       }

@@ -13,7 +13,9 @@
 // program itself runs as an ordinary process (pid 2, its own process group, default
 // signal dispositions and mask). SIGTERM to the keeper is passed down to the
 // program's process group; the keeper exits with the program's status (128 + N when
-// signal N killed it).
+// signal N killed it). The init tells the harness when it reaped the program (a pipe),
+// which is the program's exit instant: the keeper's own exit comes after the kernel has
+// killed and reaped the rest of the namespace, two wake-ups later.
 //
 // Without CAP_SYS_ADMIN (backend local: Launch::pid_namespace false) the keeper
 // neither enters a namespace (the program runs in the harness's own) nor makes a PID
@@ -56,8 +58,11 @@ struct OutputLine {
 };
 
 struct ProgramExit {
-  double at_ms = 0;  // CLOCK_MONOTONIC when it was reaped
-  int status = 0;    // the exit status (128 + N: killed by signal N)
+  // CLOCK_MONOTONIC when it exited: when its parent (the init or the warden) reaped it,
+  // one wake-up after the kernel; when that is not known, `reaped_ms`.
+  double at_ms = 0;
+  int status = 0;         // the exit status (128 + N: killed by signal N)
+  double reaped_ms = 0;   // when the harness reaped the keeper, the end of the chain
 };
 
 struct Launch {
@@ -107,14 +112,16 @@ class RunningProgram {
   std::string tail(std::size_t n) const;
 
  private:
-  RunningProgram(std::string name, pid_t pid, UniqueFd pidfd, UniqueFd out, UniqueFd err,
+  RunningProgram(std::string name, pid_t pid, UniqueFd pidfd, UniqueFd out, UniqueFd err, UniqueFd reaped,
                  std::filesystem::path workdir);
   void monitor();  // the thread: reads both pipes, reaps
   void take_output(int fd, const std::string& stream, std::string& partial, std::ofstream& file);
 
   std::string name_;
   pid_t pid_;
-  UniqueFd pidfd_, out_, err_, wake_;  // wake_: an eventfd that ends monitor()
+  UniqueFd pidfd_, out_, err_;
+  UniqueFd reaped_;  // the init's or warden's report of when it reaped the program
+  UniqueFd wake_;    // an eventfd that ends monitor()
   std::filesystem::path workdir_;
   double started_ms_ = 0;
   mutable std::mutex mutex_;
