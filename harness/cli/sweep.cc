@@ -112,7 +112,8 @@ std::string describe_sweep(const SweepSummary& s, const RunResult& run) {
       s.misses, s.errors, s.not_judged, s.median_width_ms, s.median_width_pct, s.max_width_ms, s.max_width_pct,
       fmt::join(s.position_deciles, " "));
   out += fmt::format("  {}\n", kernel_trace_text(run));
-  for (const auto& m : s.miss_messages) out += fmt::format("  miss: {}\n", m);
+  // Misses, errors and connections not judged alike: each message says which it is.
+  for (const auto& m : s.miss_messages) out += fmt::format("  not passed: {}\n", m);
   return out;
 }
 

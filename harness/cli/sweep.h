@@ -34,7 +34,7 @@ struct SweepSummary {
   double median_width_pct = 0, max_width_pct = 0;  // of the nominal time
   // Where observations fall inside their windows: 10 bins from earliest to latest.
   std::vector<int> position_deciles;
-  std::vector<std::string> miss_messages;
+  std::vector<std::string> miss_messages;  // of every connection that did not pass: misses, errors, not judged
 };
 
 SweepSummary summarize_sweep(const RunResult& run);

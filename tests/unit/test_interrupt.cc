@@ -129,6 +129,8 @@ TEST_CASE("a sweep counts connections not judged apart: neither hits nor misses"
   CHECK(s.misses == 0);
   CHECK(s.not_judged == 1);
   CHECK(s.miss_messages == std::vector<std::string>{held.message});
-  CHECK(describe_sweep(s, run).find("connections not judged (late while the machine held a CPU or stepped the clock): 1") !=
-        std::string::npos);
+  const auto text = describe_sweep(s, run);
+  CHECK(text.find("connections not judged (late while the machine held a CPU or stepped the clock): 1") != std::string::npos);
+  CHECK(text.find("  not passed: c: not judged: it came 6.5 ms late") != std::string::npos);
+  CHECK(text.find("miss: c: not judged") == std::string::npos);  // it is no miss
 }
