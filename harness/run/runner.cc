@@ -651,6 +651,17 @@ void attach_kernel_timing(std::vector<ConnectionResult>& results, const std::vec
 // ---- judge -----------------------------------------------------------------------
 
 
+// A failure the machine may have caused is not judged: capture stamps a realtime step
+// left ambiguous, or lateness while a CPU's timers were held (stall_doubt.h).
+void doubt_failure(ConnectionResult& r, const SourcePos& where, const std::string& name,
+                   const std::optional<CaseCaptures>& seen, const FlowKey& key, double origin_ms) {
+  if (r.verdict != Verdict::fail) return;
+  std::optional<std::string> doubt;
+  if (seen) doubt = clock_step_doubt(*seen, key);
+  if (!doubt) doubt = stall_doubt(r, origin_ms, StallWatch::process().stalls(origin_ms, monotonic_ms()));
+  if (doubt) mark_not_judged(r, fmt::format("{}: connection {}", where.str(), name), *doubt);
+}
+
 void judge(CaseResult& result, const Case& c, const Topology& topology, const std::vector<Tested>& tested,
            const FaultLanding& landing, const std::optional<CaseCaptures>& seen, const RunOptions& options) {
   for (std::size_t i = 0; i < result.connections.size(); ++i) {
@@ -665,12 +676,7 @@ void judge(CaseResult& result, const Case& c, const Topology& topology, const st
       r.verdict = Verdict::error;
       r.message = fmt::format("{}: connection {}: {}", tested[i].spec->where.str(), tested[i].name, *late);
     }
-    const auto who = fmt::format("{}: connection {}", tested[i].spec->where.str(), tested[i].name);
-    if (r.verdict == Verdict::fail && seen)
-      if (auto doubt = clock_step_doubt(*seen, flow_key(tested[i], topology))) mark_not_judged(r, who, *doubt);
-    if (r.verdict == Verdict::fail)
-      if (auto doubt = stall_doubt(r, tested[i].origin_ms, StallWatch::process().stalls(tested[i].origin_ms, monotonic_ms())))
-        mark_not_judged(r, who, *doubt);
+    doubt_failure(r, tested[i].spec->where, tested[i].name, seen, flow_key(tested[i], topology), tested[i].origin_ms);
     const bool write = !options.pcap_dir.empty() && (options.pcap_all || r.verdict != Verdict::pass);
     if (seen && tested[i].link.client_port != 0 && write)
       write_connection_pcaps(r, *seen, flow_key(tested[i], topology), options.pcap_dir, c.name);
@@ -780,14 +786,10 @@ void collect_programs(const Case& c, CaseResult& result, const Topology& topolog
         r.verdict = Verdict::error;
         r.message = fmt::format("{}: connection {}: {}", conn.spec.where.str(), conn.spec.name, *late);
       }
-    const auto who = fmt::format("{}: connection {}", conn.spec.where.str(), conn.spec.name);
-    if (r.verdict == Verdict::fail && seen)
-      if (auto doubt = clock_step_doubt(*seen, {conn.spec.family, conn.socket.local, conn.socket.remote,
-                                                conn.socket.local_port, conn.socket.remote_port}))
-        mark_not_judged(r, who, *doubt);
-    if (r.verdict == Verdict::fail)
-      if (auto doubt = stall_doubt(r, conn.origin_ms, StallWatch::process().stalls(conn.origin_ms, monotonic_ms())))
-        mark_not_judged(r, who, *doubt);
+    doubt_failure(r, conn.spec.where, conn.spec.name, seen,
+                  {conn.spec.family, conn.socket.local, conn.socket.remote, conn.socket.local_port,
+                   conn.socket.remote_port},
+                  conn.origin_ms);
     result.connections.push_back(std::move(r));
   }
   result.programs = program_results(c, set, conns, landing, until, stopped_at);
